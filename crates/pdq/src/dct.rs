@@ -1,0 +1,273 @@
+//! Everything after the 64×64 downsample: the quality metric, the 16×16 DCT, the median
+//! threshold and the dihedral transforms.
+//!
+//! Each function performs the same IEEE-754 single-precision operations, in the same order, as
+//! Meta's `pdqhashing.cpp`; that is what makes the hash bit-exact. Vectorising across independent
+//! outputs is allowed (it does not change any single result), reassociating a sum is not, and
+//! neither is a fused multiply-add (Rust never contracts `a * b + c` on its own).
+
+use crate::hash::Hash256;
+use std::sync::OnceLock;
+
+/// The 16×64 DCT-II matrix PDQ uses: rows 1..=16 of the 64-point DCT basis.
+///
+/// Meta computes `float(sqrt(2/64)) * cos(π/128 · (i+1) · (2j+1))` in double precision and
+/// rounds each entry to `float`; so do we.
+pub(crate) fn dct_matrix() -> &'static [[f32; 64]; 16] {
+    static M: OnceLock<[[f32; 64]; 16]> = OnceLock::new();
+    M.get_or_init(|| {
+        let scale = (2.0f64 / 64.0).sqrt() as f32;
+        let mut m = [[0f32; 64]; 16];
+        for (i, row) in m.iter_mut().enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                let arg = (std::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
+                *x = (scale as f64 * arg.cos()) as f32;
+            }
+        }
+        m
+    })
+}
+
+/// The DCT matrix transposed to `[k][j]`, so the second product can be vectorised over `j`.
+fn dct_matrix_t() -> &'static [[f32; 16]; 64] {
+    static M: OnceLock<[[f32; 16]; 64]> = OnceLock::new();
+    M.get_or_init(|| {
+        let d = dct_matrix();
+        let mut t = [[0f32; 16]; 64];
+        for (k, row) in t.iter_mut().enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = d[j][k];
+            }
+        }
+        t
+    })
+}
+
+/// Meta's image-domain quality metric (0..=100) on the 64×64 downsample.
+///
+/// Each neighbouring difference is scaled, truncated to an integer, and the absolute values are
+/// summed; the sum over 90 is capped at 100. The `pdqhash` Rust crate sums floats instead and
+/// overestimates; this is the integer version Meta ships.
+pub fn quality(a: &[[f32; 64]; 64]) -> u8 {
+    let mut sum: i32 = 0;
+    for i in 0..63 {
+        for j in 0..64 {
+            let d = (((a[i][j] - a[i + 1][j]) * 100.0) / 255.0) as i32;
+            sum += d.abs();
+        }
+    }
+    for row in a.iter() {
+        for j in 0..63 {
+            let d = (((row[j] - row[j + 1]) * 100.0) / 255.0) as i32;
+            sum += d.abs();
+        }
+    }
+    (sum / 90).min(100) as u8
+}
+
+/// `B = D · A · Dᵀ`: the 16×16 low-frequency corner of the 2-D DCT of the 64×64 downsample.
+///
+/// Both products accumulate over `k = 0..64` in order, starting from `0.0`, exactly as
+/// `dct64To16` does; the loops below are vectorised across output columns only.
+pub fn dct64_to_16(a: &[[f32; 64]; 64]) -> [[f32; 16]; 16] {
+    let d = dct_matrix();
+    let dt = dct_matrix_t();
+    let mut t = [[0f32; 64]; 16];
+    for (i, trow) in t.iter_mut().enumerate() {
+        for (k, arow) in a.iter().enumerate() {
+            let c = d[i][k];
+            for j in 0..64 {
+                trow[j] += c * arow[j];
+            }
+        }
+    }
+    let mut b = [[0f32; 16]; 16];
+    for (i, brow) in b.iter_mut().enumerate() {
+        for (k, dtrow) in dt.iter().enumerate() {
+            let c = t[i][k];
+            for j in 0..16 {
+                brow[j] += c * dtrow[j];
+            }
+        }
+    }
+    b
+}
+
+/// Torben's median, transcribed from Meta's `torben.cpp`.
+///
+/// For 256 values it returns the 128th smallest. We keep Meta's search rather than a sort so
+/// that ties and signed zeros behave identically.
+pub fn torben(m: &[f32]) -> f32 {
+    let n = m.len() as i32;
+    let (mut min, mut max) = (m[0], m[0]);
+    for &x in &m[1..] {
+        if x < min {
+            min = x;
+        }
+        if x > max {
+            max = x;
+        }
+    }
+    let half = (n + 1) / 2;
+    loop {
+        let guess = (min + max) / 2.0;
+        let (mut less, mut greater, mut equal) = (0, 0, 0);
+        let (mut maxltguess, mut mingtguess) = (min, max);
+        for &x in m {
+            if x < guess {
+                less += 1;
+                if x > maxltguess {
+                    maxltguess = x;
+                }
+            } else if x > guess {
+                greater += 1;
+                if x < mingtguess {
+                    mingtguess = x;
+                }
+            } else {
+                equal += 1;
+            }
+        }
+        if less <= half && greater <= half {
+            return if less >= half {
+                maxltguess
+            } else if less + equal >= half {
+                guess
+            } else {
+                mingtguess
+            };
+        } else if less > greater {
+            max = maxltguess;
+        } else {
+            min = mingtguess;
+        }
+    }
+}
+
+/// Thresholds the 16×16 DCT at its median: bit `16i + j` is set when `B[i][j] > median`.
+pub fn dct_to_hash(b: &[[f32; 16]; 16]) -> Hash256 {
+    let flat: Vec<f32> = b.iter().flatten().copied().collect();
+    let median = torben(&flat);
+    let mut bits = [[false; 16]; 16];
+    for i in 0..16 {
+        for j in 0..16 {
+            bits[i][j] = b[i][j] > median;
+        }
+    }
+    Hash256::from_bit_matrix(&bits)
+}
+
+/// The eight dihedral transforms of an image, in Meta's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dihedral {
+    /// The image as given.
+    Original,
+    /// Rotated 90° counter-clockwise.
+    Rotate90,
+    /// Rotated 180°.
+    Rotate180,
+    /// Rotated 270° counter-clockwise.
+    Rotate270,
+    /// Mirrored top to bottom.
+    FlipX,
+    /// Mirrored left to right.
+    FlipY,
+    /// Transposed about the main diagonal.
+    FlipPlus1,
+    /// Transposed about the anti-diagonal.
+    FlipMinus1,
+}
+
+impl Dihedral {
+    /// All eight, in the order Meta's `pdqDihedralHash256esFromFloatLuma` returns them.
+    pub const ALL: [Dihedral; 8] = [
+        Dihedral::Original,
+        Dihedral::Rotate90,
+        Dihedral::Rotate180,
+        Dihedral::Rotate270,
+        Dihedral::FlipX,
+        Dihedral::FlipY,
+        Dihedral::FlipPlus1,
+        Dihedral::FlipMinus1,
+    ];
+
+    /// Maps the DCT of an image to the DCT of its transform: a sign pattern and, for the four
+    /// transposing cases, a transpose. No second DCT is needed; this is why PDQ's dihedral
+    /// hashes are nearly free.
+    pub fn apply(self, a: &[[f32; 16]; 16]) -> [[f32; 16]; 16] {
+        let mut b = [[0f32; 16]; 16];
+        for i in 0..16 {
+            for j in 0..16 {
+                let x = a[i][j];
+                match self {
+                    Dihedral::Original => b[i][j] = x,
+                    Dihedral::Rotate90 => b[j][i] = if j & 1 == 1 { x } else { -x },
+                    Dihedral::Rotate180 => b[i][j] = if (i + j) & 1 == 1 { -x } else { x },
+                    Dihedral::Rotate270 => b[j][i] = if i & 1 == 1 { x } else { -x },
+                    Dihedral::FlipX => b[i][j] = if i & 1 == 1 { x } else { -x },
+                    Dihedral::FlipY => b[i][j] = if j & 1 == 1 { x } else { -x },
+                    Dihedral::FlipPlus1 => b[j][i] = x,
+                    Dihedral::FlipMinus1 => b[j][i] = if (i + j) & 1 == 1 { -x } else { x },
+                }
+            }
+        }
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torben_is_the_lower_median() {
+        let mut v: Vec<f32> = (0..256).map(|i| ((i * 7919) % 256) as f32 - 100.5).collect();
+        let m = torben(&v);
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(m, v[127]);
+    }
+
+    #[test]
+    fn dct_matches_naive_product() {
+        let mut a = [[0f32; 64]; 64];
+        for (i, row) in a.iter_mut().enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = ((i * 31 + j * 17) % 251) as f32 * 0.37;
+            }
+        }
+        let b = dct64_to_16(&a);
+        let d = dct_matrix();
+        for i in 0..16 {
+            for j in 0..16 {
+                let mut t = [0f32; 64];
+                for (jj, tj) in t.iter_mut().enumerate() {
+                    let mut s = 0f32;
+                    for k in 0..64 {
+                        s += d[i][k] * a[k][jj];
+                    }
+                    *tj = s;
+                }
+                let mut s = 0f32;
+                for k in 0..64 {
+                    s += t[k] * d[j][k];
+                }
+                assert_eq!(s.to_bits(), b[i][j].to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn dihedral_rot180_twice_is_identity() {
+        let mut a = [[0f32; 16]; 16];
+        for (i, row) in a.iter_mut().enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = (i * 16 + j) as f32 - 3.0;
+            }
+        }
+        let r = Dihedral::Rotate180.apply(&Dihedral::Rotate180.apply(&a));
+        assert_eq!(r, a);
+        let r4 = Dihedral::Rotate90.apply(&Dihedral::Rotate90.apply(&a));
+        assert_eq!(r4, Dihedral::Rotate180.apply(&a));
+    }
+}

@@ -1,0 +1,140 @@
+//! Pixels to luminance, in the two roundings Meta's references use.
+
+use crate::{Layout, LumaMode};
+use std::sync::OnceLock;
+
+/// Per-channel products `v · coeff` for every byte value, in `f64` (NumPy mode) and `f32`
+/// (C++ mode). A table lookup performs the very multiplication it replaces, so results are equal.
+struct Tables {
+    f64: [[f64; 256]; 3],
+    f32: [[f32; 256]; 3],
+}
+
+fn tables() -> &'static Tables {
+    static T: OnceLock<Tables> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = Tables { f64: [[0.0; 256]; 3], f32: [[0.0; 256]; 3] };
+        for v in 0..256 {
+            for c in 0..3 {
+                t.f64[c][v] = v as f64 * COEFF_F64[c];
+                t.f32[c][v] = COEFF_F32[c] * v as f32;
+            }
+        }
+        t
+    })
+}
+
+/// ITU-R BT.601 luma weights, as NumPy sees them (Python floats are `f64`).
+const COEFF_F64: [f64; 3] = [0.299, 0.587, 0.114];
+/// The same weights as Meta's C++ declares them (`const float`).
+const COEFF_F32: [f32; 3] = [0.299, 0.587, 0.114];
+
+/// Luma of one pixel.
+#[inline(always)]
+pub(crate) fn pixel(r: u8, g: u8, b: u8, mode: LumaMode) -> f32 {
+    let t = tables();
+    match mode {
+        LumaMode::NumpyF64 => {
+            ((t.f64[0][r as usize] + t.f64[1][g as usize]) + t.f64[2][b as usize]) as f32
+        }
+        LumaMode::CppF32 => (t.f32[0][r as usize] + t.f32[1][g as usize]) + t.f32[2][b as usize],
+    }
+}
+
+/// Scalar luma of one row; `dst.len()` is the number of pixels.
+pub(crate) fn row_scalar(src: &[u8], layout: Layout, mode: LumaMode, dst: &mut [f32]) {
+    let ch = layout.channels();
+    match layout {
+        Layout::Gray8 => {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = pixel(v, v, v, mode);
+            }
+        }
+        Layout::Rgb8 | Layout::Rgba8 => {
+            for (d, p) in dst.iter_mut().zip(src.chunks_exact(ch)) {
+                *d = pixel(p[0], p[1], p[2], mode);
+            }
+        }
+    }
+}
+
+/// AVX2 luma of one row. RGB rows take the vector path; other layouts are rare in practice
+/// (decoders give RGB) and use the scalar path.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn row_avx2(src: &[u8], layout: Layout, mode: LumaMode, dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    if layout != Layout::Rgb8 {
+        return row_scalar(src, layout, mode, dst);
+    }
+    let n = dst.len();
+    assert!(src.len() >= 3 * n);
+    // Each 128-bit half holds 4 pixels (12 bytes, plus 4 read but unused); the shuffle
+    // zero-extends one channel's bytes into 32-bit lanes.
+    let z = -1i8;
+    let mr = _mm256_setr_epi8(
+        0, z, z, z, 3, z, z, z, 6, z, z, z, 9, z, z, z, 0, z, z, z, 3, z, z, z, 6, z, z, z, 9, z,
+        z, z,
+    );
+    let mg = _mm256_setr_epi8(
+        1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z, z, z, 1, z, z, z, 4, z, z, z, 7, z, z, z, 10,
+        z, z, z,
+    );
+    let mb = _mm256_setr_epi8(
+        2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z, z, z, 2, z, z, z, 5, z, z, z, 8, z, z, z, 11,
+        z, z, z,
+    );
+    let mut x = 0;
+    // The second half-load reads bytes 12..28 of the 24-byte group: keep 4 bytes of slack.
+    while x + 8 <= n && 3 * x + 28 <= src.len() {
+        // SAFETY: 3x + 28 <= src.len() was checked, and x + 8 <= n = dst.len().
+        unsafe {
+            let p = src.as_ptr().add(3 * x);
+            let lo = _mm_loadu_si128(p as *const __m128i);
+            let hi = _mm_loadu_si128(p.add(12) as *const __m128i);
+            let v = _mm256_set_m128i(hi, lo);
+            let r = _mm256_shuffle_epi8(v, mr);
+            let g = _mm256_shuffle_epi8(v, mg);
+            let b = _mm256_shuffle_epi8(v, mb);
+            let out = match mode {
+                LumaMode::NumpyF64 => {
+                    let cr = _mm256_set1_pd(COEFF_F64[0]);
+                    let cg = _mm256_set1_pd(COEFF_F64[1]);
+                    let cb = _mm256_set1_pd(COEFF_F64[2]);
+                    let half = |v: __m256i, hi: bool| {
+                        let h = if hi {
+                            _mm256_extracti128_si256::<1>(v)
+                        } else {
+                            _mm256_castsi256_si128(v)
+                        };
+                        _mm256_cvtepi32_pd(h)
+                    };
+                    let y = |hi: bool| {
+                        let s = _mm256_add_pd(
+                            _mm256_mul_pd(half(r, hi), cr),
+                            _mm256_mul_pd(half(g, hi), cg),
+                        );
+                        _mm256_cvtpd_ps(_mm256_add_pd(s, _mm256_mul_pd(half(b, hi), cb)))
+                    };
+                    _mm256_set_m128(y(true), y(false))
+                }
+                LumaMode::CppF32 => {
+                    let rf = _mm256_cvtepi32_ps(r);
+                    let gf = _mm256_cvtepi32_ps(g);
+                    let bf = _mm256_cvtepi32_ps(b);
+                    let s = _mm256_add_ps(
+                        _mm256_mul_ps(_mm256_set1_ps(COEFF_F32[0]), rf),
+                        _mm256_mul_ps(_mm256_set1_ps(COEFF_F32[1]), gf),
+                    );
+                    _mm256_add_ps(s, _mm256_mul_ps(_mm256_set1_ps(COEFF_F32[2]), bf))
+                }
+            };
+            _mm256_storeu_ps(dst.as_mut_ptr().add(x), out);
+        }
+        x += 8;
+    }
+    row_scalar(&src[3 * x..], layout, mode, &mut dst[x..]);
+}
