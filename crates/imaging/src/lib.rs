@@ -1,0 +1,23 @@
+//! Everything between an image file and the pixels scanlab hashes.
+//!
+//! - [`decode`]: files to RGB exactly as Pillow's `convert('RGB')` gives them (so the golden
+//!   PDQ values apply), with pixel and byte limits and errors that name the file.
+//! - [`edits`]: deterministic, seeded image edits with a strength parameter, for the
+//!   robustness (evasion) experiments.
+//! - [`phash`]: PDQ and the comparison hashes (pHash, dHash, aHash) behind one trait.
+//!
+//! # What this crate does not do
+//! No matching or indexing (see the hash-list crate) and no network I/O.
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod decode;
+
+pub use decode::{DecodeOptions, FileError, Format, ImageError, Limits, decode_file};
+pub use image::RgbImage;
+
+/// Borrows an RGB image as PDQ input.
+pub fn pdq_image(img: &RgbImage) -> scanlab_pdq::Image<'_> {
+    scanlab_pdq::Image::new(img.as_raw(), img.width() as usize, img.height() as usize, scanlab_pdq::Layout::Rgb8)
+        .expect("an RgbImage is a valid, non-empty RGB buffer")
+}
