@@ -4,14 +4,51 @@
 //! instantiated for each backend. Every lane does the very same IEEE operations as the scalar
 //! reference, so the backends agree bit for bit (property-tested in `kernel`).
 
-/// Eight `f32` lanes. Only the operations the PDQ kernel needs.
-pub(crate) trait F8: Copy {
+/// Lane-wise arithmetic: what a running-sum box filter needs.
+pub(crate) trait Arith: Copy {
     fn splat(x: f32) -> Self;
     fn load(s: &[f32]) -> Self;
     fn store(self, d: &mut [f32]);
     fn add(self, o: Self) -> Self;
     fn sub(self, o: Self) -> Self;
     fn div(self, o: Self) -> Self;
+}
+
+/// Two vectors side by side (16 lanes, stored contiguously). The horizontal passes are a chain
+/// of dependent adds; running two independent chains at once hides the add latency.
+#[derive(Clone, Copy)]
+pub(crate) struct Two<V>(pub V, pub V);
+
+impl<V: Arith> Arith for Two<V> {
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        Two(V::splat(x), V::splat(x))
+    }
+    #[inline(always)]
+    fn load(s: &[f32]) -> Self {
+        Two(V::load(s), V::load(&s[8..]))
+    }
+    #[inline(always)]
+    fn store(self, d: &mut [f32]) {
+        self.0.store(d);
+        self.1.store(&mut d[8..]);
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        Two(self.0.add(o.0), self.1.add(o.1))
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        Two(self.0.sub(o.0), self.1.sub(o.1))
+    }
+    #[inline(always)]
+    fn div(self, o: Self) -> Self {
+        Two(self.0.div(o.0), self.1.div(o.1))
+    }
+}
+
+/// Eight `f32` lanes. Only the operations the PDQ kernel needs.
+pub(crate) trait F8: Arith {
     /// Transposes an 8×8 tile held as eight row vectors.
     fn transpose(r: &mut [Self; 8]);
     /// Luma of one row of pixels into `dst` (`dst.len()` pixels).
@@ -22,7 +59,7 @@ pub(crate) trait F8: Copy {
 #[derive(Clone, Copy)]
 pub(crate) struct P8([f32; 8]);
 
-impl F8 for P8 {
+impl Arith for P8 {
     #[inline(always)]
     fn splat(x: f32) -> Self {
         P8([x; 8])
@@ -47,6 +84,9 @@ impl F8 for P8 {
     fn div(self, o: Self) -> Self {
         P8(std::array::from_fn(|i| self.0[i] / o.0[i]))
     }
+}
+
+impl F8 for P8 {
     #[inline(always)]
     fn transpose(r: &mut [Self; 8]) {
         let m = *r;
@@ -65,7 +105,7 @@ pub(crate) use avx2::A8;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::F8;
+    use super::{Arith, F8};
     use std::arch::x86_64::*;
 
     /// AVX2 backend. A value of this type only exists inside a function that was entered after
@@ -74,7 +114,7 @@ mod avx2 {
     #[derive(Clone, Copy)]
     pub(crate) struct A8(__m256);
 
-    impl F8 for A8 {
+    impl Arith for A8 {
         #[inline(always)]
         fn splat(x: f32) -> Self {
             // SAFETY: AVX is available whenever an `A8` is in use (type invariant above).
@@ -107,6 +147,9 @@ mod avx2 {
             // SAFETY: type invariant. `vdivps` is correctly rounded, like scalar division.
             A8(unsafe { _mm256_div_ps(self.0, o.0) })
         }
+    }
+
+    impl F8 for A8 {
         #[inline(always)]
         fn transpose(r: &mut [Self; 8]) {
             // SAFETY: type invariant. The classic unpack / shuffle / permute 8×8 transpose.
