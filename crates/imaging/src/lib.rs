@@ -12,8 +12,11 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod decode;
+pub mod edits;
+pub mod phash;
 
-pub use decode::{DecodeOptions, FileError, Format, ImageError, Limits, decode_file};
+pub use decode::{DecodeOptions, FileError, Format, ImageError, Limits, decode, decode_file};
+pub use edits::{Edit, EditKind};
 pub use image::RgbImage;
 
 /// Borrows an RGB image as PDQ input.
