@@ -71,7 +71,10 @@ pub struct Corpus {
 impl Corpus {
     /// Paths of all photos, in manifest order.
     pub fn paths(&self) -> Vec<PathBuf> {
-        self.entries.iter().map(|e| self.images_dir.join(e.file_name())).collect()
+        self.entries
+            .iter()
+            .map(|e| self.images_dir.join(e.file_name()))
+            .collect()
     }
 }
 
@@ -88,7 +91,9 @@ pub enum CorpusError {
         message: String,
     },
     /// A command failed.
-    #[error("`{command}` failed: {message}\n  the corpus needs Debian's apt-get and dpkg-deb; as root, `apt-get update` first")]
+    #[error(
+        "`{command}` failed: {message}\n  the corpus needs Debian's apt-get and dpkg-deb; as root, `apt-get update` first"
+    )]
     Command {
         /// The command line.
         command: String,
@@ -96,7 +101,9 @@ pub enum CorpusError {
         message: String,
     },
     /// A fetched file does not have the pinned digest.
-    #[error("{path} from {package}: SHA-256 is {got}, manifest pins {want}\n  Debian replaced the package; re-pin the manifest deliberately, do not skip the check")]
+    #[error(
+        "{path} from {package}: SHA-256 is {got}, manifest pins {want}\n  Debian replaced the package; re-pin the manifest deliberately, do not skip the check"
+    )]
     Digest {
         /// Package.
         package: String,
@@ -126,7 +133,10 @@ pub enum CorpusError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CorpusError + '_ {
-    move |source| CorpusError::Io { path: path.to_owned(), source }
+    move |source| CorpusError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Parses the compiled-in manifest.
@@ -141,12 +151,21 @@ pub fn parse_manifest(tsv: &str) -> Result<Vec<Entry>, CorpusError> {
         if line.trim().is_empty() {
             continue;
         }
-        let err = |message: String| CorpusError::Manifest { line: i + 1, message };
+        let err = |message: String| CorpusError::Manifest {
+            line: i + 1,
+            message,
+        };
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() != 9 {
-            return Err(err(format!("expected 9 tab-separated fields, found {}", f.len())));
+            return Err(err(format!(
+                "expected 9 tab-separated fields, found {}",
+                f.len()
+            )));
         }
-        let num = |s: &str| s.parse::<u32>().map_err(|e| err(format!("bad number {s:?}: {e}")));
+        let num = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|e| err(format!("bad number {s:?}: {e}")))
+        };
         if f[3].len() != 64 || !f[3].bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(err(format!("bad SHA-256 {:?}", f[3])));
         }
@@ -186,7 +205,10 @@ fn sha256_file(path: &Path) -> Result<String, CorpusError> {
 
 fn run(cmd: &mut Command) -> Result<(), CorpusError> {
     let command = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| CorpusError::Command { command: command.clone(), message: e.to_string() })?;
+    let out = cmd.output().map_err(|e| CorpusError::Command {
+        command: command.clone(),
+        message: e.to_string(),
+    })?;
     if !out.status.success() {
         let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(CorpusError::Command { command, message });
@@ -214,7 +236,10 @@ pub fn ensure(cache: &Path, status: &mut dyn FnMut(&str)) -> Result<Corpus, Corp
     }
     if todo.is_empty() {
         std::fs::write(&stamp, stamp_text(&entries)).map_err(io(&stamp))?;
-        return Ok(Corpus { images_dir, entries });
+        return Ok(Corpus {
+            images_dir,
+            entries,
+        });
     }
     std::fs::create_dir_all(&debs).map_err(io(&debs))?;
     let mut updated = false;
@@ -224,34 +249,60 @@ pub fn ensure(cache: &Path, status: &mut dyn FnMut(&str)) -> Result<Corpus, Corp
             Some(d) => d,
             None => {
                 status(&format!("downloading {pkg}"));
-                let mut r = run(Command::new("apt-get").arg("download").arg(pkg).current_dir(&debs));
+                let mut r = run(Command::new("apt-get")
+                    .arg("download")
+                    .arg(pkg)
+                    .current_dir(&debs));
                 if r.is_err() && !updated {
                     // A fresh machine has no package lists yet.
                     status("apt-get update");
                     updated = true;
                     if run(Command::new("apt-get").arg("update").arg("-qq")).is_ok() {
-                        r = run(Command::new("apt-get").arg("download").arg(pkg).current_dir(&debs));
+                        r = run(Command::new("apt-get")
+                            .arg("download")
+                            .arg(pkg)
+                            .current_dir(&debs));
                     }
                 }
                 r?;
-                find_deb(&debs, pkg)?.ok_or_else(|| CorpusError::Missing { package: pkg.into(), path: "(the .deb)".into() })?
+                find_deb(&debs, pkg)?.ok_or_else(|| CorpusError::Missing {
+                    package: pkg.into(),
+                    path: "(the .deb)".into(),
+                })?
             }
         };
         status(&format!("extracting {pkg}"));
         let staging = cache.join("dev-corpus/staging");
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-        let members: Vec<String> = entries.iter().filter(|e| e.package == pkg).map(|e| format!(".{}", e.path)).collect();
+        let members: Vec<String> = entries
+            .iter()
+            .filter(|e| e.package == pkg)
+            .map(|e| format!(".{}", e.path))
+            .collect();
         let script = "dpkg-deb --fsys-tarfile \"$0\" | tar -x -C \"$1\" -f - \"${@:2}\"";
-        run(Command::new("bash").arg("-c").arg(script).arg(&deb).arg(&staging).args(&members))?;
+        run(Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg(&deb)
+            .arg(&staging)
+            .args(&members))?;
         for e in entries.iter().filter(|e| e.package == pkg) {
             let src = staging.join(e.path.trim_start_matches('/'));
             if !src.exists() {
-                return Err(CorpusError::Missing { package: e.package.clone(), path: e.path.clone() });
+                return Err(CorpusError::Missing {
+                    package: e.package.clone(),
+                    path: e.path.clone(),
+                });
             }
             let got = sha256_file(&src)?;
             if got != e.sha256 {
-                return Err(CorpusError::Digest { package: e.package.clone(), path: e.path.clone(), got, want: e.sha256.clone() });
+                return Err(CorpusError::Digest {
+                    package: e.package.clone(),
+                    path: e.path.clone(),
+                    got,
+                    want: e.sha256.clone(),
+                });
             }
             let dst = images_dir.join(e.file_name());
             std::fs::copy(&src, &dst).map_err(io(&dst))?;
@@ -259,7 +310,10 @@ pub fn ensure(cache: &Path, status: &mut dyn FnMut(&str)) -> Result<Corpus, Corp
         let _ = std::fs::remove_dir_all(&staging);
     }
     std::fs::write(&stamp, stamp_text(&entries)).map_err(io(&stamp))?;
-    Ok(Corpus { images_dir, entries })
+    Ok(Corpus {
+        images_dir,
+        entries,
+    })
 }
 
 /// What the `.verified` stamp records: the manifest's digests, so a changed manifest re-verifies.

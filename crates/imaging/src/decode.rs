@@ -38,7 +38,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_pixels: 100_000_000, max_bytes: 256 << 20 }
+        Limits {
+            max_pixels: 100_000_000,
+            max_bytes: 256 << 20,
+        }
     }
 }
 
@@ -77,7 +80,9 @@ pub enum Format {
 #[non_exhaustive]
 pub enum ImageError {
     /// The file is larger than [`Limits::max_bytes`].
-    #[error("file is {bytes} bytes, over the limit of {limit}\n  raise the byte limit if this file is trusted")]
+    #[error(
+        "file is {bytes} bytes, over the limit of {limit}\n  raise the byte limit if this file is trusted"
+    )]
     TooManyBytes {
         /// Size of the input.
         bytes: u64,
@@ -85,7 +90,9 @@ pub enum ImageError {
         limit: u64,
     },
     /// The image has more pixels than [`Limits::max_pixels`].
-    #[error("image is {width}x{height}, over the limit of {limit} pixels\n  raise --max-pixels if this image is trusted")]
+    #[error(
+        "image is {width}x{height}, over the limit of {limit} pixels\n  raise --max-pixels if this image is trusted"
+    )]
     TooManyPixels {
         /// Declared width.
         width: u64,
@@ -147,17 +154,30 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
 
 fn check_pixels(w: u64, h: u64, limits: &Limits) -> Result<(), ImageError> {
     if w.saturating_mul(h) > limits.max_pixels {
-        return Err(ImageError::TooManyPixels { width: w, height: h, limit: limits.max_pixels });
+        return Err(ImageError::TooManyPixels {
+            width: w,
+            height: h,
+            limit: limits.max_pixels,
+        });
     }
     Ok(())
 }
 
 /// Reads and decodes a file; errors name the file.
 pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<RgbImage, FileError> {
-    let wrap = |error: FileErrorKind| FileError { path: path.to_owned(), error };
+    let wrap = |error: FileErrorKind| FileError {
+        path: path.to_owned(),
+        error,
+    };
     let len = std::fs::metadata(path).map_err(|e| wrap(e.into()))?.len();
     if len > opts.limits.max_bytes {
-        return Err(wrap(ImageError::TooManyBytes { bytes: len, limit: opts.limits.max_bytes }.into()));
+        return Err(wrap(
+            ImageError::TooManyBytes {
+                bytes: len,
+                limit: opts.limits.max_bytes,
+            }
+            .into(),
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| wrap(e.into()))?;
     decode(&bytes, opts).map_err(|e| wrap(e.into()))
@@ -166,10 +186,16 @@ pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<RgbImage, FileEr
 /// Decodes an encoded image to Pillow-compatible RGB.
 pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError> {
     if bytes.len() as u64 > opts.limits.max_bytes {
-        return Err(ImageError::TooManyBytes { bytes: bytes.len() as u64, limit: opts.limits.max_bytes });
+        return Err(ImageError::TooManyBytes {
+            bytes: bytes.len() as u64,
+            limit: opts.limits.max_bytes,
+        });
     }
     let format = sniff(bytes).ok_or(ImageError::UnknownFormat)?;
-    let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt { format, message: e.to_string() };
+    let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt {
+        format,
+        message: e.to_string(),
+    };
     let (rgb, orientation) = if format == Format::Jpeg {
         let rgb = decode_jpeg(bytes, &opts.limits)?;
         let orientation = if opts.exif_orient {
@@ -198,7 +224,11 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
         let mut dec = reader.into_decoder().map_err(|e| corrupt(&e))?;
         let (w, h) = dec.dimensions();
         check_pixels(w as u64, h as u64, &opts.limits)?;
-        let orientation = if opts.exif_orient { dec.orientation().ok() } else { None };
+        let orientation = if opts.exif_orient {
+            dec.orientation().ok()
+        } else {
+            None
+        };
         let img = DynamicImage::from_decoder(dec).map_err(|e| corrupt(&e))?;
         (to_rgb_like_pillow(img), orientation)
     };
@@ -213,7 +243,10 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
 }
 
 fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<RgbImage, ImageError> {
-    let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt { format: Format::Jpeg, message: e.to_string() };
+    let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt {
+        format: Format::Jpeg,
+        message: e.to_string(),
+    };
     let mut d = turbojpeg::Decompressor::new().map_err(|e| corrupt(&e))?;
     let header = d.read_header(bytes).map_err(|e| corrupt(&e))?;
     let (w, h) = (header.width, header.height);
@@ -221,11 +254,24 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<RgbImage, ImageError> {
     if w == 0 || h == 0 {
         return Err(corrupt(&"zero-sized image"));
     }
-    let cmyk = matches!(header.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK);
-    let format = if cmyk { turbojpeg::PixelFormat::CMYK } else { turbojpeg::PixelFormat::RGB };
+    let cmyk = matches!(
+        header.colorspace,
+        turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK
+    );
+    let format = if cmyk {
+        turbojpeg::PixelFormat::CMYK
+    } else {
+        turbojpeg::PixelFormat::RGB
+    };
     let ch = format.size();
     let mut pixels = vec![0u8; w * h * ch];
-    let image = turbojpeg::Image { pixels: pixels.as_mut_slice(), width: w, pitch: w * ch, height: h, format };
+    let image = turbojpeg::Image {
+        pixels: pixels.as_mut_slice(),
+        width: w,
+        pitch: w * ch,
+        height: h,
+        format,
+    };
     d.decompress(bytes, image).map_err(|e| corrupt(&e))?;
     let rgb = if cmyk {
         // Pillow reads 4-channel JPEGs as Adobe-inverted CMYK ("CMYK;I"), then `cmyk2rgb`.
@@ -255,14 +301,26 @@ pub fn to_rgb_like_pillow(img: DynamicImage) -> RgbImage {
     let px: Vec<u8> = match img {
         DynamicImage::ImageRgb8(i) => return i,
         DynamicImage::ImageLuma8(i) => i.into_raw().into_iter().flat_map(|v| [v, v, v]).collect(),
-        DynamicImage::ImageLumaA8(i) => i.into_raw().chunks_exact(2).flat_map(|p| [p[0]; 3]).collect(),
-        DynamicImage::ImageRgba8(i) => i.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
-        DynamicImage::ImageLuma16(i) => {
-            i.into_raw().into_iter().flat_map(|v| [v.min(255) as u8; 3]).collect()
-        }
-        DynamicImage::ImageLumaA16(i) => {
-            i.into_raw().chunks_exact(2).flat_map(|p| [(p[0] >> 8) as u8; 3]).collect()
-        }
+        DynamicImage::ImageLumaA8(i) => i
+            .into_raw()
+            .chunks_exact(2)
+            .flat_map(|p| [p[0]; 3])
+            .collect(),
+        DynamicImage::ImageRgba8(i) => i
+            .into_raw()
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        DynamicImage::ImageLuma16(i) => i
+            .into_raw()
+            .into_iter()
+            .flat_map(|v| [v.min(255) as u8; 3])
+            .collect(),
+        DynamicImage::ImageLumaA16(i) => i
+            .into_raw()
+            .chunks_exact(2)
+            .flat_map(|p| [(p[0] >> 8) as u8; 3])
+            .collect(),
         DynamicImage::ImageRgb16(i) => i.into_raw().into_iter().map(|v| (v >> 8) as u8).collect(),
         DynamicImage::ImageRgba16(i) => i
             .into_raw()

@@ -111,10 +111,14 @@ pub struct Edit {
 #[non_exhaustive]
 pub enum EditError {
     /// Unknown kind name.
-    #[error("unknown edit {0:?}\n  known edits: resize, jpeg, crop-center, crop-random, rotate, flip-horizontal, pad, text, watermark, brightness, contrast, saturation, blur, noise, grayscale, screenshot")]
+    #[error(
+        "unknown edit {0:?}\n  known edits: resize, jpeg, crop-center, crop-random, rotate, flip-horizontal, pad, text, watermark, brightness, contrast, saturation, blur, noise, grayscale, screenshot"
+    )]
     UnknownKind(String),
     /// Strength not a number in `0..=1`.
-    #[error("edit strength {0:?} is not a number from 0 to 1\n  write KIND:STRENGTH, e.g. jpeg:0.5")]
+    #[error(
+        "edit strength {0:?} is not a number from 0 to 1\n  write KIND:STRENGTH, e.g. jpeg:0.5"
+    )]
     BadStrength(String),
     /// Re-encoding failed (should not happen for in-memory images).
     #[error("re-encoding failed: {0}")]
@@ -151,18 +155,26 @@ impl Edit {
         if s == 0.0 {
             return Ok(img.clone());
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (self.kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            seed ^ (self.kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let (w, h) = img.dimensions();
         Ok(match self.kind {
             EditKind::Resize => {
                 let f = 1.0 - 0.9 * s;
-                let (nw, nh) = (((w as f32 * f).round() as u32).max(1), ((h as f32 * f).round() as u32).max(1));
+                let (nw, nh) = (
+                    ((w as f32 * f).round() as u32).max(1),
+                    ((h as f32 * f).round() as u32).max(1),
+                );
                 imageops::resize(img, nw, nh, imageops::FilterType::Triangle)
             }
             EditKind::Jpeg => jpeg(img, (95.0 - 90.0 * s).round() as i32)?,
             EditKind::CropCenter | EditKind::CropRandom => {
                 let f = 1.0 - 0.5 * s;
-                let (cw, ch) = (((w as f32 * f).round() as u32).max(1), ((h as f32 * f).round() as u32).max(1));
+                let (cw, ch) = (
+                    ((w as f32 * f).round() as u32).max(1),
+                    ((h as f32 * f).round() as u32).max(1),
+                );
                 let (x, y) = if self.kind == EditKind::CropCenter {
                     ((w - cw) / 2, (h - ch) / 2)
                 } else {
@@ -173,7 +185,10 @@ impl Edit {
             EditKind::Rotate => rotate(img, 30.0 * s),
             EditKind::FlipHorizontal => imageops::flip_horizontal(img),
             EditKind::Pad => {
-                let (bx, by) = (((w as f32 * 0.25 * s).round() as u32), ((h as f32 * 0.25 * s).round() as u32));
+                let (bx, by) = (
+                    ((w as f32 * 0.25 * s).round() as u32),
+                    ((h as f32 * 0.25 * s).round() as u32),
+                );
                 let mut out = RgbImage::new(w + 2 * bx, h + 2 * by);
                 imageops::replace(&mut out, img, bx as i64, by as i64);
                 out
@@ -182,16 +197,35 @@ impl Edit {
                 let mut out = img.clone();
                 let scale = ((h as f32 * 0.25 * s) / 8.0).max(1.0) as u32;
                 let y = h.saturating_sub(10 * scale);
-                draw_text(&mut out, "SCANLAB 2026", 4, y, scale, Rgb([255, 255, 0]), 1.0);
+                draw_text(
+                    &mut out,
+                    "SCANLAB 2026",
+                    4,
+                    y,
+                    scale,
+                    Rgb([255, 255, 0]),
+                    1.0,
+                );
                 out
             }
             EditKind::Watermark => {
                 let mut out = img.clone();
                 let scale = (h / 40).max(1);
-                let (ox, oy) = (rng.random_range(0..16 * scale), rng.random_range(0..16 * scale));
+                let (ox, oy) = (
+                    rng.random_range(0..16 * scale),
+                    rng.random_range(0..16 * scale),
+                );
                 let mut y = oy;
                 while y < h {
-                    draw_text(&mut out, "(c) stock", ox, y, scale, Rgb([255, 255, 255]), 0.5 * s);
+                    draw_text(
+                        &mut out,
+                        "(c) stock",
+                        ox,
+                        y,
+                        scale,
+                        Rgb([255, 255, 255]),
+                        0.5 * s,
+                    );
                     y += 14 * scale;
                 }
                 out
@@ -203,7 +237,8 @@ impl Edit {
                 for p in out.pixels_mut() {
                     let [r, g, b] = p.0.map(|c| c as f32);
                     let l = 0.299 * r + 0.587 * g + 0.114 * b;
-                    p.0 = [r, g, b].map(|c| (l + (c - l) * (1.0 - s)).round().clamp(0.0, 255.0) as u8);
+                    p.0 = [r, g, b]
+                        .map(|c| (l + (c - l) * (1.0 - s)).round().clamp(0.0, 255.0) as u8);
                 }
                 out
             }
@@ -229,17 +264,32 @@ impl Edit {
             }
             EditKind::Screenshot => {
                 let f = 1.0 - 0.5 * s;
-                let (nw, nh) = (((w as f32 * f).round() as u32).max(1), ((h as f32 * f).round() as u32).max(1));
+                let (nw, nh) = (
+                    ((w as f32 * f).round() as u32).max(1),
+                    ((h as f32 * f).round() as u32).max(1),
+                );
                 let small = imageops::resize(img, nw, nh, imageops::FilterType::Triangle);
                 let bar = (nh as f32 * 0.2 * s).round() as u32;
                 let border = (nh as f32 * 0.05 * s).round() as u32;
-                let mut out = RgbImage::from_pixel(nw + 2 * border, nh + bar + 2 * border, Rgb([240, 240, 240]));
+                let mut out = RgbImage::from_pixel(
+                    nw + 2 * border,
+                    nh + bar + 2 * border,
+                    Rgb([240, 240, 240]),
+                );
                 for y in 0..bar {
                     for x in 0..out.width() {
                         out.put_pixel(x, y, Rgb([32, 40, 56]));
                     }
                 }
-                draw_text(&mut out, "12:34  Chat", 2, bar / 4, (bar / 16).max(1), Rgb([255, 255, 255]), 1.0);
+                draw_text(
+                    &mut out,
+                    "12:34  Chat",
+                    2,
+                    bar / 4,
+                    (bar / 16).max(1),
+                    Rgb([255, 255, 255]),
+                    1.0,
+                );
                 imageops::replace(&mut out, &small, border as i64, (bar + border) as i64);
                 jpeg(&out, (90.0 - 40.0 * s).round() as i32)?
             }
@@ -260,7 +310,8 @@ pub fn jpeg(img: &RgbImage, quality: i32) -> Result<RgbImage, EditError> {
     let enc = |e: &dyn fmt::Display| EditError::Encode(e.to_string());
     let mut c = turbojpeg::Compressor::new().map_err(|e| enc(&e))?;
     c.set_quality(quality.clamp(1, 100)).map_err(|e| enc(&e))?;
-    c.set_subsamp(turbojpeg::Subsamp::Sub2x2).map_err(|e| enc(&e))?;
+    c.set_subsamp(turbojpeg::Subsamp::Sub2x2)
+        .map_err(|e| enc(&e))?;
     let src = turbojpeg::Image {
         pixels: img.as_raw().as_slice(),
         width: img.width() as usize,
@@ -299,11 +350,21 @@ fn rotate(img: &RgbImage, deg: f32) -> RgbImage {
 
 /// Draws `text` with the public-domain 8×8 bitmap font, each font pixel a `scale`² block,
 /// blended at `alpha`.
-fn draw_text(img: &mut RgbImage, text: &str, x0: u32, y0: u32, scale: u32, color: Rgb<u8>, alpha: f32) {
+fn draw_text(
+    img: &mut RgbImage,
+    text: &str,
+    x0: u32,
+    y0: u32,
+    scale: u32,
+    color: Rgb<u8>,
+    alpha: f32,
+) {
     use font8x8::UnicodeFonts;
     let (w, h) = img.dimensions();
     for (i, ch) in text.chars().enumerate() {
-        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else { continue };
+        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
+            continue;
+        };
         for (gy, row) in glyph.iter().enumerate() {
             for gx in 0..8 {
                 if row & (1 << gx) == 0 {
@@ -316,7 +377,8 @@ fn draw_text(img: &mut RgbImage, text: &str, x0: u32, y0: u32, scale: u32, color
                         if x < w && y < h {
                             let p = img.get_pixel_mut(x, y);
                             for k in 0..3 {
-                                p.0[k] = (p.0[k] as f32 * (1.0 - alpha) + color.0[k] as f32 * alpha).round() as u8;
+                                p.0[k] = (p.0[k] as f32 * (1.0 - alpha) + color.0[k] as f32 * alpha)
+                                    .round() as u8;
                             }
                         }
                     }
@@ -331,39 +393,73 @@ mod tests {
     use super::*;
 
     fn photo() -> RgbImage {
-        RgbImage::from_fn(96, 64, |x, y| Rgb([(x * 2) as u8, (y * 3) as u8, ((x * y) % 251) as u8]))
+        RgbImage::from_fn(96, 64, |x, y| {
+            Rgb([(x * 2) as u8, (y * 3) as u8, ((x * y) % 251) as u8])
+        })
     }
 
     #[test]
     fn every_edit_is_deterministic_and_zero_is_identity() {
         let img = photo();
         for kind in EditKind::ALL {
-            let e = Edit { kind, strength: 0.7 };
+            let e = Edit {
+                kind,
+                strength: 0.7,
+            };
             let a = e.apply(&img, 9).unwrap();
             let b = e.apply(&img, 9).unwrap();
             assert_eq!(a, b, "{kind:?} is deterministic");
             assert_ne!(a, img, "{kind:?} at 0.7 changes the image");
-            assert_eq!(Edit { kind, strength: 0.0 }.apply(&img, 9).unwrap(), img);
+            assert_eq!(
+                Edit {
+                    kind,
+                    strength: 0.0
+                }
+                .apply(&img, 9)
+                .unwrap(),
+                img
+            );
         }
     }
 
     #[test]
     fn the_seed_changes_random_edits_only() {
         let img = photo();
-        let n = Edit { kind: EditKind::Noise, strength: 0.5 };
+        let n = Edit {
+            kind: EditKind::Noise,
+            strength: 0.5,
+        };
         assert_ne!(n.apply(&img, 1).unwrap(), n.apply(&img, 2).unwrap());
-        let b = Edit { kind: EditKind::Blur, strength: 0.5 };
+        let b = Edit {
+            kind: EditKind::Blur,
+            strength: 0.5,
+        };
         assert_eq!(b.apply(&img, 1).unwrap(), b.apply(&img, 2).unwrap());
     }
 
     #[test]
     fn specs_parse_and_bad_specs_explain_themselves() {
-        assert_eq!("jpeg:0.5".parse::<Edit>().unwrap(), Edit { kind: EditKind::Jpeg, strength: 0.5 });
+        assert_eq!(
+            "jpeg:0.5".parse::<Edit>().unwrap(),
+            Edit {
+                kind: EditKind::Jpeg,
+                strength: 0.5
+            }
+        );
         assert_eq!("flip-horizontal".parse::<Edit>().unwrap().strength, 1.0);
-        assert!(matches!("sepia:0.5".parse::<Edit>(), Err(EditError::UnknownKind(_))));
-        assert!(matches!("blur:2".parse::<Edit>(), Err(EditError::BadStrength(_))));
+        assert!(matches!(
+            "sepia:0.5".parse::<Edit>(),
+            Err(EditError::UnknownKind(_))
+        ));
+        assert!(matches!(
+            "blur:2".parse::<Edit>(),
+            Err(EditError::BadStrength(_))
+        ));
         for k in EditKind::ALL {
-            let e = Edit { kind: k, strength: 0.25 };
+            let e = Edit {
+                kind: k,
+                strength: 0.25,
+            };
             assert_eq!(e.to_string().parse::<Edit>().unwrap(), e);
         }
     }
@@ -371,11 +467,26 @@ mod tests {
     #[test]
     fn geometry_of_resize_crop_pad() {
         let img = photo();
-        let r = Edit { kind: EditKind::Resize, strength: 0.5 }.apply(&img, 0).unwrap();
+        let r = Edit {
+            kind: EditKind::Resize,
+            strength: 0.5,
+        }
+        .apply(&img, 0)
+        .unwrap();
         assert_eq!(r.dimensions(), (53, 35));
-        let c = Edit { kind: EditKind::CropCenter, strength: 1.0 }.apply(&img, 0).unwrap();
+        let c = Edit {
+            kind: EditKind::CropCenter,
+            strength: 1.0,
+        }
+        .apply(&img, 0)
+        .unwrap();
         assert_eq!(c.dimensions(), (48, 32));
-        let p = Edit { kind: EditKind::Pad, strength: 1.0 }.apply(&img, 0).unwrap();
+        let p = Edit {
+            kind: EditKind::Pad,
+            strength: 1.0,
+        }
+        .apply(&img, 0)
+        .unwrap();
         assert_eq!(p.dimensions(), (144, 96));
     }
 }

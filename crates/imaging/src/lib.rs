@@ -21,6 +21,11 @@ pub use image::RgbImage;
 
 /// Borrows an RGB image as PDQ input.
 pub fn pdq_image(img: &RgbImage) -> scanlab_pdq::Image<'_> {
-    scanlab_pdq::Image::new(img.as_raw(), img.width() as usize, img.height() as usize, scanlab_pdq::Layout::Rgb8)
-        .expect("an RgbImage is a valid, non-empty RGB buffer")
+    scanlab_pdq::Image::new(
+        img.as_raw(),
+        img.width() as usize,
+        img.height() as usize,
+        scanlab_pdq::Layout::Rgb8,
+    )
+    .expect("an RgbImage is a valid, non-empty RGB buffer")
 }

@@ -19,7 +19,11 @@ impl HashBits {
         if self.0.len() != other.0.len() {
             return 8 * self.0.len().max(other.0.len()) as u32;
         }
-        self.0.iter().zip(&other.0).map(|(a, b)| (a ^ b).count_ones()).sum()
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum()
     }
 
     /// Lowercase hex.
@@ -69,18 +73,34 @@ pub struct Classic {
 impl Classic {
     /// aHash: mean threshold of an 8×8 grey thumbnail.
     pub fn ahash() -> Self {
-        Classic { name: "ahash", hasher: HasherConfig::new().hash_size(8, 8).hash_alg(HashAlg::Mean).to_hasher() }
+        Classic {
+            name: "ahash",
+            hasher: HasherConfig::new()
+                .hash_size(8, 8)
+                .hash_alg(HashAlg::Mean)
+                .to_hasher(),
+        }
     }
     /// dHash: signs of horizontal gradients.
     pub fn dhash() -> Self {
-        Classic { name: "dhash", hasher: HasherConfig::new().hash_size(8, 8).hash_alg(HashAlg::Gradient).to_hasher() }
+        Classic {
+            name: "dhash",
+            hasher: HasherConfig::new()
+                .hash_size(8, 8)
+                .hash_alg(HashAlg::Gradient)
+                .to_hasher(),
+        }
     }
     /// pHash: DCT of the thumbnail, thresholded at the median (with the mean, the DC term skews
     /// the threshold and unrelated photos land a few bits apart).
     pub fn phash() -> Self {
         Classic {
             name: "phash",
-            hasher: HasherConfig::new().hash_size(8, 8).hash_alg(HashAlg::Median).preproc_dct().to_hasher(),
+            hasher: HasherConfig::new()
+                .hash_size(8, 8)
+                .hash_alg(HashAlg::Median)
+                .preproc_dct()
+                .to_hasher(),
         }
     }
 }
@@ -102,7 +122,12 @@ impl PerceptualHash for Classic {
 
 /// All four, PDQ first.
 pub fn all() -> Vec<Box<dyn PerceptualHash>> {
-    vec![Box::new(Pdq::default()), Box::new(Classic::phash()), Box::new(Classic::dhash()), Box::new(Classic::ahash())]
+    vec![
+        Box::new(Pdq::default()),
+        Box::new(Classic::phash()),
+        Box::new(Classic::dhash()),
+        Box::new(Classic::ahash()),
+    ]
 }
 
 /// A hash by name.
@@ -121,12 +146,27 @@ mod tests {
             .join("../../../shared/pdq-reference/images/reg-test-input/labelme-subset");
         let load = |f: &str| crate::decode_file(&dir.join(f), &Default::default()).unwrap();
         let (a, b) = (load("q0746.jpg"), load("q2821.jpg"));
-        let a2 = Edit { kind: EditKind::Resize, strength: 0.3 }.apply(&a, 0).unwrap();
+        let a2 = Edit {
+            kind: EditKind::Resize,
+            strength: 0.3,
+        }
+        .apply(&a, 0)
+        .unwrap();
         for mut h in all() {
             let (ha, ha2, hb) = (h.hash(&a), h.hash(&a2), h.hash(&b));
             assert_eq!(ha.0.len() * 8, h.bits() as usize, "{}", h.name());
-            assert!(ha.distance(&ha2) <= h.default_radius(), "{} resize moved {}", h.name(), ha.distance(&ha2));
-            assert!(ha.distance(&hb) > h.default_radius(), "{} distinct images at {}", h.name(), ha.distance(&hb));
+            assert!(
+                ha.distance(&ha2) <= h.default_radius(),
+                "{} resize moved {}",
+                h.name(),
+                ha.distance(&ha2)
+            );
+            assert!(
+                ha.distance(&hb) > h.default_radius(),
+                "{} distinct images at {}",
+                h.name(),
+                ha.distance(&hb)
+            );
         }
         assert!(by_name("phash").is_some() && by_name("nope").is_none());
     }

@@ -6,10 +6,17 @@ mod common;
 #[test]
 fn dev_corpus_is_bit_exact() {
     let root = common::shared();
-    let corpus = scanlab_corpus::ensure(&scanlab_corpus::default_cache_dir(), &mut |m| eprintln!("corpus: {m}"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let o = common::check_golden(&root.join("golden/dev-corpus.csv"), |f| corpus.images_dir.join(f));
-    eprintln!("dev corpus: {} rows with Pillow's exact pixels, all ten values equal", o.exact);
+    let corpus = scanlab_corpus::ensure(&scanlab_corpus::default_cache_dir(), &mut |m| {
+        eprintln!("corpus: {m}")
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let o = common::check_golden(&root.join("golden/dev-corpus.csv"), |f| {
+        corpus.images_dir.join(f)
+    });
+    eprintln!(
+        "dev corpus: {} rows with Pillow's exact pixels, all ten values equal",
+        o.exact
+    );
     let mut hist = std::collections::BTreeMap::new();
     for (f, d) in &o.pixel_mismatch {
         eprintln!("  pixels differ from Pillow's: {f}: Hamming distance {d}");

@@ -11,8 +11,13 @@ mod common;
 #[test]
 fn pdq_reference_images_are_bit_exact() {
     let root = common::shared();
-    let o = common::check_golden(&root.join("golden/pdq-reference.csv"), |f| root.join("pdq-reference").join(f));
-    eprintln!("pdq-reference: {} rows with Pillow's exact pixels, all ten values equal", o.exact);
+    let o = common::check_golden(&root.join("golden/pdq-reference.csv"), |f| {
+        root.join("pdq-reference").join(f)
+    });
+    eprintln!(
+        "pdq-reference: {} rows with Pillow's exact pixels, all ten values equal",
+        o.exact
+    );
     for (f, d) in &o.pixel_mismatch {
         eprintln!("  pixels differ from Pillow's: {f}: Hamming distance {d}");
     }

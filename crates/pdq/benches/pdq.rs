@@ -43,13 +43,17 @@ fn bench(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("scanlab-portable", &id), &img, |b, img| {
             b.iter(|| assert_eq!(portable.hash(black_box(img)), want))
         });
-        g.bench_with_input(BenchmarkId::new("meta-transcription", &id), &img, |b, img| {
-            b.iter(|| {
-                let l = reference::luma(img, LumaMode::NumpyF64);
-                let buf = reference::downsample(&l, w, h);
-                assert_eq!(scanlab_pdq::hash_from_downsample(&buf), want);
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("meta-transcription", &id),
+            &img,
+            |b, img| {
+                b.iter(|| {
+                    let l = reference::luma(img, LumaMode::NumpyF64);
+                    let buf = reference::downsample(&l, w, h);
+                    assert_eq!(scanlab_pdq::hash_from_downsample(&buf), want);
+                })
+            },
+        );
     }
     g.finish();
 }

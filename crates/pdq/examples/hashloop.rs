@@ -2,9 +2,14 @@
 use scanlab_pdq::{Hasher, Image, Layout};
 fn main() {
     let (w, h) = (1600usize, 1004usize);
-    let px: Vec<u8> = (0..w * h * 3).map(|i| ((i * 2654435761usize) >> 13) as u8).collect();
+    let px: Vec<u8> = (0..w * h * 3)
+        .map(|i| ((i * 2654435761usize) >> 13) as u8)
+        .collect();
     let img = Image::new(&px, w, h, Layout::Rgb8).unwrap();
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let mut hs = Hasher::new();
     let t = std::time::Instant::now();
     let mut acc = 0u32;

@@ -222,7 +222,9 @@ mod tests {
 
     #[test]
     fn torben_is_the_lower_median() {
-        let mut v: Vec<f32> = (0..256).map(|i| ((i * 7919) % 256) as f32 - 100.5).collect();
+        let mut v: Vec<f32> = (0..256)
+            .map(|i| ((i * 7919) % 256) as f32 - 100.5)
+            .collect();
         let m = torben(&v);
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         assert_eq!(m, v[127]);

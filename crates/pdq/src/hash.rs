@@ -165,10 +165,9 @@ mod tests {
 
     #[test]
     fn hex_round_trip_and_bit_positions() {
-        let h = Hash256::from_hex(
-            "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22",
-        )
-        .unwrap();
+        let h =
+            Hash256::from_hex("f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22")
+                .unwrap();
         assert_eq!(
             h.to_hex(),
             "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"

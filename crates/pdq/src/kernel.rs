@@ -56,7 +56,12 @@ impl Phases {
     pub(crate) fn new(n: usize, w: usize) -> Self {
         assert!(w >= 1 && w <= n, "window {w} must be within 1..={n}");
         let half = (w + 2) / 2;
-        Phases { p1: half - 1, p2: w - half + 1, p3: n - w, p4: half - 1 }
+        Phases {
+            p1: half - 1,
+            p2: w - half + 1,
+            p3: n - w,
+            p4: half - 1,
+        }
     }
 }
 
@@ -68,7 +73,12 @@ enum Step {
     /// `sum += in[ri]; out[oi] = sum / count`.
     AddEmit { ri: usize, oi: usize, count: f32 },
     /// `sum += in[ri]; sum -= in[li]; out[oi] = sum / count`.
-    AddSubEmit { ri: usize, li: usize, oi: usize, count: f32 },
+    AddSubEmit {
+        ri: usize,
+        li: usize,
+        oi: usize,
+        count: f32,
+    },
     /// `sum -= in[li]; out[oi] = sum / count`.
     SubEmit { li: usize, oi: usize, count: f32 },
 }
@@ -87,7 +97,14 @@ struct Cursor {
 
 impl Cursor {
     fn new(n: usize, w: usize) -> Self {
-        Cursor { ph: Phases::new(n, w), ri: 0, li: 0, oi: 0, count: 0, tail_done: 0 }
+        Cursor {
+            ph: Phases::new(n, w),
+            ri: 0,
+            li: 0,
+            oi: 0,
+            count: 0,
+            tail_done: 0,
+        }
     }
 
     /// The step that consumes the next input. Call exactly `n` times.
@@ -102,12 +119,21 @@ impl Cursor {
             self.count += 1;
             let oi = self.oi;
             self.oi += 1;
-            Step::AddEmit { ri, oi, count: self.count as f32 }
+            Step::AddEmit {
+                ri,
+                oi,
+                count: self.count as f32,
+            }
         } else {
             let (li, oi) = (self.li, self.oi);
             self.li += 1;
             self.oi += 1;
-            Step::AddSubEmit { ri, li, oi, count: self.count as f32 }
+            Step::AddSubEmit {
+                ri,
+                li,
+                oi,
+                count: self.count as f32,
+            }
         }
     }
 
@@ -122,7 +148,11 @@ impl Cursor {
         let (li, oi) = (self.li, self.oi);
         self.li += 1;
         self.oi += 1;
-        Some(Step::SubEmit { li, oi, count: self.count as f32 })
+        Some(Step::SubEmit {
+            li,
+            oi,
+            count: self.count as f32,
+        })
     }
 }
 
@@ -271,21 +301,27 @@ impl Pipe<'_> {
             Step::Add { ri } => {
                 let r = row(ri);
                 for j in (0..OUT).step_by(8) {
-                    V::load(&sum_d[j..]).add(V::load(&r[j..])).store(&mut sum_d[j..]);
+                    V::load(&sum_d[j..])
+                        .add(V::load(&r[j..]))
+                        .store(&mut sum_d[j..]);
                 }
                 return;
             }
             Step::AddEmit { ri, oi, count } => {
                 let r = row(ri);
                 for j in (0..OUT).step_by(8) {
-                    V::load(&sum_d[j..]).add(V::load(&r[j..])).store(&mut sum_d[j..]);
+                    V::load(&sum_d[j..])
+                        .add(V::load(&r[j..]))
+                        .store(&mut sum_d[j..]);
                 }
                 (oi, count)
             }
             Step::AddSubEmit { ri, li, oi, count } => {
                 let (r, l) = (row(ri), row(li));
                 for j in (0..OUT).step_by(8) {
-                    let v = V::load(&sum_d[j..]).add(V::load(&r[j..])).sub(V::load(&l[j..]));
+                    let v = V::load(&sum_d[j..])
+                        .add(V::load(&r[j..]))
+                        .sub(V::load(&l[j..]));
                     v.store(&mut sum_d[j..]);
                 }
                 (oi, count)
@@ -293,7 +329,9 @@ impl Pipe<'_> {
             Step::SubEmit { li, oi, count } => {
                 let l = row(li);
                 for j in (0..OUT).step_by(8) {
-                    V::load(&sum_d[j..]).sub(V::load(&l[j..])).store(&mut sum_d[j..]);
+                    V::load(&sum_d[j..])
+                        .sub(V::load(&l[j..]))
+                        .store(&mut sum_d[j..]);
                 }
                 (oi, count)
             }
@@ -301,7 +339,9 @@ impl Pipe<'_> {
         while self.next_y < OUT && self.ys[self.next_y] == oi {
             let c = V::splat(count);
             for j in (0..OUT).step_by(8) {
-                V::load(&self.sum_d[j..]).div(c).store(&mut self.out[self.next_y][j..]);
+                V::load(&self.sum_d[j..])
+                    .div(c)
+                    .store(&mut self.out[self.next_y][j..]);
             }
             self.next_y += 1;
         }
@@ -312,13 +352,22 @@ impl Pipe<'_> {
     fn flush_c<V: F8>(&mut self, s: &mut Scratch) {
         let (first, rows) = (self.strip_c_first, self.strip_c_rows);
         strip_to_lanes::<V>(&s.strip_c, self.wp, &mut s.t_in);
-        let mut sink = Sampled { xs: &self.xs, next: 0, out: [Two::<V>::splat(0.0); OUT] };
+        let mut sink = Sampled {
+            xs: &self.xs,
+            next: 0,
+            out: [Two::<V>::splat(0.0); OUT],
+        };
         box1d::<Two<V>>(self.w, self.wr, Lanes(&s.t_in), &mut sink);
         let samples = sink.out;
         for half in 0..2 {
             for jt in (0..OUT).step_by(8) {
-                let mut t: [V; 8] =
-                    std::array::from_fn(|c| if half == 0 { samples[jt + c].0 } else { samples[jt + c].1 });
+                let mut t: [V; 8] = std::array::from_fn(|c| {
+                    if half == 0 {
+                        samples[jt + c].0
+                    } else {
+                        samples[jt + c].1
+                    }
+                });
                 V::transpose(&mut t);
                 for (r, v) in t.iter().enumerate().take(rows.saturating_sub(half * 8)) {
                     let slot = ((first + half * 8 + r) % self.ring_rows) * OUT;
@@ -340,7 +389,9 @@ impl Pipe<'_> {
         let c = V::splat(count);
         let base = self.strip_c_rows * self.wp;
         for j in (0..self.wp).step_by(8) {
-            V::load(&s.sum_b[j..]).div(c).store(&mut s.strip_c[base + j..]);
+            V::load(&s.sum_b[j..])
+                .div(c)
+                .store(&mut s.strip_c[base + j..]);
         }
         self.strip_c_rows += 1;
         if self.strip_c_rows == SH {
@@ -394,7 +445,12 @@ pub(crate) fn downsample<V: F8>(
         // Luma of up to 16 rows; lanes past the image keep whatever they hold, which is finite
         // and never read back into a real row.
         for r in 0..n {
-            V::luma_row(img.row(y0 + r), img.layout, mode, &mut s.luma[r * wp..r * wp + w]);
+            V::luma_row(
+                img.row(y0 + r),
+                img.layout,
+                mode,
+                &mut s.luma[r * wp..r * wp + w],
+            );
         }
         strip_to_lanes::<V>(&s.luma, wp, &mut s.t_in);
         // Pass A: along rows, 16 rows per step.
@@ -404,7 +460,8 @@ pub(crate) fn downsample<V: F8>(
         // Back to rows, straight into pass B's ring.
         for half in 0..2 {
             for jt in (0..wp).step_by(8) {
-                let mut t: [V; 8] = std::array::from_fn(|c| V::load(&s.t_out[(jt + c) * SH + half * 8..]));
+                let mut t: [V; 8] =
+                    std::array::from_fn(|c| V::load(&s.t_out[(jt + c) * SH + half * 8..]));
                 V::transpose(&mut t);
                 for (r, v) in t.iter().enumerate().take(n.saturating_sub(half * 8)) {
                     let slot = ((y0 + half * 8 + r) % ring_rows) * wp;

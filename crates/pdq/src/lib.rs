@@ -148,7 +148,12 @@ pub struct Image<'a> {
 
 impl<'a> Image<'a> {
     /// Tightly packed rows.
-    pub fn new(data: &'a [u8], width: usize, height: usize, layout: Layout) -> Result<Self, PdqError> {
+    pub fn new(
+        data: &'a [u8],
+        width: usize,
+        height: usize,
+        layout: Layout,
+    ) -> Result<Self, PdqError> {
         Self::with_stride(data, width, height, width * layout.channels(), layout)
     }
 
@@ -169,9 +174,20 @@ impl<'a> Image<'a> {
         }
         let need = stride * (height - 1) + row;
         if data.len() < need {
-            return Err(PdqError::BufferTooSmall { width, height, need, got: data.len() });
+            return Err(PdqError::BufferTooSmall {
+                width,
+                height,
+                need,
+                got: data.len(),
+            });
         }
-        Ok(Image { data, width, height, stride, layout })
+        Ok(Image {
+            data,
+            width,
+            height,
+            stride,
+            layout,
+        })
     }
 
     /// Width in pixels.
@@ -253,7 +269,11 @@ impl Default for Hasher {
 impl Hasher {
     /// A hasher reproducing the PyPI `pdqhash` wheel, on the fastest backend available.
     pub fn new() -> Self {
-        Hasher { scratch: kernel::Scratch::default(), mode: LumaMode::default(), backend: Backend::detect() }
+        Hasher {
+            scratch: kernel::Scratch::default(),
+            mode: LumaMode::default(),
+            backend: Backend::detect(),
+        }
     }
 
     /// Chooses which reference's luma rounding to reproduce.
@@ -319,7 +339,10 @@ impl Hasher {
     /// PDQ hash and quality of `img`, at full resolution.
     pub fn hash(&mut self, img: &Image<'_>) -> Pdq {
         if img.width < MIN_HASHABLE_DIM || img.height < MIN_HASHABLE_DIM {
-            return Pdq { hash: Hash256::ZERO, quality: 0 };
+            return Pdq {
+                hash: Hash256::ZERO,
+                quality: 0,
+            };
         }
         let buf = self.buffer64(img);
         hash_from_downsample(&buf)
@@ -331,26 +354,40 @@ impl Hasher {
     /// so for that one size `hashes[0]` can differ slightly from [`Hasher::hash`].
     pub fn hash_dihedral(&mut self, img: &Image<'_>) -> PdqDihedral {
         if img.width < MIN_HASHABLE_DIM || img.height < MIN_HASHABLE_DIM {
-            return PdqDihedral { hashes: [Hash256::ZERO; 8], quality: 0 };
+            return PdqDihedral {
+                hashes: [Hash256::ZERO; 8],
+                quality: 0,
+            };
         }
         let mut buf = Box::new([[0f32; 64]; 64]);
         self.run(img, &mut buf);
         let quality = dct::quality(&buf);
         let d = dct::dct64_to_16(&buf);
-        PdqDihedral { hashes: Dihedral::ALL.map(|t| dct::dct_to_hash(&t.apply(&d))), quality }
+        PdqDihedral {
+            hashes: Dihedral::ALL.map(|t| dct::dct_to_hash(&t.apply(&d))),
+            quality,
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn run_avx2(img: &Image<'_>, mode: LumaMode, s: &mut kernel::Scratch, out: &mut [[f32; 64]; 64]) {
+unsafe fn run_avx2(
+    img: &Image<'_>,
+    mode: LumaMode,
+    s: &mut kernel::Scratch,
+    out: &mut [[f32; 64]; 64],
+) {
     kernel::downsample::<simd::A8>(img, mode, s, out)
 }
 
 /// Finishes a hash from the 64×64 downsample: quality, DCT, median threshold. This is what the
 /// provider runs in the partial-hashing scheme after receiving `luma64`.
 pub fn hash_from_downsample(buf: &[[f32; 64]; 64]) -> Pdq {
-    Pdq { hash: dct::dct_to_hash(&dct::dct64_to_16(buf)), quality: dct::quality(buf) }
+    Pdq {
+        hash: dct::dct_to_hash(&dct::dct64_to_16(buf)),
+        quality: dct::quality(buf),
+    }
 }
 
 #[cfg(test)]
@@ -396,8 +433,24 @@ mod tests {
 
     #[test]
     fn streaming_kernel_equals_reference_on_awkward_sizes() {
-        for &(w, h) in &[(5, 5), (7, 300), (300, 7), (64, 64), (65, 63), (127, 129), (128, 128), (257, 511), (1000, 9)] {
-            check_against_reference(w, h, Layout::Rgb8, LumaMode::NumpyF64, (w * 1000 + h) as u64);
+        for &(w, h) in &[
+            (5, 5),
+            (7, 300),
+            (300, 7),
+            (64, 64),
+            (65, 63),
+            (127, 129),
+            (128, 128),
+            (257, 511),
+            (1000, 9),
+        ] {
+            check_against_reference(
+                w,
+                h,
+                Layout::Rgb8,
+                LumaMode::NumpyF64,
+                (w * 1000 + h) as u64,
+            );
         }
         check_against_reference(333, 222, Layout::Gray8, LumaMode::CppF32, 1);
         check_against_reference(222, 333, Layout::Rgba8, LumaMode::NumpyF64, 2);
@@ -416,14 +469,29 @@ mod tests {
     fn tiny_images_hash_to_zero_like_the_reference() {
         let px = vec![200u8; 4 * 9 * 3];
         let img = Image::new(&px, 4, 9, Layout::Rgb8).unwrap();
-        assert_eq!(Hasher::new().hash(&img), Pdq { hash: Hash256::ZERO, quality: 0 });
+        assert_eq!(
+            Hasher::new().hash(&img),
+            Pdq {
+                hash: Hash256::ZERO,
+                quality: 0
+            }
+        );
     }
 
     #[test]
     fn bad_buffers_are_errors() {
-        assert!(matches!(Image::new(&[0; 10], 0, 5, Layout::Rgb8), Err(PdqError::Empty { .. })));
-        assert!(matches!(Image::new(&[0; 10], 5, 5, Layout::Rgb8), Err(PdqError::BufferTooSmall { .. })));
-        assert!(matches!(Image::with_stride(&[0; 100], 5, 5, 4, Layout::Gray8), Err(PdqError::BadStride { .. })));
+        assert!(matches!(
+            Image::new(&[0; 10], 0, 5, Layout::Rgb8),
+            Err(PdqError::Empty { .. })
+        ));
+        assert!(matches!(
+            Image::new(&[0; 10], 5, 5, Layout::Rgb8),
+            Err(PdqError::BufferTooSmall { .. })
+        ));
+        assert!(matches!(
+            Image::with_stride(&[0; 100], 5, 5, 4, Layout::Gray8),
+            Err(PdqError::BadStride { .. })
+        ));
     }
 
     #[test]

@@ -13,7 +13,10 @@ struct Tables {
 fn tables() -> &'static Tables {
     static T: OnceLock<Tables> = OnceLock::new();
     T.get_or_init(|| {
-        let mut t = Tables { f64: [[0.0; 256]; 3], f32: [[0.0; 256]; 3] };
+        let mut t = Tables {
+            f64: [[0.0; 256]; 3],
+            f32: [[0.0; 256]; 3],
+        };
         for v in 0..256 {
             for c in 0..3 {
                 t.f64[c][v] = v as f64 * COEFF_F64[c];
@@ -92,12 +95,12 @@ pub(crate) unsafe fn row_avx2(src: &[u8], layout: Layout, mode: LumaMode, dst: &
         z, z,
     );
     let mg = _mm256_setr_epi8(
-        1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z, z, z, 1, z, z, z, 4, z, z, z, 7, z, z, z, 10,
-        z, z, z,
+        1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z, z, z, 1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z,
+        z, z,
     );
     let mb = _mm256_setr_epi8(
-        2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z, z, z, 2, z, z, z, 5, z, z, z, 8, z, z, z, 11,
-        z, z, z,
+        2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z, z, z, 2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z,
+        z, z,
     );
     let mut x = 0;
     // The second half-load reads bytes 12..28 of the 24-byte group: keep 4 bytes of slack.
@@ -167,12 +170,12 @@ unsafe fn row_rgb_f64_avx512(src: &[u8], dst: &mut [f32]) {
         z, z,
     );
     let mg = _mm256_setr_epi8(
-        1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z, z, z, 1, z, z, z, 4, z, z, z, 7, z, z, z, 10,
-        z, z, z,
+        1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z, z, z, 1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z,
+        z, z,
     );
     let mb = _mm256_setr_epi8(
-        2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z, z, z, 2, z, z, z, 5, z, z, z, 8, z, z, z, 11,
-        z, z, z,
+        2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z, z, z, 2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z,
+        z, z,
     );
     let cr = _mm512_set1_pd(COEFF_F64[0]);
     let cg = _mm512_set1_pd(COEFF_F64[1]);
@@ -194,5 +197,10 @@ unsafe fn row_rgb_f64_avx512(src: &[u8], dst: &mut [f32]) {
         }
         x += 8;
     }
-    row_scalar(&src[3 * x..], Layout::Rgb8, LumaMode::NumpyF64, &mut dst[x..]);
+    row_scalar(
+        &src[3 * x..],
+        Layout::Rgb8,
+        LumaMode::NumpyF64,
+        &mut dst[x..],
+    );
 }

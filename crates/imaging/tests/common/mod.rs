@@ -1,8 +1,8 @@
 //! Shared by the golden tests: reads a golden CSV and checks every row.
 
+use image::ImageEncoder;
 use scanlab_imaging::{DecodeOptions, decode_file, pdq_image};
 use scanlab_pdq::{Hash256, Hasher, LumaMode};
-use image::ImageEncoder;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -28,10 +28,15 @@ pub struct Outcome {
 pub fn check_golden(csv: &Path, locate: impl Fn(&str) -> PathBuf) -> Outcome {
     let text = std::fs::read_to_string(csv).expect("golden CSV present");
     let mut hasher = Hasher::new().with_luma_mode(LumaMode::NumpyF64);
-    let mut out = Outcome { exact: 0, png_copies: 0, pixel_mismatch: Vec::new() };
+    let mut out = Outcome {
+        exact: 0,
+        png_copies: 0,
+        pixel_mismatch: Vec::new(),
+    };
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        let img = decode_file(&locate(f[0]), &DecodeOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let img =
+            decode_file(&locate(f[0]), &DecodeOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(img.width().to_string(), f[1], "{}: width", f[0]);
         assert_eq!(img.height().to_string(), f[2], "{}: height", f[0]);
         let sha = hex::encode(Sha256::digest(img.as_raw()));
@@ -52,14 +57,25 @@ pub fn check_golden(csv: &Path, locate: impl Fn(&str) -> PathBuf) -> Outcome {
                 image::codecs::png::CompressionType::Fast,
                 image::codecs::png::FilterType::NoFilter,
             )
-            .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+            .write_image(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                image::ExtendedColorType::Rgb8,
+            )
             .unwrap();
             let copy = scanlab_imaging::decode::decode(&png, &DecodeOptions::default()).unwrap();
             assert_eq!(copy.as_raw(), img.as_raw(), "{}: PNG copy pixels", f[0]);
-            assert_eq!(hasher.hash(&pdq_image(&copy)), pdq, "{}: PNG copy hash", f[0]);
+            assert_eq!(
+                hasher.hash(&pdq_image(&copy)),
+                pdq,
+                "{}: PNG copy hash",
+                f[0]
+            );
             out.png_copies += 1;
         } else {
-            out.pixel_mismatch.push((f[0].to_string(), pdq.hash.distance(&want)));
+            out.pixel_mismatch
+                .push((f[0].to_string(), pdq.hash.distance(&want)));
         }
     }
     out

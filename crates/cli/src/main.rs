@@ -1,0 +1,300 @@
+//! `scanlab`: a thin command line over the scanlab crates.
+//!
+//! Exit codes (tested in `tests/cli.rs`):
+//! - 0: success;
+//! - 1: a clean negative result (reserved for `match`/`verify`: no match, verification failed);
+//! - 2: a usage error, or any input that could not be processed (the others still are).
+
+mod bench;
+mod files;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use scanlab_imaging::{DecodeOptions, Edit, Limits, decode_file, pdq_image};
+use scanlab_pdq::Hasher;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXIT_HELP: &str = "Exit codes: 0 success; 1 clean negative result (no match, verification failed); \
+2 usage error or an input that failed (the rest are still processed).";
+
+fn long_version() -> &'static str {
+    let s = format!(
+        "{}\npdq backend: {:?} (runtime-detected; portable fallback is bit-identical)",
+        env!("CARGO_PKG_VERSION"),
+        scanlab_pdq::Backend::detect()
+    );
+    Box::leak(s.into_boxed_str())
+}
+
+#[derive(Parser)]
+#[command(name = "scanlab", version, long_version = long_version(), about, after_help = EXIT_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// PDQ-hash images (files or folders, recursively), printing one line per image.
+    ///
+    /// CSV lines are `hash,quality,path`, exactly as Meta's pdq-photo-hasher prints them; with
+    /// --dihedral, the 8 dihedral hashes come first, as its --pdqdih-across does.
+    Hash(HashArgs),
+    /// Write edited copies of images, for robustness experiments.
+    Edit(EditArgs),
+    /// The dev corpus of benign photos from Debian packages.
+    Corpus {
+        #[command(subcommand)]
+        cmd: CorpusCmd,
+    },
+    /// Speed measurements printed as JSON, for scripts/bench-peer.sh.
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCmd,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutFormat {
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct DecodeArgs {
+    /// Apply the EXIF Orientation tag before hashing (Meta's reference does not).
+    #[arg(long)]
+    exif_orient: bool,
+    /// Refuse images with more pixels than this.
+    #[arg(long, default_value_t = Limits::default().max_pixels)]
+    max_pixels: u64,
+    /// Refuse files larger than this many bytes.
+    #[arg(long, default_value_t = Limits::default().max_bytes)]
+    max_bytes: u64,
+}
+
+impl DecodeArgs {
+    fn options(&self) -> DecodeOptions {
+        DecodeOptions {
+            limits: Limits {
+                max_pixels: self.max_pixels,
+                max_bytes: self.max_bytes,
+            },
+            exif_orient: self.exif_orient,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct HashArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: OutFormat,
+    /// Also print the 8 dihedral hashes (rotations and flips), from one DCT.
+    #[arg(long)]
+    dihedral: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    decode: DecodeArgs,
+    /// Image files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct EditArgs {
+    /// KIND:STRENGTH (strength 0..1), repeatable: each edit writes its own copy.
+    #[arg(long = "edit", required = true)]
+    edits: Vec<Edit>,
+    /// Seed for edits with a random element.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder; copies are named `<stem>.<kind>-<strength>.png`.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    decode: DecodeArgs,
+    /// Image files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CorpusCmd {
+    /// Download, verify and cache the corpus; prints the images folder.
+    Fetch,
+    /// List the corpus as JSON lines (package, path, licence, cached file).
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Hash(a) => cmd_hash(a),
+        Cmd::Edit(a) => cmd_edit(a),
+        Cmd::Corpus { cmd } => cmd_corpus(cmd),
+        Cmd::Bench { cmd } => bench::run(cmd),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("scanlab: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        b = b.num_threads(n.max(1));
+    }
+    b.build().context("starting worker threads")
+}
+
+#[derive(serde::Serialize)]
+struct HashLine<'a> {
+    path: &'a str,
+    pdq: String,
+    quality: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dihedral: Option<Vec<String>>,
+}
+
+fn cmd_hash(a: HashArgs) -> Result<ExitCode> {
+    use rayon::prelude::*;
+    let inputs = files::expand(&a.paths)?;
+    let opts = a.decode.options();
+    let pool = pool(a.threads)?;
+    let bar = files::progress(inputs.len() as u64, "hashing");
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = 0usize;
+    // Chunks keep output in input order while all threads work.
+    for chunk in inputs.chunks(256) {
+        let results: Vec<_> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map_init(Hasher::new, |h, p| {
+                    let r = decode_file(p, &opts).map(|img| {
+                        let px = pdq_image(&img);
+                        if a.dihedral {
+                            let d = h.hash_dihedral(&px);
+                            (d.hashes[0], d.quality, Some(d.hashes))
+                        } else {
+                            let p = h.hash(&px);
+                            (p.hash, p.quality, None)
+                        }
+                    });
+                    bar.inc(1);
+                    r
+                })
+                .collect()
+        });
+        for (p, r) in chunk.iter().zip(results) {
+            match r {
+                Ok((hash, quality, dih)) => {
+                    let path = p.to_string_lossy();
+                    match a.format {
+                        OutFormat::Csv => match dih {
+                            Some(d) => {
+                                let hs: Vec<String> = d.iter().map(|h| h.to_hex()).collect();
+                                writeln!(out, "{},{quality},{path}", hs.join(","))?
+                            }
+                            None => writeln!(out, "{hash},{quality},{path}")?,
+                        },
+                        OutFormat::Json => {
+                            let line = HashLine {
+                                path: &path,
+                                pdq: hash.to_hex(),
+                                quality,
+                                dihedral: dih.map(|d| d.iter().map(|h| h.to_hex()).collect()),
+                            };
+                            writeln!(out, "{}", serde_json::to_string(&line)?)?
+                        }
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    bar.suspend(|| eprintln!("scanlab: error: {e}"));
+                }
+            }
+        }
+    }
+    out.flush()?;
+    bar.finish_and_clear();
+    if failed > 0 {
+        eprintln!("scanlab: {failed} of {} inputs failed", inputs.len());
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_edit(a: EditArgs) -> Result<ExitCode> {
+    let inputs = files::expand(&a.paths)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let opts = a.decode.options();
+    let bar = files::progress((inputs.len() * a.edits.len()) as u64, "editing");
+    let mut failed = 0;
+    for p in &inputs {
+        let img = match decode_file(p, &opts) {
+            Ok(i) => i,
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("scanlab: error: {e}"));
+                continue;
+            }
+        };
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "image".into());
+        for e in &a.edits {
+            let edited = e
+                .apply(&img, a.seed)
+                .with_context(|| format!("{}: {e}", p.display()))?;
+            let dst = a
+                .out
+                .join(format!("{stem}.{}-{}.png", e.kind.name(), e.strength));
+            edited
+                .save(&dst)
+                .with_context(|| format!("writing {}", dst.display()))?;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(if failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn cmd_corpus(c: CorpusCmd) -> Result<ExitCode> {
+    let corpus = files::corpus()?;
+    match c {
+        CorpusCmd::Fetch => println!("{}", corpus.images_dir.display()),
+        CorpusCmd::List => {
+            for (e, p) in corpus.entries.iter().zip(corpus.paths()) {
+                #[derive(serde::Serialize)]
+                struct Row<'a> {
+                    #[serde(flatten)]
+                    entry: &'a scanlab_corpus::Entry,
+                    file: PathBuf,
+                }
+                println!("{}", serde_json::to_string(&Row { entry: e, file: p })?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
