@@ -100,8 +100,11 @@ struct HashArgs {
     threads: Option<usize>,
     #[command(flatten)]
     decode: DecodeArgs,
+    /// Hash the dev corpus (fetched, verified and cached on first use).
+    #[arg(long)]
+    corpus: bool,
     /// Image files or folders.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "corpus")]
     paths: Vec<PathBuf>,
 }
 
@@ -173,7 +176,10 @@ struct HashLine<'a> {
 
 fn cmd_hash(a: HashArgs) -> Result<ExitCode> {
     use rayon::prelude::*;
-    let inputs = files::expand(&a.paths)?;
+    let mut inputs = files::expand(&a.paths)?;
+    if a.corpus {
+        inputs.extend(files::corpus()?.paths());
+    }
     let opts = a.decode.options();
     let pool = pool(a.threads)?;
     let bar = files::progress(inputs.len() as u64, "hashing");

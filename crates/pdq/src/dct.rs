@@ -50,9 +50,9 @@ fn dct_matrix_t() -> &'static [[f32; 16]; 64] {
 /// overestimates; this is the integer version Meta ships.
 pub fn quality(a: &[[f32; 64]; 64]) -> u8 {
     let mut sum: i32 = 0;
-    for i in 0..63 {
-        for j in 0..64 {
-            let d = (((a[i][j] - a[i + 1][j]) * 100.0) / 255.0) as i32;
+    for pair in a.windows(2) {
+        for (u, v) in pair[0].iter().zip(&pair[1]) {
+            let d = (((u - v) * 100.0) / 255.0) as i32;
             sum += d.abs();
         }
     }
@@ -76,8 +76,8 @@ pub fn dct64_to_16(a: &[[f32; 64]; 64]) -> [[f32; 16]; 16] {
     for (i, trow) in t.iter_mut().enumerate() {
         for (k, arow) in a.iter().enumerate() {
             let c = d[i][k];
-            for j in 0..64 {
-                trow[j] += c * arow[j];
+            for (t, &x) in trow.iter_mut().zip(arow) {
+                *t += c * x;
             }
         }
     }
@@ -85,8 +85,8 @@ pub fn dct64_to_16(a: &[[f32; 64]; 64]) -> [[f32; 16]; 16] {
     for (i, brow) in b.iter_mut().enumerate() {
         for (k, dtrow) in dt.iter().enumerate() {
             let c = t[i][k];
-            for j in 0..16 {
-                brow[j] += c * dtrow[j];
+            for (b, &x) in brow.iter_mut().zip(dtrow) {
+                *b += c * x;
             }
         }
     }

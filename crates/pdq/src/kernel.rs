@@ -28,10 +28,11 @@ use crate::{Image, LumaMode};
 /// PDQ downsamples to 64×64.
 const OUT: usize = 64;
 
-/// Meta's `computeJaroszFilterWindowSize(old, 64)`: the box width for one dimension.
+/// Meta's `computeJaroszFilterWindowSize(old, 64)`, `(old + 2·64 − 1) / (2·64)`: the box
+/// width for one dimension (a ceiling division).
 #[inline]
 pub(crate) fn window_size(dim: usize) -> usize {
-    (dim + 2 * OUT - 1) / (2 * OUT)
+    dim.div_ceil(2 * OUT)
 }
 
 /// Meta's `decimateFloat` sample positions: `floor((i + 0.5) · n / 64)`, computed in `f64`.

@@ -1,0 +1,170 @@
+//! Black-box tests of the `scanlab` binary: output formats, exit codes, error messages.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn shared() -> PathBuf {
+    std::env::var_os("SCANLAB_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+fn scanlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scanlab"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// Golden row for a pdq-reference file: (hash, quality, 8 dihedral).
+fn golden(file: &str) -> (String, String, Vec<String>) {
+    let csv = std::fs::read_to_string(shared().join("golden/pdq-reference.csv")).unwrap();
+    let line = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("{file},")))
+        .expect("row");
+    let f: Vec<&str> = line.split(',').collect();
+    (
+        f[4].into(),
+        f[5].into(),
+        f[6..14].iter().map(|s| s.to_string()).collect(),
+    )
+}
+
+#[test]
+fn csv_lines_are_hash_quality_path_like_meta() {
+    let rel = "images/misc-images/wee.jpg";
+    let path = shared().join("pdq-reference").join(rel);
+    let o = scanlab(&["hash", path.to_str().unwrap()]);
+    assert!(o.status.success());
+    let (hash, quality, _) = golden(rel);
+    assert_eq!(stdout(&o), format!("{hash},{quality},{}\n", path.display()));
+}
+
+#[test]
+fn json_with_dihedral_and_folder_recursion() {
+    let dir = shared().join("pdq-reference/images/reg-test-input/dih");
+    let o = scanlab(&[
+        "hash",
+        "--format",
+        "json",
+        "--dihedral",
+        "--threads",
+        "2",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        8,
+        "the 8 dih images, recursively, in sorted order"
+    );
+    for v in &lines {
+        let path = v["path"].as_str().unwrap();
+        let rel = &path[path.find("images/").unwrap()..];
+        let (hash, quality, dih) = golden(rel);
+        assert_eq!(v["pdq"], hash);
+        assert_eq!(v["quality"].to_string(), quality);
+        let got: Vec<String> = v["dihedral"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, dih);
+    }
+    assert!(
+        lines[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("bridge-1-original.jpg")
+    );
+}
+
+#[test]
+fn a_bad_file_is_named_the_rest_still_hashed_and_the_exit_code_is_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("broken.jpg");
+    let good = shared().join("pdq-reference/images/misc-images/wee.jpg");
+    // A truncated JPEG: the first 500 bytes of a real one.
+    std::fs::write(&bad, &std::fs::read(&good).unwrap()[..500]).unwrap();
+    let o = scanlab(&["hash", bad.to_str().unwrap(), good.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("broken.jpg"), "{err}");
+    assert_eq!(
+        stdout(&o).lines().count(),
+        1,
+        "the good file is still hashed"
+    );
+}
+
+#[test]
+fn pixel_limit_gives_a_clear_error() {
+    let good = shared().join("pdq-reference/images/misc-images/wee.jpg");
+    let o = scanlab(&["hash", "--max-pixels", "100", good.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("34x42") && err.contains("limit of 100 pixels"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_hint() {
+    let o = scanlab(&[
+        "edit",
+        "--edit",
+        "sepia:1",
+        "--out",
+        "/nonexistent",
+        "x.jpg",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("known edits"));
+    let o = scanlab(&["hash"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn edit_writes_one_copy_per_edit_and_a_mild_edit_stays_a_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = shared().join("pdq-reference/images/bridge-mods/aaa-orig.jpg");
+    let o = scanlab(&[
+        "edit",
+        "--edit",
+        "jpeg:0.5",
+        "--edit",
+        "resize:0.5",
+        "--seed",
+        "3",
+        "--out",
+        tmp.path().to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = tmp.path().join("aaa-orig.jpeg-0.5.png");
+    let b = tmp.path().join("aaa-orig.resize-0.5.png");
+    assert!(a.exists() && b.exists());
+    let o = scanlab(&[
+        "hash",
+        src.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    let hashes: Vec<scanlab_pdq::Hash256> = stdout(&o)
+        .lines()
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(hashes[0].distance(&hashes[1]) <= 31);
+    assert!(hashes[0].distance(&hashes[2]) <= 31);
+}
