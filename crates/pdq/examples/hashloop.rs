@@ -1,7 +1,14 @@
 //! Hashes a synthetic 1600×1004 image N times: a profiling target (`perf record`).
 use scanlab_pdq::{Hasher, Image, Layout};
 fn main() {
-    let (w, h) = (1600usize, 1004usize);
+    let w: usize = std::env::var("W")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1600);
+    let h: usize = std::env::var("H")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1004);
     let px: Vec<u8> = (0..w * h * 3)
         .map(|i| ((i * 2654435761usize) >> 13) as u8)
         .collect();

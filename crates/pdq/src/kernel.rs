@@ -249,9 +249,14 @@ pub(crate) struct Scratch {
     ring_d: Vec<f32>,
 }
 
+/// Makes `v` at least `n` long, without clearing it: re-zeroing every buffer on every image cost
+/// a measurable share of small-image time. Stale contents are harmless: every value is written
+/// before it is read, except in padding lanes and columns, which never flow into a sampled
+/// output and always hold finite numbers from an earlier image.
 fn fit(v: &mut Vec<f32>, n: usize) {
-    v.clear();
-    v.resize(n, 0.0);
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
 }
 
 /// Rows per strip: two vectors of eight lanes, so the horizontal passes run two independent
@@ -263,11 +268,9 @@ const SH: usize = 16;
 fn strip_to_lanes<V: F8>(src: &[f32], wp: usize, dst: &mut [f32]) {
     for half in 0..2 {
         for jt in (0..wp).step_by(8) {
-            let mut t: [V; 8] = std::array::from_fn(|r| V::load(&src[(half * 8 + r) * wp + jt..]));
-            V::transpose(&mut t);
-            for (c, v) in t.iter().enumerate() {
-                v.store(&mut dst[(jt + c) * SH + half * 8..]);
-            }
+            let src_off = std::array::from_fn(|r| (half * 8 + r) * wp + jt);
+            let dst_off = std::array::from_fn(|c| (jt + c) * SH + half * 8);
+            V::transpose_tile(src, src_off, dst, dst_off, 8);
         }
     }
 }
@@ -422,7 +425,9 @@ pub(crate) fn downsample<V: F8>(
     fit(&mut s.t_in, SH * wp);
     fit(&mut s.t_out, SH * wp);
     fit(&mut s.ring_b, ring_rows * wp);
-    fit(&mut s.sum_b, wp);
+    // The running sums must start at zero.
+    s.sum_b.clear();
+    s.sum_b.resize(wp, 0.0);
     fit(&mut s.strip_c, SH * wp);
     fit(&mut s.ring_d, ring_rows * OUT);
     let mut p = Pipe {
@@ -460,14 +465,18 @@ pub(crate) fn downsample<V: F8>(
         }
         // Back to rows, straight into pass B's ring.
         for half in 0..2 {
+            let rows = n.saturating_sub(half * 8).min(8);
+            let dst_off: [usize; 8] =
+                std::array::from_fn(|r| ((y0 + half * 8 + r) % ring_rows) * wp);
             for jt in (0..wp).step_by(8) {
-                let mut t: [V; 8] =
-                    std::array::from_fn(|c| V::load(&s.t_out[(jt + c) * SH + half * 8..]));
-                V::transpose(&mut t);
-                for (r, v) in t.iter().enumerate().take(n.saturating_sub(half * 8)) {
-                    let slot = ((y0 + half * 8 + r) % ring_rows) * wp;
-                    v.store(&mut s.ring_b[slot + jt..]);
-                }
+                let src_off = std::array::from_fn(|c| (jt + c) * SH + half * 8);
+                V::transpose_tile(
+                    &s.t_out,
+                    src_off,
+                    &mut s.ring_b,
+                    dst_off.map(|o| o + jt),
+                    rows,
+                );
             }
         }
         // Pass B: along columns, one input row at a time.

@@ -51,6 +51,23 @@ impl<V: Arith> Arith for Two<V> {
 pub(crate) trait F8: Arith {
     /// Transposes an 8×8 tile held as eight row vectors.
     fn transpose(r: &mut [Self; 8]);
+    /// Transposes the 8×8 tile whose row `r` is `src[src_off[r]..][..8]`, storing row `c` of
+    /// the result at `dst[dst_off[c]..]` for `c < n`. Memory to memory, so the tile never
+    /// round-trips through a stack array.
+    #[inline(always)]
+    fn transpose_tile(
+        src: &[f32],
+        src_off: [usize; 8],
+        dst: &mut [f32],
+        dst_off: [usize; 8],
+        n: usize,
+    ) {
+        let mut t: [Self; 8] = std::array::from_fn(|r| Self::load(&src[src_off[r]..]));
+        Self::transpose(&mut t);
+        for (c, v) in t.iter().enumerate().take(n) {
+            v.store(&mut dst[dst_off[c]..]);
+        }
+    }
     /// Luma of one row of pixels into `dst` (`dst.len()` pixels).
     fn luma_row(src: &[u8], layout: crate::Layout, mode: crate::LumaMode, dst: &mut [f32]);
 }
@@ -178,6 +195,28 @@ mod avx2 {
                 r[5].0 = _mm256_permute2f128_ps::<0x31>(s1, s5);
                 r[6].0 = _mm256_permute2f128_ps::<0x31>(s2, s6);
                 r[7].0 = _mm256_permute2f128_ps::<0x31>(s3, s7);
+            }
+        }
+        #[inline(always)]
+        fn transpose_tile(
+            src: &[f32],
+            src_off: [usize; 8],
+            dst: &mut [f32],
+            dst_off: [usize; 8],
+            n: usize,
+        ) {
+            assert!(n <= 8);
+            assert!(src_off.iter().all(|&o| o + 8 <= src.len()));
+            assert!(dst_off[..n].iter().all(|&o| o + 8 <= dst.len()));
+            // SAFETY: every load and store is within bounds (asserted above); AVX per the type
+            // invariant.
+            unsafe {
+                let ld = |r: usize| A8(_mm256_loadu_ps(src.as_ptr().add(src_off[r])));
+                let mut t = [ld(0), ld(1), ld(2), ld(3), ld(4), ld(5), ld(6), ld(7)];
+                Self::transpose(&mut t);
+                for c in 0..n {
+                    _mm256_storeu_ps(dst.as_mut_ptr().add(dst_off[c]), t[c].0);
+                }
             }
         }
         #[inline(always)]
