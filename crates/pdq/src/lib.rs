@@ -466,6 +466,32 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_hasher_gives_the_same_results_as_a_fresh_one() {
+        // Scratch buffers are not cleared between images; stale data must never leak.
+        let mut reused = Hasher::new();
+        for (i, &(w, h)) in [
+            (900, 700),
+            (37, 501),
+            (640, 480),
+            (5, 5),
+            (1000, 64),
+            (64, 64),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let px = image(w, h, Layout::Rgb8, i as u64);
+            let img = Image::new(&px, w, h, Layout::Rgb8).unwrap();
+            assert_eq!(reused.hash(&img), Hasher::new().hash(&img), "{w}x{h}");
+            assert_eq!(
+                reused.hash_dihedral(&img),
+                Hasher::new().hash_dihedral(&img),
+                "{w}x{h}"
+            );
+        }
+    }
+
+    #[test]
     fn tiny_images_hash_to_zero_like_the_reference() {
         let px = vec![200u8; 4 * 9 * 3];
         let img = Image::new(&px, 4, 9, Layout::Rgb8).unwrap();
