@@ -1,0 +1,370 @@
+//! The list model and its three formats.
+//!
+//! - **CSV**, as HMA and ThreatExchange exchange them: PDQ hex in the first column, optional
+//!   metadata after it. A plain file of hex, one per line, is a valid list. With a header row,
+//!   columns are found by name (`pdq`/`hash`/`signal_value`, `id`, `label`,
+//!   `vouched_by` — `;`-separated — and `added`).
+//! - **JSON lines**, one [`Entry`] per line.
+//! - **Binary**, for shipping to devices: a 64-byte header (magic, version, hash kind, count, the
+//!   log root the list was published under) and then 32 bytes per hash. Metadata stays with the
+//!   operator.
+//!
+//! Malformed input is an error naming its line. Duplicate hashes are merged (their vouchers
+//! combined) and reported, never silently dropped.
+
+use scanlab_pdq::Hash256;
+use std::collections::HashMap;
+
+/// The hash function an entry's hash comes from. Only PDQ today; the field exists so a list
+/// can never be matched with the wrong function.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum HashKind {
+    /// Meta's 256-bit PDQ.
+    #[default]
+    Pdq,
+}
+
+/// One list entry.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    /// Stable identifier, unique within a list.
+    pub id: u64,
+    /// Which hash function.
+    #[serde(default)]
+    pub kind: HashKind,
+    /// The hash.
+    pub hash: Hash256,
+    /// In scanlab always a stand-in category such as `known` or `poster`.
+    #[serde(default)]
+    pub label: String,
+    /// Organisations that vouch for this entry.
+    #[serde(default)]
+    pub vouched_by: Vec<String>,
+    /// When it was added, seconds since the Unix epoch.
+    #[serde(default)]
+    pub added: u64,
+}
+
+/// A list: entries in order of addition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HashList {
+    /// The entries.
+    pub entries: Vec<Entry>,
+}
+
+/// What an import found besides entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    /// `(line, earlier line)` for each hash that appeared again and was merged into the earlier
+    /// entry.
+    pub duplicates: Vec<(usize, usize)>,
+}
+
+/// Why a list could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListError {
+    /// A line could not be parsed.
+    #[error("line {line}: {message}")]
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The binary form is damaged.
+    #[error("not a scanlab binary list: {0}")]
+    Binary(String),
+    /// Reading failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The list formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// CSV (or plain hex lines).
+    Csv,
+    /// JSON lines.
+    Jsonl,
+    /// The compact binary form.
+    Binary,
+}
+
+/// 16-byte magic of the binary form; the last byte is the format version.
+pub const BINARY_MAGIC: &[u8; 16] = b"scanlab-hashes\0\x01";
+
+impl HashList {
+    /// The hashes alone, in entry order (what an index is built from).
+    pub fn hashes(&self) -> Vec<Hash256> {
+        self.entries.iter().map(|e| e.hash).collect()
+    }
+
+    /// Adds an entry, or merges it into an existing one with the same hash; returns the index
+    /// of the entry that now holds it and whether it was new.
+    pub fn add(&mut self, e: Entry, seen: &mut HashMap<Hash256, usize>) -> (usize, bool) {
+        if let Some(&i) = seen.get(&e.hash) {
+            let old = &mut self.entries[i];
+            for v in e.vouched_by {
+                if !old.vouched_by.contains(&v) {
+                    old.vouched_by.push(v);
+                }
+            }
+            return (i, false);
+        }
+        seen.insert(e.hash, self.entries.len());
+        self.entries.push(e);
+        (self.entries.len() - 1, true)
+    }
+
+    /// Reads any of the three formats, guessing from the first bytes.
+    pub fn read(bytes: &[u8]) -> Result<(HashList, ImportReport), ListError> {
+        if bytes.starts_with(&BINARY_MAGIC[..15]) {
+            return Ok((Self::from_binary(bytes)?.0, ImportReport::default()));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| ListError::Line {
+            line: 1,
+            message: format!("not UTF-8: {e}"),
+        })?;
+        if text.trim_start().starts_with('{') {
+            Self::from_jsonl(text)
+        } else {
+            Self::from_csv(text)
+        }
+    }
+
+    /// Parses CSV (see the module docs).
+    pub fn from_csv(text: &str) -> Result<(HashList, ImportReport), ListError> {
+        let mut list = HashList::default();
+        let mut report = ImportReport::default();
+        let mut seen = HashMap::new();
+        let mut lines_of = Vec::new();
+        // Column positions: hash, id, label, vouched_by, added.
+        let mut cols: [Option<usize>; 5] = [Some(0), None, Some(1), None, None];
+        let mut first = true;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            let err = |message: String| ListError::Line {
+                line: i + 1,
+                message,
+            };
+            if first {
+                first = false;
+                if Hash256::from_hex(f[0]).is_err()
+                    && !f[0].is_empty()
+                    && f[0]
+                        .chars()
+                        .any(|c| c.is_ascii_alphabetic() && !c.is_ascii_hexdigit())
+                {
+                    let find = |names: &[&str]| {
+                        f.iter()
+                            .position(|c| names.contains(&c.to_ascii_lowercase().as_str()))
+                    };
+                    cols = [
+                        find(&["pdq", "hash", "pdq_hex", "signal_value"]),
+                        find(&["id"]),
+                        find(&["label", "category"]),
+                        find(&["vouched_by", "vouchers"]),
+                        find(&["added", "added_at"]),
+                    ];
+                    if cols[0].is_none() {
+                        return Err(err(
+                            "header has no hash column (pdq, hash, pdq_hex or signal_value)".into(),
+                        ));
+                    }
+                    continue;
+                }
+            }
+            let get = |k: usize| {
+                cols[k]
+                    .and_then(|c| f.get(c).copied())
+                    .filter(|s| !s.is_empty())
+            };
+            let hex = get(0).ok_or_else(|| err("no hash".into()))?;
+            let hash = Hash256::from_hex(hex).map_err(|e| err(format!("{e}: {hex:?}")))?;
+            let id = match get(1) {
+                Some(s) => s.parse().map_err(|_| err(format!("bad id {s:?}")))?,
+                None => list.entries.len() as u64,
+            };
+            let added = match get(4) {
+                Some(s) => s
+                    .parse()
+                    .map_err(|_| err(format!("bad added time {s:?}")))?,
+                None => 0,
+            };
+            let entry = Entry {
+                id,
+                kind: HashKind::Pdq,
+                hash,
+                label: get(2).unwrap_or("").to_string(),
+                vouched_by: get(3)
+                    .map(|s| {
+                        s.split(';')
+                            .map(|v| v.trim().to_string())
+                            .filter(|v| !v.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                added,
+            };
+            let (at, new) = list.add(entry, &mut seen);
+            if new {
+                lines_of.push(i + 1);
+            } else {
+                report.duplicates.push((i + 1, lines_of[at]));
+            }
+        }
+        Ok((list, report))
+    }
+
+    /// Parses JSON lines.
+    pub fn from_jsonl(text: &str) -> Result<(HashList, ImportReport), ListError> {
+        let mut list = HashList::default();
+        let mut report = ImportReport::default();
+        let mut seen = HashMap::new();
+        let mut lines_of = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let e: Entry = serde_json::from_str(line).map_err(|e| ListError::Line {
+                line: i + 1,
+                message: e.to_string(),
+            })?;
+            let (at, new) = list.add(e, &mut seen);
+            if new {
+                lines_of.push(i + 1);
+            } else {
+                report.duplicates.push((i + 1, lines_of[at]));
+            }
+        }
+        Ok((list, report))
+    }
+
+    /// CSV with a header row: `pdq,id,label,vouched_by,added`.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("pdq,id,label,vouched_by,added\n");
+        for e in &self.entries {
+            s.push_str(&format!(
+                "{},{},{},{},{}\n",
+                e.hash,
+                e.id,
+                e.label,
+                e.vouched_by.join(";"),
+                e.added
+            ));
+        }
+        s
+    }
+
+    /// JSON lines.
+    pub fn to_jsonl(&self) -> String {
+        self.entries
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("entries serialise") + "\n")
+            .collect()
+    }
+
+    /// The binary form, committing to `root` (all zeros when the list is not logged).
+    pub fn to_binary(&self, root: [u8; 32]) -> Vec<u8> {
+        let mut b = Vec::with_capacity(64 + 32 * self.entries.len());
+        b.extend_from_slice(BINARY_MAGIC);
+        b.extend_from_slice(&1u32.to_le_bytes()); // hash kind: PDQ
+        b.extend_from_slice(&[0u8; 4]);
+        b.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        b.extend_from_slice(&root);
+        for e in &self.entries {
+            b.extend_from_slice(&e.hash.to_bytes());
+        }
+        b
+    }
+
+    /// Reads the binary form: the list (ids are positions) and the log root it carries.
+    pub fn from_binary(b: &[u8]) -> Result<(HashList, [u8; 32]), ListError> {
+        let bad = |m: &str| ListError::Binary(m.to_string());
+        if b.len() < 64 || &b[..16] != BINARY_MAGIC {
+            return Err(bad("missing magic or header (expected version 1)"));
+        }
+        if b[16..20] != 1u32.to_le_bytes() {
+            return Err(bad("unknown hash kind"));
+        }
+        let n = u64::from_le_bytes(b[24..32].try_into().expect("8 bytes")) as usize;
+        let root: [u8; 32] = b[32..64].try_into().expect("32 bytes");
+        if (b.len() - 64) % 32 != 0 || (b.len() - 64) / 32 != n {
+            return Err(bad(&format!(
+                "header says {n} hashes, body holds {} bytes",
+                b.len() - 64
+            )));
+        }
+        let entries = b[64..]
+            .chunks_exact(32)
+            .enumerate()
+            .map(|(i, c)| Entry {
+                id: i as u64,
+                kind: HashKind::Pdq,
+                hash: Hash256::from_bytes(c.try_into().expect("32 bytes")),
+                label: String::new(),
+                vouched_by: Vec::new(),
+                added: 0,
+            })
+            .collect();
+        Ok((HashList { entries }, root))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+    const B: &str = "30a10efd71cc3d429013d48d0ffffc52e34e0e17ada952a9d29685211ea9e5af";
+
+    #[test]
+    fn plain_hex_lines_are_a_list() {
+        let (l, r) = HashList::read(format!("{A}\n\n# comment\n{B}\n").as_bytes()).unwrap();
+        assert_eq!(l.entries.len(), 2);
+        assert_eq!(l.entries[1].hash.to_hex(), B);
+        assert!(r.duplicates.is_empty());
+    }
+
+    #[test]
+    fn header_columns_are_found_by_name_and_duplicates_merge() {
+        let csv =
+            format!("label,pdq,vouched_by\nknown,{A},orgA\nposter,{B},orgB\nknown,{A},orgC\n");
+        let (l, r) = HashList::from_csv(&csv).unwrap();
+        assert_eq!(l.entries.len(), 2);
+        assert_eq!(l.entries[0].vouched_by, vec!["orgA", "orgC"]);
+        assert_eq!(r.duplicates, vec![(4, 2)]);
+    }
+
+    #[test]
+    fn malformed_lines_name_their_number() {
+        let err = HashList::from_csv(&format!("{A}\n{}\n", &A[..60])).unwrap_err();
+        assert!(matches!(err, ListError::Line { line: 2, .. }), "{err}");
+        let err = HashList::from_jsonl("{\"id\":1}\n").unwrap_err();
+        assert!(matches!(err, ListError::Line { line: 1, .. }));
+    }
+
+    #[test]
+    fn all_formats_round_trip() {
+        let csv =
+            format!("pdq,id,label,vouched_by,added\n{A},7,known,a;b,100\n{B},9,poster,,200\n");
+        let (l, _) = HashList::from_csv(&csv).unwrap();
+        assert_eq!(HashList::from_csv(&l.to_csv()).unwrap().0, l);
+        assert_eq!(HashList::read(l.to_jsonl().as_bytes()).unwrap().0, l);
+        let bin = l.to_binary([7; 32]);
+        assert_eq!(bin.len(), 64 + 2 * 32);
+        let (back, root) = HashList::from_binary(&bin).unwrap();
+        assert_eq!(root, [7; 32]);
+        assert_eq!(back.hashes(), l.hashes());
+        assert!(HashList::from_binary(&bin[..bin.len() - 1]).is_err());
+    }
+}
