@@ -7,6 +7,7 @@
 
 mod bench;
 mod files;
+mod listcmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -49,6 +50,15 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CorpusCmd,
     },
+    /// Build and convert hash lists.
+    List {
+        #[command(subcommand)]
+        cmd: listcmd::ListCmd,
+    },
+    /// Match images (or hashes) against a list; prints one JSON line per query.
+    ///
+    /// Exit code 0 when any query matched, 1 when none did.
+    Match(listcmd::MatchArgs),
     /// Speed measurements printed as JSON, for scripts/bench-peer.sh.
     Bench {
         #[command(subcommand)]
@@ -63,7 +73,7 @@ enum OutFormat {
 }
 
 #[derive(clap::Args)]
-struct DecodeArgs {
+pub(crate) struct DecodeArgs {
     /// Apply the EXIF Orientation tag before hashing (Meta's reference does not).
     #[arg(long)]
     exif_orient: bool,
@@ -76,7 +86,7 @@ struct DecodeArgs {
 }
 
 impl DecodeArgs {
-    fn options(&self) -> DecodeOptions {
+    pub(crate) fn options(&self) -> DecodeOptions {
         DecodeOptions {
             limits: Limits {
                 max_pixels: self.max_pixels,
@@ -140,6 +150,8 @@ fn main() -> ExitCode {
         Cmd::Hash(a) => cmd_hash(a),
         Cmd::Edit(a) => cmd_edit(a),
         Cmd::Corpus { cmd } => cmd_corpus(cmd),
+        Cmd::List { cmd } => listcmd::run(cmd),
+        Cmd::Match(a) => listcmd::run_match(a),
         Cmd::Bench { cmd } => bench::run(cmd),
     };
     match r {

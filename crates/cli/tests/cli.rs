@@ -168,3 +168,88 @@ fn edit_writes_one_copy_per_edit_and_a_mild_edit_stays_a_match() {
     assert!(hashes[0].distance(&hashes[1]) <= 31);
     assert!(hashes[0].distance(&hashes[2]) <= 31);
 }
+
+#[test]
+fn list_build_then_match_images_and_hashes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("known.csv");
+    let known = shared().join("pdq-reference/images/bridge-mods/aaa-orig.jpg");
+    let o = scanlab(&[
+        "list",
+        "build",
+        "--out",
+        list.to_str().unwrap(),
+        "--label",
+        "known",
+        known.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Every edited copy of the listed photo matches; an unrelated photo does not.
+    let mods = shared().join("pdq-reference/images/bridge-mods");
+    let o = scanlab(&[
+        "match",
+        "--list",
+        list.to_str().unwrap(),
+        mods.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 12);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["matches"].as_array().unwrap().len() == 1),
+        "{lines:?}"
+    );
+    let other = shared().join("pdq-reference/images/misc-images/wee.jpg");
+    let o = scanlab(&[
+        "match",
+        "--list",
+        list.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "no match is a clean negative");
+    // --hashes reads hex lines; a plain hex file is a valid list too.
+    let hexes = tmp.path().join("q.txt");
+    std::fs::write(
+        &hexes,
+        "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22\n",
+    )
+    .unwrap();
+    let o = scanlab(&[
+        "match",
+        "--list",
+        hexes.to_str().unwrap(),
+        "--hashes",
+        hexes.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("\"distance\":0"));
+}
+
+#[test]
+fn a_malformed_list_names_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("bad.csv");
+    std::fs::write(
+        &list,
+        "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22\nnot-a-hash\n",
+    )
+    .unwrap();
+    let o = scanlab(&[
+        "match",
+        "--list",
+        list.to_str().unwrap(),
+        "--hashes",
+        list.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

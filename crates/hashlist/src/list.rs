@@ -298,7 +298,7 @@ impl HashList {
         }
         let n = u64::from_le_bytes(b[24..32].try_into().expect("8 bytes")) as usize;
         let root: [u8; 32] = b[32..64].try_into().expect("32 bytes");
-        if (b.len() - 64) % 32 != 0 || (b.len() - 64) / 32 != n {
+        if !(b.len() - 64).is_multiple_of(32) || (b.len() - 64) / 32 != n {
             return Err(bad(&format!(
                 "header says {n} hashes, body holds {} bytes",
                 b.len() - 64
