@@ -12,6 +12,34 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
+    /// Times the exact Hamming index on a seeded synthetic list, writing the list and queries
+    /// (32 raw bytes per hash) and the per-query hit counts to --dump for scripts/bench-index.sh.
+    Index {
+        /// List size.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+        /// `uniform` or `clustered`.
+        #[arg(long, default_value = "uniform")]
+        shape: String,
+        /// Number of queries.
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// Match radius.
+        #[arg(long, default_value_t = 31)]
+        radius: u32,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Seed of the synthetic list.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also time a linear scan (slow at 10M).
+        #[arg(long)]
+        linear: bool,
+        /// Folder to write base.bin, queries.bin and scanlab.json into.
+        #[arg(long)]
+        dump: Option<PathBuf>,
+    },
     /// Times PDQ on files: pixels→hash per image (median of --reps, one thread) and
     /// file→hash over all files (decode included) on one thread and on all cores.
     Hash {
@@ -48,7 +76,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
-    let BenchCmd::Hash { reps, paths } = cmd;
+    let (reps, paths) = match cmd {
+        BenchCmd::Hash { reps, paths } => (reps, paths),
+        BenchCmd::Index { n, shape, queries, radius, threads, seed, linear, dump } => {
+            return bench_index(n, &shape, queries, radius, threads, seed, linear, dump);
+        }
+    };
     let files = if paths.is_empty() {
         crate::files::corpus()?.paths()
     } else {
@@ -105,5 +138,83 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
         file_to_hash_all_cores_s: all,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct IndexReport {
+    scanlab_version: &'static str,
+    n: usize,
+    shape: scanlab_hashlist::synth::Shape,
+    queries: usize,
+    radius: u32,
+    threads: usize,
+    build_s: f64,
+    query_s: f64,
+    linear_query_s: Option<f64>,
+    index_bytes_per_hash: f64,
+    hits_per_query: Vec<usize>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench_index(
+    n: usize,
+    shape: &str,
+    nq: usize,
+    radius: u32,
+    threads: usize,
+    seed: u64,
+    linear: bool,
+    dump: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use scanlab_hashlist::{LinearIndex, MihIndex, synth};
+    let shape = match shape {
+        "uniform" => synth::Shape::Uniform,
+        "clustered" => synth::Shape::Clustered,
+        other => anyhow::bail!("unknown shape {other:?}: use uniform or clustered"),
+    };
+    let list = synth::list(n, shape, seed);
+    let qs = synth::queries(&list, nq, seed);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let t = Instant::now();
+    let index = pool.install(|| MihIndex::build(&list))?;
+    let build_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let hits = pool.install(|| index.query_batch(&qs, radius))?;
+    let query_s = t.elapsed().as_secs_f64();
+    let linear_query_s = if linear {
+        use rayon::prelude::*;
+        let lin = LinearIndex::new(&list);
+        let t = Instant::now();
+        let lh: Vec<Vec<_>> = pool.install(|| qs.par_iter().map(|q| lin.query(q, radius)).collect());
+        let dt = t.elapsed().as_secs_f64();
+        anyhow::ensure!(lh == hits, "MIH and linear scan disagree");
+        Some(dt)
+    } else {
+        None
+    };
+    let report = IndexReport {
+        scanlab_version: env!("CARGO_PKG_VERSION"),
+        n,
+        shape,
+        queries: nq,
+        radius,
+        threads,
+        build_s,
+        query_s,
+        linear_query_s,
+        index_bytes_per_hash: index.memory_bytes() as f64 / n as f64,
+        hits_per_query: hits.iter().map(|h| h.len()).collect(),
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(dir) = dump {
+        std::fs::create_dir_all(&dir)?;
+        let raw = |hs: &[scanlab_pdq::Hash256]| hs.iter().flat_map(|h| h.to_bytes()).collect::<Vec<u8>>();
+        std::fs::write(dir.join("base.bin"), raw(&list))?;
+        std::fs::write(dir.join("queries.bin"), raw(&qs))?;
+        std::fs::write(dir.join("scanlab.json"), &json)?;
+    } else {
+        println!("{json}");
+    }
     Ok(ExitCode::SUCCESS)
 }

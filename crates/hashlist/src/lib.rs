@@ -26,6 +26,7 @@
 
 pub mod index;
 pub mod list;
+pub mod synth;
 
 pub use index::{Hit, IndexError, LinearIndex, MihIndex};
 pub use list::{Entry, Format, HashKind, HashList, ImportReport, ListError};
