@@ -78,7 +78,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
     let (reps, paths) = match cmd {
         BenchCmd::Hash { reps, paths } => (reps, paths),
-        BenchCmd::Index { n, shape, queries, radius, threads, seed, linear, dump } => {
+        BenchCmd::Index {
+            n,
+            shape,
+            queries,
+            radius,
+            threads,
+            seed,
+            linear,
+            dump,
+        } => {
             return bench_index(n, &shape, queries, radius, threads, seed, linear, dump);
         }
     };
@@ -175,7 +184,9 @@ fn bench_index(
     };
     let list = synth::list(n, shape, seed);
     let qs = synth::queries(&list, nq, seed);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     let t = Instant::now();
     let index = pool.install(|| MihIndex::build(&list))?;
     let build_s = t.elapsed().as_secs_f64();
@@ -186,7 +197,8 @@ fn bench_index(
         use rayon::prelude::*;
         let lin = LinearIndex::new(&list);
         let t = Instant::now();
-        let lh: Vec<Vec<_>> = pool.install(|| qs.par_iter().map(|q| lin.query(q, radius)).collect());
+        let lh: Vec<Vec<_>> =
+            pool.install(|| qs.par_iter().map(|q| lin.query(q, radius)).collect());
         let dt = t.elapsed().as_secs_f64();
         anyhow::ensure!(lh == hits, "MIH and linear scan disagree");
         Some(dt)
@@ -209,7 +221,8 @@ fn bench_index(
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(dir) = dump {
         std::fs::create_dir_all(&dir)?;
-        let raw = |hs: &[scanlab_pdq::Hash256]| hs.iter().flat_map(|h| h.to_bytes()).collect::<Vec<u8>>();
+        let raw =
+            |hs: &[scanlab_pdq::Hash256]| hs.iter().flat_map(|h| h.to_bytes()).collect::<Vec<u8>>();
         std::fs::write(dir.join("base.bin"), raw(&list))?;
         std::fs::write(dir.join("queries.bin"), raw(&qs))?;
         std::fs::write(dir.join("scanlab.json"), &json)?;

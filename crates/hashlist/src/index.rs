@@ -172,7 +172,10 @@ impl MihIndex {
         let mut cand: Vec<(u32, u8)> = Vec::new();
         for (t, table) in self.tables.iter().enumerate() {
             for_each_within(qc[t] as u16, s, |probe| {
-                let (lo, hi) = (table.offsets[probe as usize] as usize, table.offsets[probe as usize + 1] as usize);
+                let (lo, hi) = (
+                    table.offsets[probe as usize] as usize,
+                    table.offsets[probe as usize + 1] as usize,
+                );
                 cand.extend(table.positions[lo..hi].iter().map(|&p| (p, t as u8)));
             });
         }
@@ -190,7 +193,10 @@ impl MihIndex {
             }
             // Report from the first table where this hash's chunk is within `s` only.
             if (0..t as usize).all(|u| ((chunk(h, u) ^ qc[u]) as u16).count_ones() > s) {
-                out.push(Hit { position: p, distance: d });
+                out.push(Hit {
+                    position: p,
+                    distance: d,
+                });
             }
         }
         out.sort_unstable();
@@ -209,7 +215,9 @@ fn prefetch<T>(x: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(x as *const T as *const i8)
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            x as *const T as *const i8,
+        )
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = x;

@@ -9,6 +9,9 @@
 //!   and compact binary forms ([`list`]).
 //! - [`MihIndex`]: exact Hamming-range search by multi-index hashing, property-tested against
 //!   [`LinearIndex`] ([`index`]).
+//! - [`ListLog`] and [`Auditor`]: the auditable list, an RFC 6962 transparency log with signed
+//!   tree heads, inclusion, consistency and absence proofs, split-view detection by gossip,
+//!   and k-of-n admission by organisations in distinct jurisdictions ([`log`]).
 //!
 //! ```
 //! use scanlab_hashlist::{HashList, MihIndex};
@@ -26,7 +29,12 @@
 
 pub mod index;
 pub mod list;
+pub mod log;
 pub mod synth;
 
 pub use index::{Hit, IndexError, LinearIndex, MihIndex};
 pub use list::{Entry, Format, HashKind, HashList, ImportReport, ListError};
+pub use log::{
+    AbsenceProof, Auditor, ListLog, LogError, LogLeaf, Organisation, Policy, SignedTreeHead,
+    Voucher,
+};
