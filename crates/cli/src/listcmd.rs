@@ -40,6 +40,58 @@ pub enum ListCmd {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Append hashes to an auditable list log (created on first use), then publish and print
+    /// a new signed tree head. Each entry needs vouchers from --k organisations in distinct
+    /// jurisdictions (stand-in organisations, simulated in the log folder).
+    Add {
+        /// The log folder.
+        #[arg(long)]
+        log: PathBuf,
+        /// Stand-in organisations for a new log, NAME:JURISDICTION (repeatable).
+        #[arg(long = "org", default_values = ["standin-us:US", "standin-uk:UK", "standin-ca:CA"])]
+        orgs: Vec<String>,
+        /// Distinct jurisdictions each entry needs, for a new log.
+        #[arg(long, default_value_t = 2)]
+        k: usize,
+        /// Organisations that vouch for these entries (default: all).
+        #[arg(long = "vouch")]
+        vouch: Vec<String>,
+        /// Label of the entries.
+        #[arg(long, default_value = "known")]
+        label: String,
+        /// Inputs are files of hex hashes, not images.
+        #[arg(long)]
+        hashes: bool,
+        #[command(flatten)]
+        decode: crate::DecodeArgs,
+        /// Images or folders (or, with --hashes, hash files).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Prove that a hash (or an image's hash) is, or is not, in the current list version:
+    /// prints a JSON proof bundle that `list verify` checks.
+    Prove {
+        /// The log folder.
+        #[arg(long)]
+        log: PathBuf,
+        /// A hash in hex, instead of an image.
+        #[arg(long)]
+        hash: Option<String>,
+        /// An image to hash.
+        image: Option<PathBuf>,
+    },
+    /// Verify a proof bundle as a client that pins the operator's key and the policy. Exit 0
+    /// when the proof holds (prints `listed` or `not listed`), 1 when it does not.
+    Verify {
+        /// The operator's Ed25519 public key, hex (from `list add` or `list head`).
+        #[arg(long)]
+        operator_key: String,
+        /// The policy file (`policy.json` in the log folder).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The proof bundle from `list prove`.
+        proof: PathBuf,
+    },
     /// Convert a list (CSV, JSON lines or binary) to another format, reporting duplicates.
     Export {
         /// The list to read.
@@ -133,6 +185,115 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        ListCmd::Add {
+            log,
+            orgs,
+            k,
+            vouch,
+            label,
+            hashes,
+            decode,
+            inputs,
+        } => {
+            use scanlab_hashlist::store::LogDir;
+            let mut dir = if log.join("policy.json").exists() {
+                LogDir::open(&log)?
+            } else {
+                let orgs: Vec<(String, String)> = orgs
+                    .iter()
+                    .map(|o| {
+                        o.split_once(':')
+                            .map(|(a, b)| (a.to_string(), b.to_string()))
+                    })
+                    .collect::<Option<_>>()
+                    .context("--org takes NAME:JURISDICTION")?;
+                LogDir::create(&log, &orgs, k)?
+            };
+            let vouch = if vouch.is_empty() {
+                LogDir::read_policy(&log.join("policy.json"))?
+                    .orgs
+                    .iter()
+                    .map(|o| o.name.clone())
+                    .collect()
+            } else {
+                vouch
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let mut failed = 0;
+            for (query, h) in queries(&inputs, hashes, &decode)? {
+                match h {
+                    Ok(h) => {
+                        if let Err(e) = dir.append(h, &label, &vouch, now) {
+                            failed += 1;
+                            eprintln!("scanlab: {query}: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("scanlab: error: {e}");
+                    }
+                }
+            }
+            let head = dir.publish(now)?;
+            println!(
+                "{}",
+                serde_json::to_string(
+                    &serde_json::json!({"operator_key": dir.operator_key_hex(), "head": head})
+                )?
+            );
+            Ok(if failed > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        ListCmd::Prove { log, hash, image } => {
+            let dir = scanlab_hashlist::store::LogDir::open(&log)?;
+            let h = match (hash, image) {
+                (Some(h), None) => Hash256::from_hex(&h)?,
+                (None, Some(p)) => {
+                    Hasher::new()
+                        .hash(&pdq_image(&decode_file(&p, &Default::default())?))
+                        .hash
+                }
+                _ => bail!("give either --hash HEX or one IMAGE"),
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            println!("{}", serde_json::to_string_pretty(&dir.prove(&h, now)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ListCmd::Verify {
+            operator_key,
+            policy,
+            proof,
+        } => {
+            let policy = scanlab_hashlist::store::LogDir::read_policy(&policy)?;
+            let text = std::fs::read_to_string(&proof)
+                .with_context(|| format!("reading {}", proof.display()))?;
+            let bundle: scanlab_hashlist::store::ProofBundle = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a proof bundle", proof.display()))?;
+            match scanlab_hashlist::store::verify_bundle(&operator_key, policy, &bundle) {
+                Ok(listed) => {
+                    println!(
+                        "{} {} (list size {})",
+                        bundle.hash,
+                        if listed { "listed" } else { "not listed" },
+                        bundle.head.size
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("scanlab: verification failed: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         ListCmd::Export { list, format } => {
             let l = read_list(&list)?;
             let stdout = std::io::stdout();
@@ -182,39 +343,7 @@ pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
     if a.radius > scanlab_hashlist::index::MAX_RADIUS {
         bail!(scanlab_hashlist::IndexError::Radius(a.radius));
     }
-    // (query label, hash) pairs, or an error to report.
-    let mut queries: Vec<(String, Result<Hash256, String>)> = Vec::new();
-    if a.hashes {
-        for p in &a.inputs {
-            let reader: Box<dyn BufRead> = if p.as_os_str() == "-" {
-                Box::new(std::io::stdin().lock())
-            } else {
-                Box::new(std::io::BufReader::new(
-                    std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
-                ))
-            };
-            for (i, line) in reader.lines().enumerate() {
-                let line = line?;
-                let t = line.trim();
-                if t.is_empty() || t.starts_with('#') {
-                    continue;
-                }
-                let hex = t.split(',').next().unwrap_or(t);
-                queries.push((
-                    hex.to_string(),
-                    Hash256::from_hex(hex).map_err(|e| format!("{}:{}: {e}", p.display(), i + 1)),
-                ));
-            }
-        }
-    } else {
-        let mut hasher = Hasher::new();
-        for p in files::expand(&a.inputs)? {
-            let r = decode_file(&p, &a.decode.options())
-                .map(|img| hasher.hash(&pdq_image(&img)).hash)
-                .map_err(|e| e.to_string());
-            queries.push((p.to_string_lossy().into(), r));
-        }
-    }
+    let queries = queries(&a.inputs, a.hashes, &a.decode)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut any, mut failed) = (false, 0);
@@ -254,4 +383,46 @@ pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The queries named on a command line: images (hashed) or, with `hashes`, files of hex hashes
+/// (`-` is stdin). Each is `(label, hash or error)`, in order.
+fn queries(
+    inputs: &[PathBuf],
+    hashes: bool,
+    decode: &crate::DecodeArgs,
+) -> Result<Vec<(String, Result<Hash256, String>)>> {
+    let mut queries = Vec::new();
+    if hashes {
+        for p in inputs {
+            let reader: Box<dyn BufRead> = if p.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                Box::new(std::io::BufReader::new(
+                    std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+                ))
+            };
+            for (i, line) in reader.lines().enumerate() {
+                let line = line?;
+                let t = line.trim();
+                if t.is_empty() || t.starts_with('#') {
+                    continue;
+                }
+                let hex = t.split(',').next().unwrap_or(t);
+                queries.push((
+                    hex.to_string(),
+                    Hash256::from_hex(hex).map_err(|e| format!("{}:{}: {e}", p.display(), i + 1)),
+                ));
+            }
+        }
+    } else {
+        let mut hasher = Hasher::new();
+        for p in files::expand(inputs)? {
+            let r = decode_file(&p, &decode.options())
+                .map(|img| hasher.hash(&pdq_image(&img)).hash)
+                .map_err(|e| e.to_string());
+            queries.push((p.to_string_lossy().into(), r));
+        }
+    }
+    Ok(queries)
 }

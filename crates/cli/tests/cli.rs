@@ -253,3 +253,76 @@ fn a_malformed_list_names_the_line() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn auditable_list_add_prove_verify_and_a_tampered_proof_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log");
+    let listed = shared().join("pdq-reference/images/reg-test-input/labelme-subset");
+    let o = scanlab(&[
+        "list",
+        "add",
+        "--log",
+        log.to_str().unwrap(),
+        listed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let added: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(added["head"]["size"], 7);
+    let key = added["operator_key"].as_str().unwrap().to_string();
+    // One organisation alone cannot admit a hash (k = 2 jurisdictions).
+    let other = shared().join("pdq-reference/images/misc-images/wee.jpg");
+    let o = scanlab(&[
+        "list",
+        "add",
+        "--log",
+        log.to_str().unwrap(),
+        "--vouch",
+        "standin-us",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs 2"));
+    let policy = log.join("policy.json");
+    for (img, want) in [
+        (listed.join("q0746.jpg"), "listed"),
+        (other.clone(), "not listed"),
+    ] {
+        let o = scanlab(&[
+            "list",
+            "prove",
+            "--log",
+            log.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ]);
+        assert!(o.status.success());
+        let proof = tmp.path().join("proof.json");
+        std::fs::write(&proof, &o.stdout).unwrap();
+        let o = scanlab(&[
+            "list",
+            "verify",
+            "--operator-key",
+            &key,
+            "--policy",
+            policy.to_str().unwrap(),
+            proof.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(stdout(&o).contains(&format!(" {want} ")), "{}", stdout(&o));
+        // Changing the head's size breaks the operator's signature.
+        let tampered = String::from_utf8(std::fs::read(&proof).unwrap())
+            .unwrap()
+            .replace("\"size\": 7", "\"size\": 8");
+        std::fs::write(&proof, tampered).unwrap();
+        let o = scanlab(&[
+            "list",
+            "verify",
+            "--operator-key",
+            &key,
+            "--policy",
+            policy.to_str().unwrap(),
+            proof.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+    }
+}

@@ -30,6 +30,7 @@
 pub mod index;
 pub mod list;
 pub mod log;
+pub mod store;
 pub mod synth;
 
 pub use index::{Hit, IndexError, LinearIndex, MihIndex};

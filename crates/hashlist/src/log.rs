@@ -38,6 +38,7 @@
 
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
+pub use ed25519_dalek::VerifyingKey as PublicKey;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use scanlab_pdq::Hash256;
 use sha2_11::Sha256;
