@@ -59,14 +59,8 @@ pub enum ListCmd {
         /// Label of the entries.
         #[arg(long, default_value = "known")]
         label: String,
-        /// Inputs are files of hex hashes, not images.
-        #[arg(long)]
-        hashes: bool,
         #[command(flatten)]
-        decode: crate::DecodeArgs,
-        /// Images or folders (or, with --hashes, hash files).
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
+        input: QueryInputs,
     },
     /// Prove that a hash (or an image's hash) is, or is not, in the current list version:
     /// prints a JSON proof bundle that `list verify` checks.
@@ -191,9 +185,7 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
             k,
             vouch,
             label,
-            hashes,
-            decode,
-            inputs,
+            input,
         } => {
             use scanlab_hashlist::store::LogDir;
             let mut dir = if log.join("policy.json").exists() {
@@ -223,7 +215,7 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             let mut failed = 0;
-            for (query, h) in queries(&inputs, hashes, &decode)? {
+            for (query, h) in queries(&input)? {
                 match h {
                     Ok(h) => {
                         if let Err(e) = dir.append(h, &label, &vouch, now) {
@@ -313,6 +305,13 @@ pub struct MatchArgs {
     /// Match when the Hamming distance is at most this (PDQ's recommendation: 31).
     #[arg(long, default_value_t = 31)]
     radius: u32,
+    #[command(flatten)]
+    input: QueryInputs,
+}
+
+/// Images to hash, or files of hex hashes.
+#[derive(clap::Args)]
+pub struct QueryInputs {
     /// Inputs are files of hex hashes, one per line (`-` for stdin), not images.
     #[arg(long)]
     hashes: bool,
@@ -343,7 +342,7 @@ pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
     if a.radius > scanlab_hashlist::index::MAX_RADIUS {
         bail!(scanlab_hashlist::IndexError::Radius(a.radius));
     }
-    let queries = queries(&a.inputs, a.hashes, &a.decode)?;
+    let queries = queries(&a.input)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut any, mut failed) = (false, 0);
@@ -387,14 +386,10 @@ pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
 
 /// The queries named on a command line: images (hashed) or, with `hashes`, files of hex hashes
 /// (`-` is stdin). Each is `(label, hash or error)`, in order.
-fn queries(
-    inputs: &[PathBuf],
-    hashes: bool,
-    decode: &crate::DecodeArgs,
-) -> Result<Vec<(String, Result<Hash256, String>)>> {
+fn queries(q: &QueryInputs) -> Result<Vec<(String, Result<Hash256, String>)>> {
     let mut queries = Vec::new();
-    if hashes {
-        for p in inputs {
+    if q.hashes {
+        for p in &q.inputs {
             let reader: Box<dyn BufRead> = if p.as_os_str() == "-" {
                 Box::new(std::io::stdin().lock())
             } else {
@@ -417,8 +412,8 @@ fn queries(
         }
     } else {
         let mut hasher = Hasher::new();
-        for p in files::expand(inputs)? {
-            let r = decode_file(&p, &decode.options())
+        for p in files::expand(&q.inputs)? {
+            let r = decode_file(&p, &q.decode.options())
                 .map(|img| hasher.hash(&pdq_image(&img)).hash)
                 .map_err(|e| e.to_string());
             queries.push((p.to_string_lossy().into(), r));

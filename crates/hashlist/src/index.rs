@@ -310,6 +310,7 @@ fn for_each_within(v: u16, s: u32, mut f: impl FnMut(u16)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth;
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
 
@@ -317,29 +318,8 @@ mod tests {
         Hash256([rng.random(), rng.random(), rng.random(), rng.random()])
     }
 
-    fn flip(h: Hash256, bits: usize, rng: &mut impl Rng) -> Hash256 {
-        let mut w = h.0;
-        for _ in 0..bits {
-            let b = rng.random_range(0..256);
-            w[b / 64] ^= 1 << (b % 64);
-        }
-        Hash256(w)
-    }
-
-    /// A clustered list: a few centres, each with many near-duplicates, like a real list of
-    /// re-encoded and resized copies.
     fn clustered(n: usize, seed: u64) -> Vec<Hash256> {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let centres: Vec<Hash256> = (0..(n / 50).max(1))
-            .map(|_| random_hash(&mut rng))
-            .collect();
-        (0..n)
-            .map(|_| {
-                let c = centres[rng.random_range(0..centres.len())];
-                let k = rng.random_range(0..40);
-                flip(c, k, &mut rng)
-            })
-            .collect()
+        synth::list(n, synth::Shape::Clustered, seed)
     }
 
     #[test]
@@ -367,7 +347,7 @@ mod tests {
             for _ in 0..20 {
                 // Queries near list entries (so there are hits) and far from them.
                 let base = hashes[rng.random_range(0..hashes.len())];
-                let q = if rng.random_bool(0.8) { flip(base, rng.random_range(0..48), &mut rng) } else { random_hash(&mut rng) };
+                let q = if rng.random_bool(0.8) { synth::flip(base, rng.random_range(0..48), &mut rng) } else { random_hash(&mut rng) };
                 prop_assert_eq!(mih.query(&q, radius).unwrap(), lin.query(&q, radius));
             }
         }

@@ -69,6 +69,63 @@ fn has_avx512f() -> bool {
     *F.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
 }
 
+/// Splits 8 RGB pixels at `p` into three vectors of 32-bit channel values. Each 128-bit half
+/// loads 4 pixels (12 bytes, plus 4 read but unused); the shuffle zero-extends one channel's
+/// bytes into 32-bit lanes.
+///
+/// # Safety
+/// AVX2 must be available and 28 bytes must be readable at `p`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn deinterleave8(p: *const u8) -> [std::arch::x86_64::__m256i; 3] {
+    use std::arch::x86_64::*;
+    let z = -1i8;
+    let masks = [0i8, 1, 2].map(|c| {
+        _mm256_setr_epi8(
+            c,
+            z,
+            z,
+            z,
+            c + 3,
+            z,
+            z,
+            z,
+            c + 6,
+            z,
+            z,
+            z,
+            c + 9,
+            z,
+            z,
+            z,
+            c,
+            z,
+            z,
+            z,
+            c + 3,
+            z,
+            z,
+            z,
+            c + 6,
+            z,
+            z,
+            z,
+            c + 9,
+            z,
+            z,
+            z,
+        )
+    });
+    // SAFETY: the caller guarantees 28 readable bytes.
+    let v = unsafe {
+        let lo = _mm_loadu_si128(p as *const __m128i);
+        let hi = _mm_loadu_si128(p.add(12) as *const __m128i);
+        _mm256_set_m128i(hi, lo)
+    };
+    masks.map(|m| _mm256_shuffle_epi8(v, m))
+}
+
 /// AVX2 luma of one row. RGB rows take the vector path; other layouts are rare in practice
 /// (decoders give RGB) and use the scalar path.
 ///
@@ -87,33 +144,12 @@ pub(crate) unsafe fn row_avx2(src: &[u8], layout: Layout, mode: LumaMode, dst: &
     }
     let n = dst.len();
     assert!(src.len() >= 3 * n);
-    // Each 128-bit half holds 4 pixels (12 bytes, plus 4 read but unused); the shuffle
-    // zero-extends one channel's bytes into 32-bit lanes.
-    let z = -1i8;
-    let mr = _mm256_setr_epi8(
-        0, z, z, z, 3, z, z, z, 6, z, z, z, 9, z, z, z, 0, z, z, z, 3, z, z, z, 6, z, z, z, 9, z,
-        z, z,
-    );
-    let mg = _mm256_setr_epi8(
-        1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z, z, z, 1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z,
-        z, z,
-    );
-    let mb = _mm256_setr_epi8(
-        2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z, z, z, 2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z,
-        z, z,
-    );
     let mut x = 0;
     // The second half-load reads bytes 12..28 of the 24-byte group: keep 4 bytes of slack.
     while x + 8 <= n && 3 * x + 28 <= src.len() {
         // SAFETY: 3x + 28 <= src.len() was checked, and x + 8 <= n = dst.len().
         unsafe {
-            let p = src.as_ptr().add(3 * x);
-            let lo = _mm_loadu_si128(p as *const __m128i);
-            let hi = _mm_loadu_si128(p.add(12) as *const __m128i);
-            let v = _mm256_set_m128i(hi, lo);
-            let r = _mm256_shuffle_epi8(v, mr);
-            let g = _mm256_shuffle_epi8(v, mg);
-            let b = _mm256_shuffle_epi8(v, mb);
+            let [r, g, b] = deinterleave8(src.as_ptr().add(3 * x));
             let out = match mode {
                 LumaMode::NumpyF64 => {
                     let cr = _mm256_set1_pd(COEFF_F64[0]);
@@ -164,19 +200,6 @@ unsafe fn row_rgb_f64_avx512(src: &[u8], dst: &mut [f32]) {
     use std::arch::x86_64::*;
     let n = dst.len();
     assert!(src.len() >= 3 * n);
-    let z = -1i8;
-    let mr = _mm256_setr_epi8(
-        0, z, z, z, 3, z, z, z, 6, z, z, z, 9, z, z, z, 0, z, z, z, 3, z, z, z, 6, z, z, z, 9, z,
-        z, z,
-    );
-    let mg = _mm256_setr_epi8(
-        1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z, z, z, 1, z, z, z, 4, z, z, z, 7, z, z, z, 10, z,
-        z, z,
-    );
-    let mb = _mm256_setr_epi8(
-        2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z, z, z, 2, z, z, z, 5, z, z, z, 8, z, z, z, 11, z,
-        z, z,
-    );
     let cr = _mm512_set1_pd(COEFF_F64[0]);
     let cg = _mm512_set1_pd(COEFF_F64[1]);
     let cb = _mm512_set1_pd(COEFF_F64[2]);
@@ -184,13 +207,7 @@ unsafe fn row_rgb_f64_avx512(src: &[u8], dst: &mut [f32]) {
     while x + 8 <= n && 3 * x + 28 <= src.len() {
         // SAFETY: 3x + 28 <= src.len() was checked, and x + 8 <= n = dst.len().
         unsafe {
-            let p = src.as_ptr().add(3 * x);
-            let lo = _mm_loadu_si128(p as *const __m128i);
-            let hi = _mm_loadu_si128(p.add(12) as *const __m128i);
-            let v = _mm256_set_m128i(hi, lo);
-            let r = _mm512_cvtepi32_pd(_mm256_shuffle_epi8(v, mr));
-            let g = _mm512_cvtepi32_pd(_mm256_shuffle_epi8(v, mg));
-            let b = _mm512_cvtepi32_pd(_mm256_shuffle_epi8(v, mb));
+            let [r, g, b] = deinterleave8(src.as_ptr().add(3 * x)).map(|c| _mm512_cvtepi32_pd(c));
             let s = _mm512_add_pd(_mm512_mul_pd(r, cr), _mm512_mul_pd(g, cg));
             let y = _mm512_cvtpd_ps(_mm512_add_pd(s, _mm512_mul_pd(b, cb)));
             _mm256_storeu_ps(dst.as_mut_ptr().add(x), y);
