@@ -157,7 +157,8 @@ impl MihIndex {
                     offsets[b + 1] += offsets[b];
                 }
                 let mut fill = offsets.clone();
-                let mut positions = vec![0u8; hs.len() * width];
+                // One spare byte, so every 3-byte position can be read as a masked 4-byte word.
+                let mut positions = vec![0u8; hs.len() * width + 1];
                 for (i, h) in hs.iter().enumerate() {
                     let c = chunk(h, t);
                     let at = fill[c] as usize * width;
@@ -233,10 +234,11 @@ impl MihIndex {
                     table.offsets[probe as usize + 1] as usize,
                 );
                 let w = self.width;
-                cand.extend(table.positions[lo * w..hi * w].chunks_exact(w).map(|b| {
-                    let mut x = [0u8; 4];
-                    x[..w].copy_from_slice(b);
-                    (u32::from_le_bytes(x), t as u8)
+                let mask = if w == 3 { 0x00FF_FFFF } else { u32::MAX };
+                let bytes = &table.positions[lo * w..hi * w + 1];
+                cand.extend((0..hi - lo).map(|k| {
+                    let word: [u8; 4] = bytes[k * w..k * w + 4].try_into().expect("4 bytes");
+                    (u32::from_le_bytes(word) & mask, t as u8)
                 }));
             });
         }
