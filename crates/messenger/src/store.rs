@@ -1,0 +1,286 @@
+//! The provider's storage: accounts, key packages, per-device delivery queues, attachment
+//! blobs, and the provider view. SQLite in WAL mode with `synchronous = FULL` is the embedded
+//! default, so a message the provider acknowledged survives `kill -9`; the [`Store`] trait leaves
+//! room for PostgreSQL.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// One message waiting in a recipient's queue.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Queued {
+    /// Message id: unique, increasing, so per-group order is delivery order.
+    pub id: i64,
+    /// Group (chat) id, opaque to the provider.
+    pub group: String,
+    /// Sender's account name.
+    pub sender: String,
+    /// The opaque payload (an MLS message).
+    pub payload: Vec<u8>,
+}
+
+/// One recorded request: everything the provider received, or its length and digest for blobs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ViewRecord {
+    /// Sequence number.
+    pub seq: i64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Authenticated account, or `None`.
+    pub who: Option<String>,
+    /// `METHOD /path`.
+    pub endpoint: String,
+    /// Bytes received.
+    pub len: i64,
+    /// SHA-256 of the bytes received, hex.
+    pub sha256: String,
+    /// The bytes themselves, except for attachment blobs (length and digest only).
+    pub body: Option<Vec<u8>>,
+    /// Fields a detection scheme adds (JSON), e.g. a hash it received.
+    pub extra: Option<String>,
+}
+
+/// Storage operations the provider needs.
+pub trait Store: Send {
+    /// Creates an account; false if the name is taken.
+    fn register(&mut self, name: &str, identity_key: &[u8; 32]) -> Result<bool, StoreError>;
+    /// The account's identity key.
+    fn identity_key(&mut self, name: &str) -> Result<Option<[u8; 32]>, StoreError>;
+    /// Stores a session token for an account.
+    fn put_token(&mut self, token: &str, name: &str) -> Result<(), StoreError>;
+    /// The account a token belongs to.
+    fn token_owner(&mut self, token: &str) -> Result<Option<String>, StoreError>;
+    /// Adds key packages for an account.
+    fn add_key_packages(&mut self, name: &str, packages: &[Vec<u8>]) -> Result<(), StoreError>;
+    /// Removes and returns one key package of an account (each is single-use).
+    fn take_key_package(&mut self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores a message and queues it for each recipient, atomically; returns its id.
+    fn enqueue(
+        &mut self,
+        group: &str,
+        sender: &str,
+        recipients: &[String],
+        payload: &[u8],
+    ) -> Result<i64, StoreError>;
+    /// Unacknowledged messages for an account, oldest first.
+    fn pending(&mut self, name: &str, limit: usize) -> Result<Vec<Queued>, StoreError>;
+    /// Acknowledges messages for an account (ids of others are ignored); returns how many.
+    fn ack(&mut self, name: &str, ids: &[i64]) -> Result<usize, StoreError>;
+    /// Stores a blob; returns its id.
+    fn put_blob(&mut self, data: &[u8]) -> Result<String, StoreError>;
+    /// A blob by id.
+    fn get_blob(&mut self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Appends to the provider view.
+    fn record(&mut self, r: &ViewRecord) -> Result<(), StoreError>;
+    /// The whole provider view, in order.
+    fn view(&mut self) -> Result<Vec<ViewRecord>, StoreError>;
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    db: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DIR/provider.sqlite`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let db = Connection::open(dir.join("provider.sqlite"))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk before the provider answers, so nothing acknowledged is lost.
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, identity_key BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, name TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS key_packages (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, data BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, grp TEXT NOT NULL, sender TEXT NOT NULL, payload BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS queue (recipient TEXT NOT NULL, message INTEGER NOT NULL, PRIMARY KEY (recipient, message));
+             CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS provider_view (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
+                 who TEXT, endpoint TEXT NOT NULL, len INTEGER NOT NULL, sha256 TEXT NOT NULL, body BLOB, extra TEXT);",
+        )?;
+        Ok(SqliteStore { db })
+    }
+}
+
+impl Store for SqliteStore {
+    fn register(&mut self, name: &str, identity_key: &[u8; 32]) -> Result<bool, StoreError> {
+        let n = self.db.execute(
+            "INSERT OR IGNORE INTO accounts (name, identity_key) VALUES (?1, ?2)",
+            params![name, &identity_key[..]],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn identity_key(&mut self, name: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let k: Option<Vec<u8>> = self
+            .db
+            .query_row(
+                "SELECT identity_key FROM accounts WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(k.and_then(|k| k.try_into().ok()))
+    }
+
+    fn put_token(&mut self, token: &str, name: &str) -> Result<(), StoreError> {
+        self.db.execute(
+            "INSERT INTO tokens (token, name) VALUES (?1, ?2)",
+            params![token, name],
+        )?;
+        Ok(())
+    }
+
+    fn token_owner(&mut self, token: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db
+            .query_row("SELECT name FROM tokens WHERE token = ?1", [token], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn add_key_packages(&mut self, name: &str, packages: &[Vec<u8>]) -> Result<(), StoreError> {
+        let tx = self.db.transaction()?;
+        for p in packages {
+            tx.execute(
+                "INSERT INTO key_packages (name, data) VALUES (?1, ?2)",
+                params![name, p],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn take_key_package(&mut self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.transaction()?;
+        let row: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT id, data FROM key_packages WHERE name = ?1 ORDER BY id LIMIT 1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((id, _)) = &row {
+            tx.execute("DELETE FROM key_packages WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(row.map(|(_, d)| d))
+    }
+
+    fn enqueue(
+        &mut self,
+        group: &str,
+        sender: &str,
+        recipients: &[String],
+        payload: &[u8],
+    ) -> Result<i64, StoreError> {
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO messages (grp, sender, payload) VALUES (?1, ?2, ?3)",
+            params![group, sender, payload],
+        )?;
+        let id = tx.last_insert_rowid();
+        for r in recipients {
+            tx.execute(
+                "INSERT OR IGNORE INTO queue (recipient, message) VALUES (?1, ?2)",
+                params![r, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn pending(&mut self, name: &str, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        let mut st = self.db.prepare_cached(
+            "SELECT m.id, m.grp, m.sender, m.payload FROM queue q JOIN messages m ON m.id = q.message
+             WHERE q.recipient = ?1 ORDER BY m.id LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![name, limit as i64], |r| {
+            Ok(Queued {
+                id: r.get(0)?,
+                group: r.get(1)?,
+                sender: r.get(2)?,
+                payload: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn ack(&mut self, name: &str, ids: &[i64]) -> Result<usize, StoreError> {
+        let tx = self.db.transaction()?;
+        let mut n = 0;
+        for id in ids {
+            n += tx.execute(
+                "DELETE FROM queue WHERE recipient = ?1 AND message = ?2",
+                params![name, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn put_blob(&mut self, data: &[u8]) -> Result<String, StoreError> {
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
+        let id = hex::encode(id);
+        self.db.execute(
+            "INSERT INTO blobs (id, data) VALUES (?1, ?2)",
+            params![id, data],
+        )?;
+        Ok(id)
+    }
+
+    fn get_blob(&mut self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .query_row("SELECT data FROM blobs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn record(&mut self, r: &ViewRecord) -> Result<(), StoreError> {
+        self.db.execute(
+            "INSERT INTO provider_view (at_ms, who, endpoint, len, sha256, body, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![r.at_ms, r.who, r.endpoint, r.len, r.sha256, r.body, r.extra],
+        )?;
+        Ok(())
+    }
+
+    fn view(&mut self) -> Result<Vec<ViewRecord>, StoreError> {
+        let mut st = self.db.prepare("SELECT seq, at_ms, who, endpoint, len, sha256, body, extra FROM provider_view ORDER BY seq")?;
+        let rows = st.query_map([], |r| {
+            Ok(ViewRecord {
+                seq: r.get(0)?,
+                at_ms: r.get(1)?,
+                who: r.get(2)?,
+                endpoint: r.get(3)?,
+                len: r.get(4)?,
+                sha256: r.get(5)?,
+                body: r.get(6)?,
+                extra: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
