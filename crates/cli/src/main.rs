@@ -59,6 +59,26 @@ enum Cmd {
     ///
     /// Exit code 0 when any query matched, 1 when none did.
     Match(listcmd::MatchArgs),
+    /// Run the messenger's provider: an HTTP service storing everything under --data.
+    ///
+    /// Prints `listening on http://ADDR` once ready (use port 0 for a free port).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8731")]
+        listen: String,
+        /// Data directory (SQLite database).
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Dump the provider view: every request the provider received, from its database.
+    ProviderView {
+        /// The provider's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Speed measurements printed as JSON, for scripts/bench-peer.sh.
     Bench {
         #[command(subcommand)]
@@ -153,6 +173,8 @@ fn main() -> ExitCode {
         Cmd::List { cmd } => listcmd::run(cmd),
         Cmd::Match(a) => listcmd::run_match(a),
         Cmd::Bench { cmd } => bench::run(cmd),
+        Cmd::Serve { listen, data } => cmd_serve(&listen, &data),
+        Cmd::ProviderView { data, json } => cmd_provider_view(&data, json),
     };
     match r {
         Ok(code) => code,
@@ -314,5 +336,51 @@ fn cmd_corpus(c: CorpusCmd) -> Result<ExitCode> {
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_serve(listen: &str, data: &std::path::Path) -> Result<ExitCode> {
+    use scanlab_messenger::{Limits, Provider, SqliteStore};
+    let store = SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?;
+    let provider = Provider::new(Box::new(store), Limits::default());
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        println!("listening on http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        scanlab_messenger::serve(listener, provider, shutdown).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_provider_view(data: &std::path::Path, json: bool) -> Result<ExitCode> {
+    use scanlab_messenger::{SqliteStore, Store};
+    let mut store =
+        SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for r in store.view()? {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&r)?)?;
+        } else {
+            writeln!(
+                out,
+                "{:>6} {:>14} {:<10} {:<28} {:>9} B  sha256 {}",
+                r.seq,
+                r.at_ms,
+                r.who.as_deref().unwrap_or("-"),
+                r.endpoint,
+                r.len,
+                &r.sha256[..16]
+            )?;
+        }
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
