@@ -6,13 +6,16 @@
 //! recorded. This crate is that messenger's provider today: [`provider`] is a real axum HTTP
 //! service over SQLite ([`store`]), and every request it receives passes through one recording
 //! layer into the **provider view** ([`store::ViewRecord`]), from which the privacy figures are
-//! computed. The MLS client half (openmls) is the next step (see the messenger issue).
+//! computed. [`mls`] is the client's end-to-end encryption: openmls groups with persistent
+//! state, and Signal-style encrypted attachments. Wiring the client to the provider (HTTP and
+//! in-process transports, the client CLI) is the next step (see the messenger issue).
 //!
 //! # What this crate does not do
 //! No detection: schemes plug in on top. No TLS: tests and simulations run on loopback.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod mls;
 pub mod provider;
 pub mod store;
 
