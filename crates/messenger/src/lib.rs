@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod client;
 pub mod mls;
 pub mod provider;
 pub mod store;

@@ -1,0 +1,386 @@
+//! The messenger client: an [`MlsClient`] talking to the provider through a [`Transport`].
+//!
+//! # Wire envelope
+//! The provider relays opaque payloads. The first byte says what the rest is, so a recipient
+//! knows how to process it: `0` an MLS message (handshake or application), `1` an MLS welcome.
+//! (MLS framing already reveals this distinction to anyone who sees the bytes.)
+//!
+//! An application message's plaintext is JSON: `{"text"?, "attachment"?}`, where the attachment
+//! is an [`AttachmentRef`] (blob id, key, nonce, digest). Delivery is at-least-once; the client
+//! records the ids it has processed, so a redelivered message is acknowledged again but never
+//! shown twice.
+
+use crate::mls::{AttachmentRef, Incoming, MlsClient, MlsError, open_attachment, seal_attachment};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signer, SigningKey};
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The provider could not be reached or answered with an error.
+    #[error("provider: {0}")]
+    Transport(String),
+    /// End-to-end encryption failed.
+    #[error(transparent)]
+    Mls(#[from] MlsError),
+    /// Local state could not be read or written.
+    #[error("client state: {0}")]
+    State(String),
+    /// A peer has published no key package.
+    #[error(
+        "{0} has no key package left at the provider\n  ask them to run the client once to publish more"
+    )]
+    NoKeyPackage(String),
+}
+
+fn st<E: std::fmt::Display>(e: E) -> ClientError {
+    ClientError::State(e.to_string())
+}
+
+/// How a client reaches the provider. One method per provider endpoint.
+pub trait Transport {
+    /// `POST` a JSON body; returns the JSON answer.
+    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value, ClientError>;
+    /// `GET` a JSON answer.
+    fn get(&self, path: &str, token: Option<&str>) -> Result<Value, ClientError>;
+    /// `PUT` raw bytes; returns the JSON answer.
+    fn put_bytes(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Value, ClientError>;
+    /// `GET` raw bytes.
+    fn get_bytes(&self, path: &str, token: Option<&str>) -> Result<Vec<u8>, ClientError>;
+}
+
+/// HTTP to a provider URL over a real socket.
+pub struct HttpTransport {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl HttpTransport {
+    /// A transport to `base` (e.g. `http://127.0.0.1:8731`).
+    pub fn new(base: &str) -> Self {
+        HttpTransport {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    fn finish(
+        &self,
+        r: reqwest::blocking::RequestBuilder,
+        token: Option<&str>,
+    ) -> Result<reqwest::blocking::Response, ClientError> {
+        let r = match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        };
+        let resp = r
+            .send()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().unwrap_or_default();
+            return Err(ClientError::Transport(format!("{status}: {body}")));
+        }
+        Ok(resp)
+    }
+}
+
+impl Transport for HttpTransport {
+    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value, ClientError> {
+        let r = self.finish(
+            self.http.post(format!("{}{path}", self.base)).json(body),
+            token,
+        )?;
+        r.json().map_err(|e| ClientError::Transport(e.to_string()))
+    }
+    fn get(&self, path: &str, token: Option<&str>) -> Result<Value, ClientError> {
+        let r = self.finish(self.http.get(format!("{}{path}", self.base)), token)?;
+        r.json().map_err(|e| ClientError::Transport(e.to_string()))
+    }
+    fn put_bytes(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Value, ClientError> {
+        let r = self.finish(
+            self.http.put(format!("{}{path}", self.base)).body(body),
+            token,
+        )?;
+        r.json().map_err(|e| ClientError::Transport(e.to_string()))
+    }
+    fn get_bytes(&self, path: &str, token: Option<&str>) -> Result<Vec<u8>, ClientError> {
+        let r = self.finish(self.http.get(format!("{}{path}", self.base)), token)?;
+        Ok(r.bytes()
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .to_vec())
+    }
+}
+
+/// A decrypted message, as `recv` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Received {
+    /// Provider message id.
+    pub id: i64,
+    /// Chat (group) id.
+    pub chat: String,
+    /// Sender's name.
+    pub from: String,
+    /// Text, if any.
+    pub text: Option<String>,
+    /// Where the decrypted image was saved, if any.
+    pub image: Option<PathBuf>,
+}
+
+/// A messenger client: identity, MLS state and bookkeeping under `home`.
+pub struct Client<T: Transport> {
+    home: PathBuf,
+    mls: MlsClient,
+    transport: T,
+    token: String,
+    db: Connection,
+}
+
+const KEY_PACKAGES_AT_ONCE: usize = 5;
+
+impl<T: Transport> Client<T> {
+    /// Registers `name` at the provider (first run) or logs in again (later runs), and keeps
+    /// key packages published.
+    pub fn connect(home: &Path, name: &str, transport: T) -> Result<Self, ClientError> {
+        let mls = MlsClient::open(home, name)?;
+        let db = Connection::open(home.join("client.sqlite")).map_err(st)?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS account (auth_secret TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY);",
+        )
+        .map_err(st)?;
+        let existing: Option<String> = db
+            .query_row("SELECT auth_secret FROM account", [], |r| r.get(0))
+            .ok();
+        let key = match existing {
+            Some(hex_secret) => {
+                let s = Zeroizing::new(hex::decode(hex_secret).map_err(st)?);
+                SigningKey::from_bytes(&s.as_slice().try_into().map_err(st)?)
+            }
+            None => {
+                let mut s = Zeroizing::new([0u8; 32]);
+                rand::RngCore::fill_bytes(&mut rand::rng(), s.as_mut());
+                let key = SigningKey::from_bytes(&s);
+                transport.post("/v1/register", None, &json!({"name": name, "identity_key": hex::encode(key.verifying_key().as_bytes())}))?;
+                db.execute(
+                    "INSERT INTO account (auth_secret) VALUES (?1)",
+                    [hex::encode(s.as_ref())],
+                )
+                .map_err(st)?;
+                key
+            }
+        };
+        let c = transport.post("/v1/auth/challenge", None, &json!({"name": name}))?;
+        let nonce = hex::decode(c["nonce"].as_str().unwrap_or_default()).map_err(st)?;
+        let sig = key.sign(&[crate::provider::AUTH_CONTEXT, &nonce[..]].concat());
+        let t = transport.post(
+            "/v1/auth/token",
+            None,
+            &json!({"name": name, "signature": hex::encode(sig.to_bytes())}),
+        )?;
+        let token = t["token"]
+            .as_str()
+            .ok_or_else(|| ClientError::Transport("no token".into()))?
+            .to_string();
+        let client = Client {
+            home: home.to_owned(),
+            mls,
+            transport,
+            token,
+            db,
+        };
+        client.publish_key_packages(KEY_PACKAGES_AT_ONCE)?;
+        Ok(client)
+    }
+
+    fn publish_key_packages(&self, n: usize) -> Result<(), ClientError> {
+        let kps = (0..n)
+            .map(|_| self.mls.key_package().map(|k| B64.encode(k)))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.transport.post(
+            "/v1/keypackages",
+            Some(&self.token),
+            &json!({"packages": kps}),
+        )?;
+        Ok(())
+    }
+
+    /// This client's name.
+    pub fn name(&self) -> &str {
+        self.mls.name()
+    }
+
+    fn deliver(&self, chat: &str, to: &[String], kind: u8, mls: &[u8]) -> Result<i64, ClientError> {
+        if to.is_empty() {
+            return Ok(0);
+        }
+        let payload = [&[kind][..], mls].concat();
+        let r = self.transport.post(
+            "/v1/messages",
+            Some(&self.token),
+            &json!({"group": chat, "recipients": to, "payload": B64.encode(payload)}),
+        )?;
+        Ok(r["id"].as_i64().unwrap_or_default())
+    }
+
+    fn others(&self, chat: &str) -> Result<Vec<String>, ClientError> {
+        Ok(self
+            .mls
+            .members(chat)?
+            .into_iter()
+            .filter(|m| m != self.name())
+            .collect())
+    }
+
+    /// Creates chat `chat` with `peers` (a 1:1 chat is a chat with one peer).
+    pub fn create_chat(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
+        self.mls.create_group(chat)?;
+        self.add(chat, peers)
+    }
+
+    /// Adds peers: takes one key package of each, commits, and sends the commit to the current
+    /// members and the welcome to the new ones.
+    pub fn add(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
+        let existing = self.others(chat)?;
+        let mut kps = Vec::new();
+        for p in peers {
+            let r = self
+                .transport
+                .get(&format!("/v1/keypackages/{p}"), Some(&self.token))
+                .map_err(|_| ClientError::NoKeyPackage(p.to_string()))?;
+            kps.push(
+                B64.decode(r["package"].as_str().unwrap_or_default())
+                    .map_err(st)?,
+            );
+        }
+        let (commit, welcome) = self.mls.add(chat, &kps)?;
+        self.deliver(chat, &existing, 0, &commit)?;
+        let new: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
+        self.deliver(chat, &new, 1, &welcome)?;
+        Ok(())
+    }
+
+    /// Removes peers; they receive the commit that removes them, and nothing after it decrypts.
+    pub fn remove(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
+        let before = self.others(chat)?;
+        let commit = self.mls.remove(chat, peers)?;
+        self.deliver(chat, &before, 0, &commit)?;
+        Ok(())
+    }
+
+    /// Sends text and/or an image (encrypted as a blob, its key inside the MLS message).
+    pub fn send(
+        &self,
+        chat: &str,
+        text: Option<&str>,
+        image: Option<&[u8]>,
+    ) -> Result<i64, ClientError> {
+        let attachment = match image {
+            Some(bytes) => {
+                let (ct, mut r) = seal_attachment(bytes)?;
+                let up = self
+                    .transport
+                    .put_bytes("/v1/blobs", Some(&self.token), ct)?;
+                r.blob = up["id"].as_str().unwrap_or_default().to_string();
+                Some(r)
+            }
+            None => None,
+        };
+        let body =
+            serde_json::to_vec(&json!({"text": text, "attachment": attachment})).map_err(st)?;
+        let ct = self.mls.encrypt(chat, &body)?;
+        self.deliver(chat, &self.others(chat)?, 0, &ct)
+    }
+
+    /// Fetches, decrypts and acknowledges everything waiting. Images are saved under
+    /// `home/inbox/`. A message that fails to decrypt is acknowledged (it can never succeed)
+    /// and reported as an error entry.
+    pub fn recv(&self) -> Result<Vec<Result<Received, ClientError>>, ClientError> {
+        let q = self.transport.get("/v1/queue", Some(&self.token))?;
+        let mut out = Vec::new();
+        let mut acks = Vec::new();
+        for m in q["messages"].as_array().cloned().unwrap_or_default() {
+            let id = m["id"].as_i64().unwrap_or_default();
+            acks.push(id);
+            let seen = self
+                .db
+                .execute("INSERT OR IGNORE INTO seen (id) VALUES (?1)", [id])
+                .map_err(st)?
+                == 0;
+            if seen {
+                continue;
+            }
+            let chat = m["group"].as_str().unwrap_or_default().to_string();
+            let payload = B64
+                .decode(m["payload"].as_str().unwrap_or_default())
+                .map_err(st)?;
+            out.extend(self.handle(id, &chat, &payload).transpose());
+        }
+        if !acks.is_empty() {
+            self.transport
+                .post("/v1/queue/ack", Some(&self.token), &json!({"ids": acks}))?;
+        }
+        Ok(out)
+    }
+
+    fn handle(&self, id: i64, chat: &str, payload: &[u8]) -> Result<Option<Received>, ClientError> {
+        let (&kind, mls) = payload
+            .split_first()
+            .ok_or_else(|| MlsError::Malformed("empty payload".into()))?;
+        match kind {
+            1 => {
+                self.mls.join(mls)?;
+                self.publish_key_packages(1)?;
+                Ok(None)
+            }
+            0 => match self.mls.process(chat, mls)? {
+                Incoming::Application { sender, plaintext } => {
+                    let v: Value = serde_json::from_slice(&plaintext)
+                        .map_err(|e| MlsError::Malformed(e.to_string()))?;
+                    let image = match v.get("attachment").filter(|a| !a.is_null()) {
+                        Some(a) => {
+                            let r: AttachmentRef = serde_json::from_value(a.clone())
+                                .map_err(|e| MlsError::Malformed(e.to_string()))?;
+                            let blob = self
+                                .transport
+                                .get_bytes(&format!("/v1/blobs/{}", r.blob), Some(&self.token))?;
+                            let img = open_attachment(&blob, &r)?;
+                            let dir = self.home.join("inbox");
+                            std::fs::create_dir_all(&dir).map_err(st)?;
+                            let path = dir.join(format!("{id}-{}.img", &r.sha256[..16]));
+                            std::fs::write(&path, img).map_err(st)?;
+                            Some(path)
+                        }
+                        None => None,
+                    };
+                    let text = v.get("text").and_then(|t| t.as_str()).map(str::to_string);
+                    Ok(Some(Received {
+                        id,
+                        chat: chat.into(),
+                        from: sender,
+                        text,
+                        image,
+                    }))
+                }
+                _ => Ok(None),
+            },
+            k => Err(MlsError::Malformed(format!("unknown envelope kind {k}")).into()),
+        }
+    }
+}
