@@ -128,6 +128,94 @@ impl Transport for HttpTransport {
     }
 }
 
+/// The provider in the same process, for simulations of thousands of users: each call goes
+/// through the very same router, handlers and provider-view recording as HTTP, minus the socket.
+pub struct LocalTransport {
+    router: axum::Router,
+    rt: tokio::runtime::Runtime,
+}
+
+impl LocalTransport {
+    /// A transport to `provider`, in process.
+    pub fn new(provider: std::sync::Arc<crate::Provider>) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime");
+        LocalTransport {
+            router: crate::router(provider),
+            rt,
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+        json: bool,
+    ) -> Result<Vec<u8>, ClientError> {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if json {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(axum::body::Body::from(body))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let router = self.router.clone();
+        self.rt.block_on(async move {
+            let resp = router
+                .oneshot(req)
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            if !status.is_success() {
+                return Err(ClientError::Transport(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )));
+            }
+            Ok(bytes.to_vec())
+        })
+    }
+}
+
+impl Transport for LocalTransport {
+    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value, ClientError> {
+        let b = self.call(
+            "POST",
+            path,
+            token,
+            serde_json::to_vec(body).map_err(st)?,
+            true,
+        )?;
+        serde_json::from_slice(&b).map_err(|e| ClientError::Transport(e.to_string()))
+    }
+    fn get(&self, path: &str, token: Option<&str>) -> Result<Value, ClientError> {
+        let b = self.call("GET", path, token, Vec::new(), false)?;
+        serde_json::from_slice(&b).map_err(|e| ClientError::Transport(e.to_string()))
+    }
+    fn put_bytes(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Value, ClientError> {
+        let b = self.call("PUT", path, token, body, false)?;
+        serde_json::from_slice(&b).map_err(|e| ClientError::Transport(e.to_string()))
+    }
+    fn get_bytes(&self, path: &str, token: Option<&str>) -> Result<Vec<u8>, ClientError> {
+        self.call("GET", path, token, Vec::new(), false)
+    }
+}
+
 /// A decrypted message, as `recv` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Received {
@@ -154,6 +242,14 @@ pub struct Client<T: Transport> {
 
 const KEY_PACKAGES_AT_ONCE: usize = 5;
 
+/// Whether this home has never published key packages (its first run).
+fn existing_is_none(db: &Connection) -> Result<bool, ClientError> {
+    let n: i64 = db
+        .query_row("SELECT COUNT(*) FROM published", [], |r| r.get(0))
+        .map_err(st)?;
+    Ok(n == 0)
+}
+
 impl<T: Transport> Client<T> {
     /// Registers `name` at the provider (first run) or logs in again (later runs), and keeps
     /// key packages published.
@@ -162,7 +258,8 @@ impl<T: Transport> Client<T> {
         let db = Connection::open(home.join("client.sqlite")).map_err(st)?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS account (auth_secret TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY);",
+             CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY);
+             CREATE TABLE IF NOT EXISTS published (n INTEGER NOT NULL);",
         )
         .map_err(st)?;
         let existing: Option<String> = db
@@ -198,6 +295,7 @@ impl<T: Transport> Client<T> {
             .as_str()
             .ok_or_else(|| ClientError::Transport("no token".into()))?
             .to_string();
+        let first_run = existing_is_none(&db)?;
         let client = Client {
             home: home.to_owned(),
             mls,
@@ -205,7 +303,16 @@ impl<T: Transport> Client<T> {
             token,
             db,
         };
-        client.publish_key_packages(KEY_PACKAGES_AT_ONCE)?;
+        if first_run {
+            client.publish_key_packages(KEY_PACKAGES_AT_ONCE)?;
+            client
+                .db
+                .execute(
+                    "INSERT INTO published (n) VALUES (?1)",
+                    [KEY_PACKAGES_AT_ONCE as i64],
+                )
+                .map_err(st)?;
+        }
         Ok(client)
     }
 

@@ -1,7 +1,7 @@
 //! Three users over real sockets: a group with add and remove, text and an image delivered and
 //! decrypted, a removed member locked out, and no plaintext byte at the provider.
 
-use scanlab_messenger::client::{Client, HttpTransport};
+use scanlab_messenger::client::{Client, HttpTransport, LocalTransport, Transport};
 use scanlab_messenger::{Limits, Provider, SqliteStore};
 use std::path::{Path, PathBuf};
 
@@ -30,14 +30,38 @@ fn photo() -> Vec<u8> {
 }
 
 #[test]
-fn three_users_group_text_image_remove_and_no_plaintext_at_the_provider() {
+fn three_users_over_http() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("provider");
     let (url, provider) = start(&data);
-    let home = |n: &str| tmp.path().join(n);
-    let alice = Client::connect(&home("alice"), "alice", HttpTransport::new(&url)).unwrap();
-    let bob = Client::connect(&home("bob"), "bob", HttpTransport::new(&url)).unwrap();
-    let carol = Client::connect(&home("carol"), "carol", HttpTransport::new(&url)).unwrap();
+    three_users(tmp.path(), &data, &provider, || HttpTransport::new(&url));
+}
+
+#[test]
+fn three_users_in_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("provider");
+    let provider = Provider::new(
+        Box::new(SqliteStore::open(&data).unwrap()),
+        Limits::default(),
+    );
+    three_users(tmp.path(), &data, &provider, || {
+        LocalTransport::new(provider.clone())
+    });
+}
+
+/// A group with add and remove, text and an image delivered and decrypted, a removed member
+/// locked out, and no plaintext byte at the provider; the same over either transport.
+fn three_users<T: Transport>(
+    root: &Path,
+    data: &Path,
+    provider: &Provider,
+    transport: impl Fn() -> T,
+) {
+    let home = |n: &str| root.join(n);
+    let alice = Client::connect(&home("alice"), "alice", transport()).unwrap();
+    let bob = Client::connect(&home("bob"), "bob", transport()).unwrap();
+    let carol = Client::connect(&home("carol"), "carol", transport()).unwrap();
 
     alice.create_chat("team", &["bob", "carol"]).unwrap();
     assert!(bob.recv().unwrap().is_empty(), "joining shows no message");
@@ -101,7 +125,7 @@ fn three_users_group_text_image_remove_and_no_plaintext_at_the_provider() {
     for r in &view {
         provider_bytes.extend(r.body.clone().unwrap_or_default());
     }
-    for f in std::fs::read_dir(&data).unwrap() {
+    for f in std::fs::read_dir(data).unwrap() {
         provider_bytes.extend(std::fs::read(f.unwrap().path()).unwrap());
     }
     let contains = |needle: &[u8]| provider_bytes.windows(needle.len()).any(|w| w == needle);
