@@ -6,6 +6,7 @@
 //! - 2: a usage error, or any input that could not be processed (the others still are).
 
 mod bench;
+mod clientcmd;
 mod files;
 mod listcmd;
 
@@ -70,6 +71,8 @@ enum Cmd {
         #[arg(long)]
         data: PathBuf,
     },
+    /// The messenger client: register, chats, send, recv.
+    Client(clientcmd::ClientArgs),
     /// Dump the provider view: every request the provider received, from its database.
     ProviderView {
         /// The provider's data directory.
@@ -175,6 +178,7 @@ fn main() -> ExitCode {
         Cmd::Bench { cmd } => bench::run(cmd),
         Cmd::Serve { listen, data } => cmd_serve(&listen, &data),
         Cmd::ProviderView { data, json } => cmd_provider_view(&data, json),
+        Cmd::Client(a) => clientcmd::run(a),
     };
     match r {
         Ok(code) => code,

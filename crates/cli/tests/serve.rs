@@ -160,3 +160,88 @@ async fn kill_9_loses_no_acknowledged_message() {
             .all(|r| r["sha256"].as_str().unwrap().len() == 64)
     );
 }
+
+fn client(home: &Path, url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_scanlab"))
+        .args(["client", "--home", home.to_str().unwrap(), "--server", url])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_client_cli_chats_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url) = spawn(&dir.path().join("provider"));
+    let home = |n: &str| dir.path().join(n);
+    for n in ["alice", "bob", "carol"] {
+        let o = client(&home(n), &url, &["register", n]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(
+        client(
+            &home("alice"),
+            &url,
+            &["chat", "create", "team", "--with", "bob,carol"]
+        )
+        .status
+        .success()
+    );
+    let img = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/pdq-reference/images/misc-images/wee.jpg");
+    assert!(
+        client(
+            &home("alice"),
+            &url,
+            &[
+                "send",
+                "team",
+                "--text",
+                "hi",
+                "--image",
+                img.to_str().unwrap()
+            ]
+        )
+        .status
+        .success()
+    );
+    let o = client(&home("bob"), &url, &["recv"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["text"], "hi");
+    assert_eq!(
+        std::fs::read(lines[0]["image"].as_str().unwrap()).unwrap(),
+        std::fs::read(&img).unwrap()
+    );
+    assert!(
+        client(&home("alice"), &url, &["chat", "remove", "team", "carol"])
+            .status
+            .success()
+    );
+    assert!(
+        client(
+            &home("alice"),
+            &url,
+            &["send", "team", "--text", "bob only"]
+        )
+        .status
+        .success()
+    );
+    let o = client(&home("carol"), &url, &["recv"]);
+    let carol = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        carol.contains("\"hi\"") && !carol.contains("bob only"),
+        "{carol}"
+    );
+    // A verb before registering explains what to do.
+    let o = client(&home("dave"), &url, &["recv"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("register NAME"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
