@@ -12,6 +12,16 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
+    /// Messenger provider throughput and latency on loopback: N clients each send small
+    /// (64-byte) messages over HTTP as fast as the provider acknowledges them.
+    Messenger {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Messages per client.
+        #[arg(long, default_value_t = 500)]
+        messages: usize,
+    },
     /// Times the exact Hamming index on a seeded synthetic list, writing the list and queries
     /// (32 raw bytes per hash) and the per-query hit counts to --dump for scripts/bench-index.sh.
     Index {
@@ -78,6 +88,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
     let (reps, paths) = match cmd {
         BenchCmd::Hash { reps, paths } => (reps, paths),
+        BenchCmd::Messenger { clients, messages } => return bench_messenger(clients, messages),
         BenchCmd::Index {
             n,
             shape,
@@ -230,4 +241,84 @@ fn bench_index(
         println!("{json}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn bench_messenger(clients: usize, messages: usize) -> Result<ExitCode> {
+    use scanlab_messenger::{Limits, Provider, SqliteStore};
+    let dir = std::env::temp_dir().join(format!("scanlab-bench-messenger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let provider = Provider::new(Box::new(SqliteStore::open(&dir)?), Limits::default());
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(scanlab_messenger::serve(listener, provider, std::future::pending()));
+        let http = reqwest::Client::new();
+        // Accounts and tokens (signing with fixed test keys: this measures delivery, not auth).
+        let mut tokens = Vec::new();
+        for i in 0..clients {
+            use ed25519_dalek::Signer;
+            let key = ed25519_dalek::SigningKey::from_bytes(&[(i % 250) as u8 + 1; 32]);
+            let name = format!("u{i}");
+            let post = |path: &str, body: serde_json::Value| http.post(format!("{url}{path}")).json(&body).send();
+            post("/v1/register", serde_json::json!({"name": name, "identity_key": hex_of(key.verifying_key().as_bytes())})).await?;
+            let c: serde_json::Value = post("/v1/auth/challenge", serde_json::json!({"name": name})).await?.json().await?;
+            let nonce = unhex(c["nonce"].as_str().unwrap_or_default());
+            let sig = key.sign(&[scanlab_messenger::provider::AUTH_CONTEXT, &nonce[..]].concat());
+            let t: serde_json::Value = post("/v1/auth/token", serde_json::json!({"name": name, "signature": hex_of(&sig.to_bytes())})).await?.json().await?;
+            tokens.push(t["token"].as_str().unwrap_or_default().to_string());
+        }
+        let payload = "A".repeat(88); // 64 bytes, base64
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            let (http, url, token, payload) = (http.clone(), url.clone(), token.clone(), payload.clone());
+            let to = format!("u{}", (i + 1) % clients);
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(messages);
+                for _ in 0..messages {
+                    let t = Instant::now();
+                    let r = http
+                        .post(format!("{url}/v1/messages"))
+                        .bearer_auth(&token)
+                        .json(&serde_json::json!({"group": "bench", "recipients": [to], "payload": payload}))
+                        .send()
+                        .await?;
+                    anyhow::ensure!(r.status().is_success(), "send failed: {}", r.status());
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                Ok::<_, anyhow::Error>(lat)
+            }));
+        }
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await??);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        lat.sort_by(f64::total_cmp);
+        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+        Ok::<_, anyhow::Error>(serde_json::json!({
+            "scanlab_version": env!("CARGO_PKG_VERSION"),
+            "clients": clients,
+            "messages": lat.len(),
+            "seconds": secs,
+            "messages_per_second": lat.len() as f64 / secs,
+            "latency_ms_p50": pct(0.50),
+            "latency_ms_p99": pct(0.99),
+            "durability": "each send committed to SQLite (WAL, synchronous=FULL) before the answer",
+        }))
+    })?;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
