@@ -43,21 +43,51 @@ fn st<E: std::fmt::Display>(e: E) -> ClientError {
     ClientError::State(e.to_string())
 }
 
-/// How a client reaches the provider. One method per provider endpoint.
+/// How a client reaches the provider: one request primitive, and JSON helpers over it.
 pub trait Transport {
+    /// Sends `method path` with `body` (JSON when `json`), authenticated by `token`; returns
+    /// the answer's bytes, or an error naming the status for a non-2xx answer.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+        json: bool,
+    ) -> Result<Vec<u8>, ClientError>;
+
     /// `POST` a JSON body; returns the JSON answer.
-    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value, ClientError>;
+    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value, ClientError> {
+        decode(&self.call(
+            "POST",
+            path,
+            token,
+            serde_json::to_vec(body).map_err(st)?,
+            true,
+        )?)
+    }
     /// `GET` a JSON answer.
-    fn get(&self, path: &str, token: Option<&str>) -> Result<Value, ClientError>;
+    fn get(&self, path: &str, token: Option<&str>) -> Result<Value, ClientError> {
+        decode(&self.call("GET", path, token, Vec::new(), false)?)
+    }
     /// `PUT` raw bytes; returns the JSON answer.
     fn put_bytes(
         &self,
         path: &str,
         token: Option<&str>,
         body: Vec<u8>,
-    ) -> Result<Value, ClientError>;
+    ) -> Result<Value, ClientError> {
+        decode(&self.call("PUT", path, token, body, false)?)
+    }
     /// `GET` raw bytes.
-    fn get_bytes(&self, path: &str, token: Option<&str>) -> Result<Vec<u8>, ClientError>;
+    fn get_bytes(&self, path: &str, token: Option<&str>) -> Result<Vec<u8>, ClientError> {
+        self.call("GET", path, token, Vec::new(), false)
+    }
+}
+
+fn decode(b: &[u8]) -> Result<Value, ClientError> {
+    serde_json::from_slice(b)
+        .map_err(|e| ClientError::Transport(format!("answer is not JSON: {e}")))
 }
 
 /// HTTP to a provider URL over a real socket.
@@ -74,57 +104,43 @@ impl HttpTransport {
             http: reqwest::blocking::Client::new(),
         }
     }
-
-    fn finish(
-        &self,
-        r: reqwest::blocking::RequestBuilder,
-        token: Option<&str>,
-    ) -> Result<reqwest::blocking::Response, ClientError> {
-        let r = match token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        };
-        let resp = r
-            .send()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let body = resp.text().unwrap_or_default();
-            return Err(ClientError::Transport(format!("{status}: {body}")));
-        }
-        Ok(resp)
-    }
 }
 
 impl Transport for HttpTransport {
-    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value, ClientError> {
-        let r = self.finish(
-            self.http.post(format!("{}{path}", self.base)).json(body),
-            token,
-        )?;
-        r.json().map_err(|e| ClientError::Transport(e.to_string()))
-    }
-    fn get(&self, path: &str, token: Option<&str>) -> Result<Value, ClientError> {
-        let r = self.finish(self.http.get(format!("{}{path}", self.base)), token)?;
-        r.json().map_err(|e| ClientError::Transport(e.to_string()))
-    }
-    fn put_bytes(
+    fn call(
         &self,
+        method: &str,
         path: &str,
         token: Option<&str>,
         body: Vec<u8>,
-    ) -> Result<Value, ClientError> {
-        let r = self.finish(
-            self.http.put(format!("{}{path}", self.base)).body(body),
-            token,
-        )?;
-        r.json().map_err(|e| ClientError::Transport(e.to_string()))
-    }
-    fn get_bytes(&self, path: &str, token: Option<&str>) -> Result<Vec<u8>, ClientError> {
-        let r = self.finish(self.http.get(format!("{}{path}", self.base)), token)?;
-        Ok(r.bytes()
-            .map_err(|e| ClientError::Transport(e.to_string()))?
-            .to_vec())
+        json: bool,
+    ) -> Result<Vec<u8>, ClientError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if json {
+            r = r.header("content-type", "application/json");
+        }
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r
+            .send()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            return Err(ClientError::Transport(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
+        Ok(bytes.to_vec())
     }
 }
 
@@ -146,7 +162,9 @@ impl LocalTransport {
             rt,
         }
     }
+}
 
+impl Transport for LocalTransport {
     fn call(
         &self,
         method: &str,
@@ -184,35 +202,6 @@ impl LocalTransport {
             }
             Ok(bytes.to_vec())
         })
-    }
-}
-
-impl Transport for LocalTransport {
-    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value, ClientError> {
-        let b = self.call(
-            "POST",
-            path,
-            token,
-            serde_json::to_vec(body).map_err(st)?,
-            true,
-        )?;
-        serde_json::from_slice(&b).map_err(|e| ClientError::Transport(e.to_string()))
-    }
-    fn get(&self, path: &str, token: Option<&str>) -> Result<Value, ClientError> {
-        let b = self.call("GET", path, token, Vec::new(), false)?;
-        serde_json::from_slice(&b).map_err(|e| ClientError::Transport(e.to_string()))
-    }
-    fn put_bytes(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: Vec<u8>,
-    ) -> Result<Value, ClientError> {
-        let b = self.call("PUT", path, token, body, false)?;
-        serde_json::from_slice(&b).map_err(|e| ClientError::Transport(e.to_string()))
-    }
-    fn get_bytes(&self, path: &str, token: Option<&str>) -> Result<Vec<u8>, ClientError> {
-        self.call("GET", path, token, Vec::new(), false)
     }
 }
 
