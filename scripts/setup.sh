@@ -18,4 +18,4 @@ fi
 if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-echo "setup: build tools present (cmake, nasm); package lists fresh"
+echo "setup: build tools present (cmake, nasm); package lists fresh" >&2
