@@ -261,11 +261,11 @@ fn bench_messenger(clients: usize, messages: usize) -> Result<ExitCode> {
             let key = ed25519_dalek::SigningKey::from_bytes(&[(i % 250) as u8 + 1; 32]);
             let name = format!("u{i}");
             let post = |path: &str, body: serde_json::Value| http.post(format!("{url}{path}")).json(&body).send();
-            post("/v1/register", serde_json::json!({"name": name, "identity_key": hex_of(key.verifying_key().as_bytes())})).await?;
+            post("/v1/register", serde_json::json!({"name": name, "identity_key": hex::encode(key.verifying_key().as_bytes())})).await?;
             let c: serde_json::Value = post("/v1/auth/challenge", serde_json::json!({"name": name})).await?.json().await?;
-            let nonce = unhex(c["nonce"].as_str().unwrap_or_default());
+            let nonce = hex::decode(c["nonce"].as_str().unwrap_or_default())?;
             let sig = key.sign(&[scanlab_messenger::provider::AUTH_CONTEXT, &nonce[..]].concat());
-            let t: serde_json::Value = post("/v1/auth/token", serde_json::json!({"name": name, "signature": hex_of(&sig.to_bytes())})).await?.json().await?;
+            let t: serde_json::Value = post("/v1/auth/token", serde_json::json!({"name": name, "signature": hex::encode(sig.to_bytes())})).await?.json().await?;
             tokens.push(t["token"].as_str().unwrap_or_default().to_string());
         }
         let payload = "A".repeat(88); // 64 bytes, base64
@@ -311,14 +311,4 @@ fn bench_messenger(clients: usize, messages: usize) -> Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&dir);
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)
-}
-
-fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
-        .collect()
 }

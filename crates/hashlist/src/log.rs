@@ -541,7 +541,7 @@ fn check_pair(a: &SignedTreeHead, b: &SignedTreeHead, consistency: &[u8]) -> Res
 
 mod hex32 {
     pub fn serialize<S: serde::Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+        s.serialize_str(&hex::encode(b))
     }
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         super::hex_bytes(d)
@@ -550,7 +550,7 @@ mod hex32 {
 
 mod hex64 {
     pub fn serialize<S: serde::Serializer>(b: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+        s.serialize_str(&hex::encode(b))
     }
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
         super::hex_bytes(d)
@@ -560,16 +560,8 @@ mod hex64 {
 fn hex_bytes<'de, D: serde::Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
     use serde::Deserialize;
     let s = String::deserialize(d)?;
-    if s.len() != 2 * N {
-        return Err(serde::de::Error::custom(format!(
-            "expected {} hex characters",
-            2 * N
-        )));
-    }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(serde::de::Error::custom)?;
-    }
+    hex::decode_to_slice(&s, &mut out).map_err(serde::de::Error::custom)?;
     Ok(out)
 }
 
@@ -677,11 +669,25 @@ mod tests {
             sorted[20].0[2],
             sorted[20].0[3].wrapping_add(1),
         ]);
-        if let Some(mut p) = log.prove_absence(&q) {
-            let tree_below = log.prove_absence(&Hash256([0; 4])).unwrap();
-            p.above = tree_below.above; // position 0: not adjacent to `below`
-            assert!(client.check_absence(&sth, &q, &p).is_err());
-        }
+        let mut p = log.prove_absence(&q).expect("q is not listed");
+        client.check_absence(&sth, &q, &p).unwrap();
+        let tree_below = log.prove_absence(&Hash256([0; 4])).unwrap();
+        p.above = tree_below.above; // position 0: not adjacent to `below`
+        assert!(client.check_absence(&sth, &q, &p).is_err());
+    }
+
+    #[test]
+    fn heads_with_non_hex_fields_are_rejected_not_panicked_on() {
+        let (log, _) = log_with(3);
+        let json = serde_json::to_string(&log.publish(1)).unwrap();
+        let sth: serde_json::Value = serde_json::from_str(&json).unwrap();
+        // 64 characters, but multi-byte ones: a byte-slicing decoder would panic here.
+        let mut bad = sth.clone();
+        bad["log_root"] = serde_json::Value::String("é".repeat(32));
+        assert!(serde_json::from_value::<SignedTreeHead>(bad).is_err());
+        let mut short = sth;
+        short["signature"] = serde_json::Value::String("ab".into());
+        assert!(serde_json::from_value::<SignedTreeHead>(short).is_err());
     }
 
     #[test]

@@ -97,23 +97,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn unhex<const N: usize>(s: &str, path: &Path) -> Result<[u8; N], StoreError> {
     let bad = || StoreError::Corrupt {
         path: path.to_owned(),
         message: format!("expected {} hex characters", 2 * N),
     };
-    let s = s.trim();
-    if s.len() != 2 * N {
-        return Err(bad());
-    }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
+    hex::decode_to_slice(s.trim(), &mut out).map_err(|_| bad())?;
     Ok(out)
 }
 
@@ -138,7 +128,7 @@ impl LogDir {
     pub fn create(dir: &Path, orgs: &[(String, String)], k: usize) -> Result<LogDir, StoreError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let op = secret();
-        write_private(&dir.join("operator.secret"), &hex(op.as_ref()))?;
+        write_private(&dir.join("operator.secret"), &hex::encode(op.as_ref()))?;
         let mut secrets = Vec::new();
         let mut records = Vec::new();
         for (name, jurisdiction) in orgs {
@@ -147,12 +137,12 @@ impl LogDir {
             records.push(OrgRecord {
                 name: name.clone(),
                 jurisdiction: jurisdiction.clone(),
-                public_key: hex(org.public.key.as_bytes()),
+                public_key: hex::encode(org.public.key.as_bytes()),
             });
             secrets.push(OrgSecret {
                 name: name.clone(),
                 jurisdiction: jurisdiction.clone(),
-                secret: hex(s.as_ref()),
+                secret: hex::encode(s.as_ref()),
             });
         }
         let secrets_json =
@@ -250,7 +240,7 @@ impl LogDir {
 
     /// The operator's public key (hex), which clients pin.
     pub fn operator_key_hex(&self) -> String {
-        hex(self.log.operator_key().as_bytes())
+        hex::encode(self.log.operator_key().as_bytes())
     }
 
     /// The in-memory log.
@@ -320,7 +310,7 @@ impl LogDir {
             Some(i) => Some((
                 self.log.leaves()[i].clone(),
                 i as u64,
-                hex(&self.log.prove_inclusion(i as u64)?),
+                hex::encode(&self.log.prove_inclusion(i as u64)?),
             )),
             None => None,
         };
@@ -355,7 +345,9 @@ pub fn verify_bundle(
     let auditor = Auditor::new(key, policy);
     match (&b.inclusion, &b.absence) {
         (Some((leaf, idx, proof)), None) => {
-            let proof = hex_vec(proof).ok_or(LogError::Proof("inclusion"))?;
+            let proof = hex::decode(proof)
+                .ok()
+                .ok_or(LogError::Proof("inclusion"))?;
             if leaf.hash != b.hash {
                 return Err(LogError::Proof("inclusion").into());
             }
@@ -368,16 +360,6 @@ pub fn verify_bundle(
         }
         _ => Err(LogError::Proof("bundle").into()),
     }
-}
-
-fn hex_vec(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
