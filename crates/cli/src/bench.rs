@@ -305,7 +305,7 @@ fn bench_messenger(clients: usize, messages: usize) -> Result<ExitCode> {
             "messages_per_second": lat.len() as f64 / secs,
             "latency_ms_p50": pct(0.50),
             "latency_ms_p99": pct(0.99),
-            "durability": "each send committed to SQLite (WAL, synchronous=FULL) before the answer",
+            "durability": "each send committed to SQLite (WAL, synchronous=FULL) before the answer; commits are shared by concurrent requests (group commit)",
         }))
     })?;
     let _ = std::fs::remove_dir_all(&dir);

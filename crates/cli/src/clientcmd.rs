@@ -101,7 +101,7 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
         }
         _ => stored_name(&a.home)?,
     };
-    let client = Client::connect(&a.home, &name, HttpTransport::new(&a.server))?;
+    let mut client = Client::connect(&a.home, &name, HttpTransport::new(&a.server))?;
     match a.verb {
         Verb::Register { .. } => {
             std::fs::write(a.home.join("name"), &name)?;

@@ -11,6 +11,7 @@
 //! shown twice.
 
 use crate::mls::{AttachmentRef, Incoming, MlsClient, MlsError, open_attachment, seal_attachment};
+use crate::scan::ClientScheme;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
@@ -32,6 +33,9 @@ pub enum ClientError {
     /// Local state could not be read or written.
     #[error("client state: {0}")]
     State(String),
+    /// The scheme's client half failed, or does not fit the provider's scheme.
+    #[error("scheme: {0}")]
+    Scheme(String),
     /// A peer has published no key package.
     #[error(
         "{0} has no key package left at the provider\n  ask them to run the client once to publish more"
@@ -227,6 +231,7 @@ pub struct Client<T: Transport> {
     transport: T,
     token: String,
     db: Connection,
+    scheme: Option<Box<dyn ClientScheme>>,
 }
 
 const KEY_PACKAGES_AT_ONCE: usize = 5;
@@ -291,6 +296,7 @@ impl<T: Transport> Client<T> {
             transport,
             token,
             db,
+            scheme: None,
         };
         if first_run {
             client.publish_key_packages(KEY_PACKAGES_AT_ONCE)?;
@@ -322,16 +328,58 @@ impl<T: Transport> Client<T> {
         self.mls.name()
     }
 
+    /// The deployment's scheme as the provider announces it: `{name, params}`.
+    pub fn scheme_info(&self) -> Result<Value, ClientError> {
+        self.transport.get("/v1/scheme", Some(&self.token))
+    }
+
+    /// Installs a scheme's client half; it must be the scheme the provider announces.
+    pub fn set_scheme(&mut self, scheme: Box<dyn ClientScheme>) -> Result<(), ClientError> {
+        let info = self.scheme_info()?;
+        if info["name"].as_str() != Some(scheme.name()) {
+            return Err(ClientError::Scheme(format!(
+                "the provider runs {}, not {}",
+                info["name"],
+                scheme.name()
+            )));
+        }
+        self.scheme = Some(scheme);
+        Ok(())
+    }
+
+    /// The transport, for scheme code and tools that need more than the messenger verbs.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The session token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     fn deliver(&self, chat: &str, to: &[String], kind: u8, mls: &[u8]) -> Result<i64, ClientError> {
+        self.deliver_with(chat, to, kind, mls, None)
+    }
+
+    fn deliver_with(
+        &self,
+        chat: &str,
+        to: &[String],
+        kind: u8,
+        mls: &[u8],
+        scheme: Option<Value>,
+    ) -> Result<i64, ClientError> {
         if to.is_empty() {
             return Ok(0);
         }
         let payload = [&[kind][..], mls].concat();
-        let r = self.transport.post(
-            "/v1/messages",
-            Some(&self.token),
-            &json!({"group": chat, "recipients": to, "payload": B64.encode(payload)}),
-        )?;
+        let mut body = json!({"group": chat, "recipients": to, "payload": B64.encode(payload)});
+        if let Some(f) = scheme {
+            body["scheme"] = f;
+        }
+        let r = self
+            .transport
+            .post("/v1/messages", Some(&self.token), &body)?;
         Ok(r["id"].as_i64().unwrap_or_default())
     }
 
@@ -381,8 +429,12 @@ impl<T: Transport> Client<T> {
     }
 
     /// Sends text and/or an image (encrypted as a blob, its key inside the MLS message).
+    ///
+    /// With a scheme installed, its client half sees the image before the message is sent
+    /// (and may have it scanned, and disclose it for review if the provider says so), and sees
+    /// the message plaintext before encryption.
     pub fn send(
-        &self,
+        &mut self,
         chat: &str,
         text: Option<&str>,
         image: Option<&[u8]>,
@@ -394,14 +446,39 @@ impl<T: Transport> Client<T> {
                     .transport
                     .put_bytes("/v1/blobs", Some(&self.token), ct)?;
                 r.blob = up["id"].as_str().unwrap_or_default().to_string();
+                self.scan(bytes, &r)?;
                 Some(r)
             }
             None => None,
         };
-        let body =
-            serde_json::to_vec(&json!({"text": text, "attachment": attachment})).map_err(st)?;
+        let body = Zeroizing::new(
+            serde_json::to_vec(&json!({"text": text, "attachment": attachment})).map_err(st)?,
+        );
+        let fields = match &mut self.scheme {
+            Some(s) => s.message_fields(chat, &body)?,
+            None => None,
+        };
         let ct = self.mls.encrypt(chat, &body)?;
-        self.deliver(chat, &self.others(chat)?, 0, &ct)
+        self.deliver_with(chat, &self.others(chat)?, 0, &ct, fields)
+    }
+
+    /// Runs the scheme's scan of one outgoing image, and discloses it if told to.
+    fn scan(&mut self, image: &[u8], r: &AttachmentRef) -> Result<(), ClientError> {
+        let Some(scheme) = &mut self.scheme else {
+            return Ok(());
+        };
+        let Some(req) = scheme.scan_request(image, r)? else {
+            return Ok(());
+        };
+        let reply = self.transport.post("/v1/scan", Some(&self.token), &req)?;
+        if reply["disclose"].as_bool() == Some(true) {
+            self.transport.post(
+                "/v1/review",
+                Some(&self.token),
+                &json!({"blob": r.blob, "reason": reply["reason"].as_str().unwrap_or("match"), "image": B64.encode(image)}),
+            )?;
+        }
+        Ok(())
     }
 
     /// Fetches, decrypts and acknowledges everything waiting. Images are saved under

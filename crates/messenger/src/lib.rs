@@ -3,25 +3,32 @@
 //! The open letter defends one property: "only the sender and the recipient will be able to
 //! understand the contents of a communication". Each scheme's cost to privacy can only be
 //! measured against a messenger that really has it, with everything the provider receives
-//! recorded. This crate is that messenger's provider today: [`provider`] is a real axum HTTP
-//! service over SQLite ([`store`]), and every request it receives passes through one recording
-//! layer into the **provider view** ([`store::ViewRecord`]), from which the privacy figures are
-//! computed. [`mls`] is the client's end-to-end encryption: openmls groups with persistent
-//! state, and Signal-style encrypted attachments. Wiring the client to the provider (HTTP and
-//! in-process transports, the client CLI) is the next step (see the messenger issue).
+//! recorded.
+//!
+//! - [`provider`]: a real axum HTTP service over SQLite ([`store`]) with group commit
+//!   ([`commit`]). Every request passes through one recording layer into the **provider view**
+//!   ([`store::ViewRecord`]), from which the privacy figures are computed.
+//! - [`mls`]: the client's end-to-end encryption, openmls groups with persistent state and
+//!   Signal-style encrypted attachments.
+//! - [`client`]: the client over a [`client::Transport`], HTTP for real use or in-process for
+//!   simulations of many users.
+//! - [`scan`]: where a detection scheme's client and provider halves plug in.
 //!
 //! # What this crate does not do
-//! No detection: schemes plug in on top. No TLS: tests and simulations run on loopback.
+//! No detection itself: schemes plug in through [`scan`]. No TLS: tests and simulations run on
+//! loopback.
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod client;
+pub mod commit;
 pub mod mls;
 pub mod provider;
+pub mod scan;
 pub mod store;
 
 pub use provider::{Limits, Provider, router};
-pub use store::{SqliteStore, Store, StoreError, ViewRecord};
+pub use store::{Review, SqliteStore, Store, StoreError, ViewRecord};
 
 /// Serves `provider` on `listener` until `shutdown` resolves.
 pub async fn serve(

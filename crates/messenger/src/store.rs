@@ -13,6 +13,12 @@ pub enum StoreError {
     /// SQLite reported an error.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The batch this operation ran in could not be committed; nothing of it was stored.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The writer thread is gone (it panicked), so nothing can be stored.
+    #[error("the storage writer stopped")]
+    WriterGone,
     /// The data directory could not be created.
     #[error("data directory {path}: {source}")]
     Dir {
@@ -57,8 +63,41 @@ pub struct ViewRecord {
     pub extra: Option<String>,
 }
 
+/// An image disclosed to the provider's human reviewers: the escalation path of a detection
+/// scheme. Its plaintext is, by design, provider knowledge.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Review {
+    /// Sequence number.
+    pub id: i64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Who put it there: the sending account, `provider` (S1) or `enclave` (S5).
+    pub submitter: String,
+    /// The encrypted blob it belongs to.
+    pub blob: String,
+    /// Why (the scheme's match description).
+    pub reason: String,
+    /// The plaintext image.
+    pub image: Vec<u8>,
+}
+
 /// Storage operations the provider needs.
+///
+/// Each operation is atomic on its own. The provider runs them through
+/// [`crate::commit::Db`], which wraps many of them in one transaction between [`Store::begin`]
+/// and [`Store::commit`] (group commit), so an implementation must let operations nest inside
+/// an open transaction (SQLite: savepoints).
 pub trait Store: Send {
+    /// Opens a transaction spanning the next operations.
+    fn begin(&mut self) -> Result<(), StoreError>;
+    /// Makes everything since [`Store::begin`] durable.
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// Undoes everything since [`Store::begin`].
+    fn rollback(&mut self) -> Result<(), StoreError>;
+    /// Marks the start of one job inside the transaction.
+    fn mark(&mut self) -> Result<(), StoreError>;
+    /// Ends the job started by [`Store::mark`]: keeps its writes, or undoes them.
+    fn unmark(&mut self, keep: bool) -> Result<(), StoreError>;
     /// Creates an account; false if the name is taken.
     fn register(&mut self, name: &str, identity_key: &[u8; 32]) -> Result<bool, StoreError>;
     /// The account's identity key.
@@ -91,6 +130,10 @@ pub trait Store: Send {
     fn record(&mut self, r: &ViewRecord) -> Result<(), StoreError>;
     /// The whole provider view, in order.
     fn view(&mut self) -> Result<Vec<ViewRecord>, StoreError>;
+    /// Adds an image to the review queue; returns its id.
+    fn put_review(&mut self, r: &Review) -> Result<i64, StoreError>;
+    /// The review queue, in order.
+    fn reviews(&mut self) -> Result<Vec<Review>, StoreError>;
 }
 
 /// The SQLite store.
@@ -117,13 +160,39 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS queue (recipient TEXT NOT NULL, message INTEGER NOT NULL, PRIMARY KEY (recipient, message));
              CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, data BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS provider_view (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
-                 who TEXT, endpoint TEXT NOT NULL, len INTEGER NOT NULL, sha256 TEXT NOT NULL, body BLOB, extra TEXT);",
+                 who TEXT, endpoint TEXT NOT NULL, len INTEGER NOT NULL, sha256 TEXT NOT NULL, body BLOB, extra TEXT);
+             CREATE TABLE IF NOT EXISTS review (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
+                 submitter TEXT NOT NULL, blob TEXT NOT NULL, reason TEXT NOT NULL, image BLOB NOT NULL);",
         )?;
         Ok(SqliteStore { db })
     }
 }
 
 impl Store for SqliteStore {
+    fn begin(&mut self) -> Result<(), StoreError> {
+        Ok(self.db.execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(self.db.execute_batch("COMMIT")?)
+    }
+
+    fn rollback(&mut self) -> Result<(), StoreError> {
+        Ok(self.db.execute_batch("ROLLBACK")?)
+    }
+
+    fn mark(&mut self) -> Result<(), StoreError> {
+        Ok(self.db.execute_batch("SAVEPOINT job")?)
+    }
+
+    fn unmark(&mut self, keep: bool) -> Result<(), StoreError> {
+        if keep {
+            Ok(self.db.execute_batch("RELEASE job")?)
+        } else {
+            Ok(self.db.execute_batch("ROLLBACK TO job; RELEASE job")?)
+        }
+    }
+
     fn register(&mut self, name: &str, identity_key: &[u8; 32]) -> Result<bool, StoreError> {
         let n = self.db.execute(
             "INSERT OR IGNORE INTO accounts (name, identity_key) VALUES (?1, ?2)",
@@ -135,11 +204,8 @@ impl Store for SqliteStore {
     fn identity_key(&mut self, name: &str) -> Result<Option<[u8; 32]>, StoreError> {
         let k: Option<Vec<u8>> = self
             .db
-            .query_row(
-                "SELECT identity_key FROM accounts WHERE name = ?1",
-                [name],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT identity_key FROM accounts WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
             .optional()?;
         Ok(k.and_then(|k| k.try_into().ok()))
     }
@@ -162,7 +228,7 @@ impl Store for SqliteStore {
     }
 
     fn add_key_packages(&mut self, name: &str, packages: &[Vec<u8>]) -> Result<(), StoreError> {
-        let tx = self.db.transaction()?;
+        let tx = self.db.savepoint()?;
         for p in packages {
             tx.execute(
                 "INSERT INTO key_packages (name, data) VALUES (?1, ?2)",
@@ -174,7 +240,7 @@ impl Store for SqliteStore {
     }
 
     fn take_key_package(&mut self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.transaction()?;
+        let tx = self.db.savepoint()?;
         let row: Option<(i64, Vec<u8>)> = tx
             .query_row(
                 "SELECT id, data FROM key_packages WHERE name = ?1 ORDER BY id LIMIT 1",
@@ -196,17 +262,17 @@ impl Store for SqliteStore {
         recipients: &[String],
         payload: &[u8],
     ) -> Result<i64, StoreError> {
-        let tx = self.db.transaction()?;
-        tx.execute(
-            "INSERT INTO messages (grp, sender, payload) VALUES (?1, ?2, ?3)",
-            params![group, sender, payload],
-        )?;
+        let tx = self.db.savepoint()?;
+        tx.prepare_cached("INSERT INTO messages (grp, sender, payload) VALUES (?1, ?2, ?3)")?
+            .execute(params![group, sender, payload])?;
         let id = tx.last_insert_rowid();
-        for r in recipients {
-            tx.execute(
+        {
+            let mut st = tx.prepare_cached(
                 "INSERT OR IGNORE INTO queue (recipient, message) VALUES (?1, ?2)",
-                params![r, id],
             )?;
+            for r in recipients {
+                st.execute(params![r, id])?;
+            }
         }
         tx.commit()?;
         Ok(id)
@@ -229,13 +295,12 @@ impl Store for SqliteStore {
     }
 
     fn ack(&mut self, name: &str, ids: &[i64]) -> Result<usize, StoreError> {
-        let tx = self.db.transaction()?;
+        let tx = self.db.savepoint()?;
         let mut n = 0;
         for id in ids {
-            n += tx.execute(
-                "DELETE FROM queue WHERE recipient = ?1 AND message = ?2",
-                params![name, id],
-            )?;
+            n += tx
+                .prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND message = ?2")?
+                .execute(params![name, id])?;
         }
         tx.commit()?;
         Ok(n)
@@ -260,10 +325,10 @@ impl Store for SqliteStore {
     }
 
     fn record(&mut self, r: &ViewRecord) -> Result<(), StoreError> {
-        self.db.execute(
+        self.db.prepare_cached(
             "INSERT INTO provider_view (at_ms, who, endpoint, len, sha256, body, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![r.at_ms, r.who, r.endpoint, r.len, r.sha256, r.body, r.extra],
-        )?;
+        )?
+        .execute(params![r.at_ms, r.who, r.endpoint, r.len, r.sha256, r.body, r.extra])?;
         Ok(())
     }
 
@@ -279,6 +344,32 @@ impl Store for SqliteStore {
                 sha256: r.get(5)?,
                 body: r.get(6)?,
                 extra: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_review(&mut self, r: &Review) -> Result<i64, StoreError> {
+        self.db
+            .prepare_cached(
+                "INSERT INTO review (at_ms, submitter, blob, reason, image) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![r.at_ms, r.submitter, r.blob, r.reason, r.image])?;
+        Ok(self.db.last_insert_rowid())
+    }
+
+    fn reviews(&mut self) -> Result<Vec<Review>, StoreError> {
+        let mut st = self
+            .db
+            .prepare("SELECT id, at_ms, submitter, blob, reason, image FROM review ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok(Review {
+                id: r.get(0)?,
+                at_ms: r.get(1)?,
+                submitter: r.get(2)?,
+                blob: r.get(3)?,
+                reason: r.get(4)?,
+                image: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
