@@ -307,6 +307,13 @@ fn map(img: &RgbImage, f: impl Fn(f32) -> f32) -> RgbImage {
 
 /// Re-encodes through libjpeg-turbo (the encoder most of the world uses) and decodes again.
 pub fn jpeg(img: &RgbImage, quality: i32) -> Result<RgbImage, EditError> {
+    let bytes = encode_jpeg(img, quality)?;
+    crate::decode::decode(&bytes, &Default::default()).map_err(|e| EditError::Encode(e.to_string()))
+}
+
+/// Encodes as JPEG through libjpeg-turbo at `quality` (1–100), 4:2:0: how an image travels
+/// as a file, e.g. when a simulated user sends an edited copy.
+pub fn encode_jpeg(img: &RgbImage, quality: i32) -> Result<Vec<u8>, EditError> {
     let enc = |e: &dyn fmt::Display| EditError::Encode(e.to_string());
     let mut c = turbojpeg::Compressor::new().map_err(|e| enc(&e))?;
     c.set_quality(quality.clamp(1, 100)).map_err(|e| enc(&e))?;
@@ -319,8 +326,7 @@ pub fn jpeg(img: &RgbImage, quality: i32) -> Result<RgbImage, EditError> {
         height: img.height() as usize,
         format: turbojpeg::PixelFormat::RGB,
     };
-    let bytes = c.compress_to_vec(src).map_err(|e| enc(&e))?;
-    crate::decode::decode(&bytes, &Default::default()).map_err(|e| enc(&e))
+    c.compress_to_vec(src).map_err(|e| enc(&e))
 }
 
 /// Rotation about the centre by `deg` degrees, bilinear, same canvas size, black outside.

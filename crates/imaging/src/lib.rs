@@ -5,6 +5,7 @@
 //! - [`edits`]: deterministic, seeded image edits with a strength parameter, for the
 //!   robustness (evasion) experiments.
 //! - [`phash`]: PDQ and the comparison hashes (pHash, dHash, aHash) behind one trait.
+//! - [`quality`]: SSIM and PSNR, to score what a provider can rebuild of an image.
 //!
 //! # What this crate does not do
 //! No matching or indexing (see the hash-list crate) and no network I/O.
@@ -14,6 +15,7 @@
 pub mod decode;
 pub mod edits;
 pub mod phash;
+pub mod quality;
 
 pub use decode::{DecodeOptions, FileError, Format, ImageError, Limits, decode, decode_file};
 pub use edits::{Edit, EditKind};

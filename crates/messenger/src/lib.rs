@@ -40,3 +40,26 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// Serves `router` on a fresh loopback port from a background thread with its own runtime, and
+/// returns its base URL (`http://127.0.0.1:PORT`). The server lives as long as the process: for
+/// tests, simulations and benchmarks that need a real socket without owning a runtime.
+pub fn spawn_loopback(router: axum::Router) -> std::io::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("scanlab-loopback".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                if let Ok(l) = tokio::net::TcpListener::from_std(listener) {
+                    let _ = axum::serve(l, router).await;
+                }
+            })
+        })?;
+    Ok(url)
+}

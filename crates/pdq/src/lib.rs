@@ -336,6 +336,17 @@ impl Hasher {
         }
     }
 
+    /// The 64×64 luminance [`Hasher::hash`] finishes from, or `None` when the image is below
+    /// [`MIN_HASHABLE_DIM`]. Unlike [`Hasher::downsample`] it keeps Meta's 64×64 special case,
+    /// so [`hash_from_downsample`] of it equals [`Hasher::hash`] bit for bit for every image:
+    /// the `luma64` split point of the partial-hashing scheme.
+    pub fn luma64(&mut self, img: &Image<'_>) -> Option<Box<[[f32; 64]; 64]>> {
+        if img.width < MIN_HASHABLE_DIM || img.height < MIN_HASHABLE_DIM {
+            return None;
+        }
+        Some(self.buffer64(img))
+    }
+
     /// PDQ hash and quality of `img`, at full resolution.
     pub fn hash(&mut self, img: &Image<'_>) -> Pdq {
         if img.width < MIN_HASHABLE_DIM || img.height < MIN_HASHABLE_DIM {
@@ -388,6 +399,18 @@ pub fn hash_from_downsample(buf: &[[f32; 64]; 64]) -> Pdq {
         hash: dct::dct_to_hash(&dct::dct64_to_16(buf)),
         quality: dct::quality(buf),
     }
+}
+
+/// The 16×16 DCT coefficients of a 64×64 luminance: the `dct16` split point of the
+/// partial-hashing scheme. [`hash_from_dct16`] finishes the hash from them.
+pub fn dct16(buf: &[[f32; 64]; 64]) -> [[f32; 16]; 16] {
+    dct::dct64_to_16(buf)
+}
+
+/// Finishes a hash from 16×16 DCT coefficients (median threshold). Equals the hash of
+/// [`hash_from_downsample`] for the buffer they came from.
+pub fn hash_from_dct16(d: &[[f32; 16]; 16]) -> Hash256 {
+    dct::dct_to_hash(d)
 }
 
 #[cfg(test)]

@@ -1,0 +1,73 @@
+//! Matching a hash against the deployment's list: the multi-index (exact, any radius up to
+//! 64) from the hash-list crate, and the entry that matched. Whatever list the deployment is
+//! handed, this matches; nothing here knows or checks what the entries depict.
+
+use crate::SchemeError;
+use scanlab_hashlist::{Entry, HashList, MihIndex};
+use scanlab_pdq::Hash256;
+
+/// PDQ's recommended match threshold, the default radius.
+pub const DEFAULT_RADIUS: u32 = 31;
+
+/// A match: the closest list entry within the radius.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MatchInfo {
+    /// The entry's id.
+    pub entry: u64,
+    /// The entry's label (in scanlab, a stand-in category).
+    pub label: String,
+    /// Hamming distance to it.
+    pub distance: u32,
+}
+
+/// A list and its index.
+pub struct Matcher {
+    entries: Vec<Entry>,
+    index: MihIndex,
+    radius: u32,
+}
+
+impl Matcher {
+    /// Indexes `list` for queries at `radius`.
+    pub fn new(list: HashList, radius: u32) -> Result<Matcher, SchemeError> {
+        if radius > scanlab_hashlist::index::MAX_RADIUS {
+            return Err(SchemeError::Config(format!(
+                "radius {radius} is over 64; PDQ's threshold is 31"
+            )));
+        }
+        let index =
+            MihIndex::build(&list.hashes()).map_err(|e| SchemeError::Config(e.to_string()))?;
+        Ok(Matcher {
+            entries: list.entries,
+            index,
+            radius,
+        })
+    }
+
+    /// The closest entry within the radius, if any.
+    pub fn check(&self, h: &Hash256) -> Option<MatchInfo> {
+        let hits = self.index.query(h, self.radius).ok()?;
+        let best = hits.iter().min_by_key(|h| (h.distance, h.position))?;
+        let e = &self.entries[best.position as usize];
+        Some(MatchInfo {
+            entry: e.id,
+            label: e.label.clone(),
+            distance: best.distance,
+        })
+    }
+
+    /// The radius.
+    pub fn radius(&self) -> u32 {
+        self.radius
+    }
+
+    /// Number of list entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

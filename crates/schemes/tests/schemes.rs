@@ -1,0 +1,422 @@
+//! Every scheme inside the real messenger over real sockets: a list image, a benign image and a
+//! lightly edited list image (resized and re-encoded), sent from Alice to Bob. Each test
+//! asserts what was flagged, what was disclosed and to whom, and what the provider view holds.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use scanlab_hashlist::{Entry, HashList};
+use scanlab_imaging::quality::{Gray, ssim};
+use scanlab_messenger::client::{Client, HttpTransport};
+use scanlab_messenger::{Limits, Provider, Review, SqliteStore, ViewRecord};
+use scanlab_schemes::enclave::{Enclave, EnclaveLink};
+use scanlab_schemes::seal::KeyPair;
+use scanlab_schemes::{Deployment, Matcher, SchemeId, Split, client_half, pdq_of};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn shared(rel: &str) -> PathBuf {
+    std::env::var_os("SCANLAB_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join(rel)
+}
+
+fn labelme(name: &str) -> Vec<u8> {
+    std::fs::read(shared(&format!(
+        "pdq-reference/images/reg-test-input/labelme-subset/{name}.jpg"
+    )))
+    .unwrap()
+}
+
+/// Three list images and one benign one, all benign photos (the stand-in list).
+struct Images {
+    listed: Vec<Vec<u8>>,
+    benign: Vec<u8>,
+    edited: Vec<u8>,
+}
+
+fn images() -> Images {
+    let listed: Vec<Vec<u8>> = ["q0003", "q0122", "q0746"].map(labelme).into();
+    let benign = labelme("q2821");
+    // Resized to 60% and re-encoded at JPEG quality 70: a forwarded copy.
+    let img = scanlab_schemes::decode_image(&listed[2]).unwrap();
+    let small = "resize:0.444"
+        .parse::<scanlab_imaging::Edit>()
+        .unwrap()
+        .apply(&img, 1)
+        .unwrap();
+    let edited = scanlab_imaging::edits::encode_jpeg(&small, 70).unwrap();
+    Images {
+        listed,
+        benign,
+        edited,
+    }
+}
+
+fn list(images: &Images) -> HashList {
+    HashList {
+        entries: images
+            .listed
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Entry {
+                id: i as u64 + 1,
+                kind: Default::default(),
+                hash: pdq_of(b).unwrap().hash,
+                label: "stand-in".into(),
+                vouched_by: vec![],
+                added: 0,
+            })
+            .collect(),
+    }
+}
+
+struct Run {
+    provider: Arc<Provider>,
+    data: PathBuf,
+    view: Vec<ViewRecord>,
+    reviews: Vec<Review>,
+    received: usize,
+    _tmp: tempfile::TempDir,
+}
+
+impl Run {
+    fn rows(&self, endpoint: &str) -> Vec<&ViewRecord> {
+        self.view
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .collect()
+    }
+    fn bodies(&self, endpoint: &str) -> Vec<Value> {
+        self.rows(endpoint)
+            .iter()
+            .map(|r| serde_json::from_slice(r.body.as_ref().unwrap()).unwrap())
+            .collect()
+    }
+    fn derived(&self) -> Vec<Value> {
+        self.rows("DERIVED POST /v1/scan")
+            .iter()
+            .map(|r| serde_json::from_str(r.extra.as_ref().unwrap()).unwrap())
+            .collect()
+    }
+    /// Every byte the provider holds: the view (bodies and extras), the review queue and its
+    /// database files.
+    fn provider_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for r in &self.view {
+            all.extend(r.body.clone().unwrap_or_default());
+            all.extend(r.extra.clone().unwrap_or_default().into_bytes());
+        }
+        for r in &self.reviews {
+            all.extend(&r.image);
+        }
+        for f in std::fs::read_dir(&self.data).unwrap() {
+            all.extend(std::fs::read(f.unwrap().path()).unwrap());
+        }
+        all
+    }
+}
+
+fn holds(hay: &[u8], image: &[u8]) -> bool {
+    // 64-byte windows from the middle half of the compressed image (its entropy-coded data;
+    // JPEG headers and tables are shared between files): any of them verbatim is a leak.
+    image[image.len() / 4..image.len() * 3 / 4]
+        .chunks(64)
+        .step_by(11)
+        .filter(|c| c.len() == 64)
+        .any(|c| hay.windows(64).any(|w| w == c))
+}
+
+/// Deploys `d`, has Alice send the three images to Bob in a chat, and collects the result.
+fn run(d: Deployment, images: &Images) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("provider");
+    let scheme = scanlab_schemes::provider_half(d).unwrap();
+    let provider = Provider::with_scheme(
+        Box::new(SqliteStore::open(&data).unwrap()),
+        Limits::default(),
+        scheme,
+    );
+    let url =
+        scanlab_messenger::spawn_loopback(scanlab_messenger::router(provider.clone())).unwrap();
+    let connect = |name: &str| {
+        let mut c =
+            Client::connect(&tmp.path().join(name), name, HttpTransport::new(&url)).unwrap();
+        let half = client_half(&c.scheme_info().unwrap()).unwrap();
+        c.set_scheme(half).unwrap();
+        c
+    };
+    let mut alice = connect("alice");
+    let bob = connect("bob");
+    alice.create_chat("pair", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    for (text, img) in [
+        ("listed", &images.listed[2]),
+        ("benign", &images.benign),
+        ("edited", &images.edited),
+    ] {
+        alice.send("pair", Some(text), Some(img)).unwrap();
+    }
+    let got = bob.recv().unwrap();
+    let received = got
+        .iter()
+        .filter(|m| m.as_ref().unwrap().image.is_some())
+        .count();
+    Run {
+        view: provider.view().unwrap(),
+        reviews: provider.reviews().unwrap(),
+        provider,
+        data,
+        received,
+        _tmp: tmp,
+    }
+}
+
+fn assert_flagged_exactly_list_and_edited(r: &Run, images: &Images, submitter: &str) {
+    assert_eq!(r.received, 3, "delivery works under the scheme");
+    let mut disclosed: Vec<&[u8]> = r.reviews.iter().map(|v| v.image.as_slice()).collect();
+    disclosed.sort();
+    let mut want = vec![images.listed[2].as_slice(), images.edited.as_slice()];
+    want.sort();
+    assert_eq!(
+        disclosed, want,
+        "the list image and its edited copy, and nothing else"
+    );
+    assert!(r.reviews.iter().all(|v| v.submitter == submitter));
+    assert!(r.reviews.iter().all(|v| v.reason.contains("list entry 3")));
+}
+
+#[test]
+fn s0_e2ee_discloses_nothing_and_receives_no_hash() {
+    let images = images();
+    let r = run(Deployment::new(SchemeId::E2ee, list(&images)), &images);
+    assert_eq!(r.received, 3);
+    assert!(r.reviews.is_empty());
+    assert!(r.rows("POST /v1/scan").is_empty());
+    assert!(r.derived().is_empty());
+    let all = r.provider_bytes();
+    for img in [&images.listed[2], &images.benign, &images.edited] {
+        let h = pdq_of(img).unwrap().hash;
+        assert!(
+            !all.windows(64).any(|w| w == h.to_string().as_bytes()),
+            "no hash in hex"
+        );
+        assert!(
+            !all.windows(32).any(|w| w == h.to_bytes()),
+            "no hash in binary"
+        );
+        assert!(!holds(&all, img), "no image bytes");
+    }
+    // What it does see: metadata.
+    let sends = r.rows("POST /v1/messages");
+    assert!(sends.iter().all(|s| s.who.is_some() && s.len > 0));
+}
+
+#[test]
+fn s1_server_side_reads_every_image_and_flags_list_and_edited() {
+    let images = images();
+    let r = run(
+        Deployment::new(SchemeId::ServerSide, list(&images)),
+        &images,
+    );
+    assert_flagged_exactly_list_and_edited(&r, &images, "provider");
+    // By design the provider decrypted all three, the benign one included.
+    let derived = r.derived();
+    assert_eq!(derived.len(), 3);
+    use sha2::{Digest, Sha256};
+    for (d, img) in derived
+        .iter()
+        .zip([&images.listed[2], &images.benign, &images.edited])
+    {
+        assert_eq!(d["plaintext_sha256"], hex::encode(Sha256::digest(img)));
+    }
+    assert!(derived[1]["match"].is_null());
+}
+
+#[test]
+fn s2_escrow_authority_reads_everything_and_nothing_is_scanned() {
+    let images = images();
+    let escrow = KeyPair::generate();
+    let mut d = Deployment::new(SchemeId::ExceptionalAccess, list(&images));
+    d.escrow_public = Some(escrow.public());
+    let r = run(d, &images);
+    assert_eq!(r.received, 3);
+    assert!(r.reviews.is_empty());
+    assert!(r.rows("POST /v1/scan").is_empty());
+    // The provider alone cannot read the images…
+    assert!(!holds(&r.provider_bytes(), &images.benign));
+    // …but the escrow authority reads every message and image from the provider's data.
+    let got = scanlab_schemes::exceptional_access::recover(&r.data, &escrow).unwrap();
+    let texts: Vec<_> = got.iter().filter_map(|m| m.text.clone()).collect();
+    assert_eq!(texts, ["listed", "benign", "edited"]);
+    let imgs: Vec<_> = got.iter().filter_map(|m| m.image.clone()).collect();
+    assert_eq!(
+        imgs,
+        [
+            images.listed[2].clone(),
+            images.benign.clone(),
+            images.edited.clone()
+        ]
+    );
+    assert!(got.iter().all(|m| m.sender.as_deref() == Some("alice")));
+    // A wrong key reads nothing.
+    let wrong =
+        scanlab_schemes::exceptional_access::recover(&r.data, &KeyPair::generate()).unwrap();
+    assert!(
+        wrong
+            .iter()
+            .all(|m| m.text.is_none() && m.image.is_none() && m.error.is_some())
+    );
+    drop(r.provider);
+}
+
+#[test]
+fn s3_device_hash_sends_one_hash_per_image_and_discloses_matches() {
+    let images = images();
+    let r = run(
+        Deployment::new(SchemeId::DeviceHash, list(&images)),
+        &images,
+    );
+    assert_flagged_exactly_list_and_edited(&r, &images, "alice");
+    let scans = r.bodies("POST /v1/scan");
+    assert_eq!(scans.len(), 3, "one scan request per image");
+    for (s, img) in scans
+        .iter()
+        .zip([&images.listed[2], &images.benign, &images.edited])
+    {
+        let hex = s["hash"].as_str().unwrap();
+        assert_eq!(
+            hex::decode(hex).unwrap().len(),
+            32,
+            "exactly one 32-byte hash"
+        );
+        assert_eq!(hex, pdq_of(img).unwrap().hash.to_string());
+        assert_eq!(
+            s.as_object().unwrap().len(),
+            2,
+            "blob id and hash, nothing else"
+        );
+    }
+    let d = r.derived();
+    assert_eq!(d[0]["match"]["distance"], 0);
+    assert!(d[1]["match"].is_null());
+    assert!(d[2]["match"]["distance"].as_u64().unwrap() <= 31);
+    let all = r.provider_bytes();
+    assert!(
+        !holds(&all, &images.benign),
+        "the benign image stays private"
+    );
+    assert!(
+        holds(&all, &images.listed[2]),
+        "the disclosed one does not (and the probe works)"
+    );
+}
+
+#[test]
+fn s4_partial_hash_luma64_is_a_thumbnail_and_the_provider_finishes_the_hash() {
+    let images = images();
+    let r = run(
+        Deployment::new(SchemeId::PartialHash, list(&images)),
+        &images,
+    );
+    assert_flagged_exactly_list_and_edited(&r, &images, "alice");
+    let scans = r.bodies("POST /v1/scan");
+    assert_eq!(scans.len(), 3);
+    for ((s, d), img) in
+        scans
+            .iter()
+            .zip(r.derived())
+            .zip([&images.listed[2], &images.benign, &images.edited])
+    {
+        let bytes = B64.decode(s["intermediate"].as_str().unwrap()).unwrap();
+        assert_eq!(bytes.len(), 64 * 64 * 4);
+        let v = scanlab_schemes::partial_hash::from_bytes(&bytes, 4096).unwrap();
+        // The provider's finished hash is the device's PDQ, bit for bit.
+        assert_eq!(d["hash"], pdq_of(img).unwrap().hash.to_string());
+        // And what it received is a grayscale thumbnail of the original.
+        let received = Gray {
+            width: 64,
+            height: 64,
+            data: v,
+        };
+        let original =
+            Gray::from_rgb(&scanlab_schemes::decode_image(img).unwrap()).resize_area(64, 64);
+        let s = ssim(&received, &original).unwrap();
+        assert!(
+            s > 0.6,
+            "SSIM {s} of the received luma64 against the original"
+        );
+    }
+}
+
+#[test]
+fn s4_partial_hash_dct16_also_finishes_exactly() {
+    let images = images();
+    let mut d = Deployment::new(SchemeId::PartialHash, list(&images));
+    d.split = Split::Dct16;
+    let r = run(d, &images);
+    assert_flagged_exactly_list_and_edited(&r, &images, "alice");
+    for (s, img) in
+        r.bodies("POST /v1/scan")
+            .iter()
+            .zip([&images.listed[2], &images.benign, &images.edited])
+    {
+        assert_eq!(
+            B64.decode(s["intermediate"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            1024
+        );
+        let _ = img;
+    }
+    for (d, img) in r
+        .derived()
+        .iter()
+        .zip([&images.listed[2], &images.benign, &images.edited])
+    {
+        assert_eq!(d["hash"], pdq_of(img).unwrap().hash.to_string());
+    }
+}
+
+fn enclave_for(images: &Images) -> Arc<Enclave> {
+    use sha2::Digest;
+    let l = list(images);
+    let digest = sha2::Sha256::digest(l.to_csv().as_bytes()).into();
+    Arc::new(Enclave::new(Matcher::new(l, 31).unwrap(), digest, [1; 32]))
+}
+
+#[test]
+fn s5_enclave_over_http_sees_plaintext_only_inside_and_forwards_matches() {
+    let images = images();
+    let enclave = enclave_for(&images);
+    let enclave_url =
+        scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(enclave)).unwrap();
+    let mut d = Deployment::new(SchemeId::Enclave, list(&images));
+    d.enclave = Some(EnclaveLink::Http(enclave_url));
+    let r = run(d, &images);
+    assert_flagged_exactly_list_and_edited(&r, &images, "enclave");
+    // Without a match, no plaintext at the provider: neither the benign image nor its hash.
+    let all = r.provider_bytes();
+    assert!(!holds(&all, &images.benign));
+    let h = pdq_of(&images.benign).unwrap().hash.to_string();
+    assert!(!all.windows(64).any(|w| w == h.as_bytes()));
+    // It does learn each verdict.
+    let d = r.derived();
+    assert_eq!(d.len(), 3);
+    assert!(d[1]["enclave_match"].is_null() && !d[0]["enclave_match"].is_null());
+}
+
+#[test]
+fn s5_client_refuses_an_enclave_off_the_allow_list() {
+    let images = images();
+    let mut d = Deployment::new(SchemeId::Enclave, list(&images));
+    d.enclave = Some(EnclaveLink::Local(enclave_for(&images)));
+    d.allow = vec!["ab".repeat(32)];
+    let half = scanlab_schemes::provider_half(d).unwrap();
+    let info = serde_json::json!({ "name": "enclave", "params": half.public_params() });
+    assert!(matches!(
+        client_half(&info),
+        Err(scanlab_schemes::SchemeError::Attestation(_))
+    ));
+}
