@@ -129,6 +129,12 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
                 }
                 None => None,
             };
+            // The provider announces its scheme; the client runs that scheme's half (S5's
+            // checks the enclave's attestation first).
+            let info = client.scheme_info()?;
+            let half = scanlab_schemes::client_half(&info)
+                .with_context(|| format!("the provider's scheme {}", info["name"]))?;
+            client.set_scheme(half)?;
             let id = client.send(&chat, text.as_deref(), img.as_deref())?;
             eprintln!("scanlab: sent as message {id}");
         }

@@ -9,6 +9,7 @@ mod bench;
 mod clientcmd;
 mod files;
 mod listcmd;
+mod schemecmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -70,6 +71,27 @@ enum Cmd {
         /// Data directory (SQLite database).
         #[arg(long)]
         data: PathBuf,
+        #[command(flatten)]
+        scheme: schemecmd::SchemeArgs,
+    },
+    /// Run the simulated enclave of scheme S5 as its own process (see `serve --enclave`).
+    ///
+    /// Prints `listening on http://ADDR` and `measurement HEX` once ready.
+    Enclave {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8732")]
+        listen: String,
+        /// The hash list the enclave matches against.
+        #[arg(long)]
+        list: PathBuf,
+        /// Match radius in bits.
+        #[arg(long, default_value_t = scanlab_schemes::DEFAULT_RADIUS)]
+        radius: u32,
+    },
+    /// The escrow authority of scheme S2: make its keys, or read everything with them.
+    Escrow {
+        #[command(subcommand)]
+        cmd: schemecmd::EscrowCmd,
     },
     /// The messenger client: register, chats, send, recv.
     Client(clientcmd::ClientArgs),
@@ -81,6 +103,9 @@ enum Cmd {
         /// JSON lines instead of a table.
         #[arg(long)]
         json: bool,
+        /// The review queue instead: images disclosed to the provider's reviewers.
+        #[arg(long)]
+        reviews: bool,
     },
     /// Speed measurements printed as JSON, for scripts/bench-peer.sh.
     Bench {
@@ -176,8 +201,22 @@ fn main() -> ExitCode {
         Cmd::List { cmd } => listcmd::run(cmd),
         Cmd::Match(a) => listcmd::run_match(a),
         Cmd::Bench { cmd } => bench::run(cmd),
-        Cmd::Serve { listen, data } => cmd_serve(&listen, &data),
-        Cmd::ProviderView { data, json } => cmd_provider_view(&data, json),
+        Cmd::Serve {
+            listen,
+            data,
+            scheme,
+        } => cmd_serve(&listen, &data, &scheme),
+        Cmd::Enclave {
+            listen,
+            list,
+            radius,
+        } => schemecmd::cmd_enclave(&listen, &list, radius),
+        Cmd::Escrow { cmd } => schemecmd::cmd_escrow(cmd),
+        Cmd::ProviderView {
+            data,
+            json,
+            reviews,
+        } => cmd_provider_view(&data, json, reviews),
         Cmd::Client(a) => clientcmd::run(a),
     };
     match r {
@@ -343,16 +382,22 @@ fn cmd_corpus(c: CorpusCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_serve(listen: &str, data: &std::path::Path) -> Result<ExitCode> {
+fn cmd_serve(
+    listen: &str,
+    data: &std::path::Path,
+    scheme: &schemecmd::SchemeArgs,
+) -> Result<ExitCode> {
     use scanlab_messenger::{Limits, Provider, SqliteStore};
+    let half = scanlab_schemes::provider_half(scheme.deployment()?)?;
     let store = SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?;
-    let provider = Provider::new(Box::new(store), Limits::default());
+    let provider = Provider::with_scheme(Box::new(store), Limits::default(), half);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         println!("listening on http://{}", listener.local_addr()?);
+        eprintln!("scanlab: scheme {}", scheme_name(&provider));
         std::io::stdout().flush()?;
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
@@ -363,12 +408,29 @@ fn cmd_serve(listen: &str, data: &std::path::Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_provider_view(data: &std::path::Path, json: bool) -> Result<ExitCode> {
+fn scheme_name(p: &scanlab_messenger::Provider) -> String {
+    p.scheme_name().to_string()
+}
+
+fn cmd_provider_view(data: &std::path::Path, json: bool, reviews: bool) -> Result<ExitCode> {
     use scanlab_messenger::{SqliteStore, Store};
+    use sha2::Digest;
     let mut store =
         SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    if reviews {
+        for r in store.reviews()? {
+            let line = serde_json::json!({
+                "id": r.id, "at_ms": r.at_ms, "submitter": r.submitter, "blob": r.blob,
+                "reason": r.reason, "image_len": r.image.len(),
+                "image_sha256": hex::encode(sha2::Sha256::digest(&r.image)),
+            });
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     for r in store.view()? {
         if json {
             writeln!(out, "{}", serde_json::to_string(&r)?)?;

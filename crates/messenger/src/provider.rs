@@ -163,6 +163,11 @@ impl Provider {
         })
     }
 
+    /// The deployed scheme's name (`e2ee` when none).
+    pub fn scheme_name(&self) -> &str {
+        self.scheme.as_ref().map_or("e2ee", |s| s.name())
+    }
+
     /// The storage handle (group commit), for scheme provider halves and tools.
     pub fn db(&self) -> &Db {
         &self.db

@@ -1,0 +1,344 @@
+//! The schemes through the command line, each part its own process: `serve --scheme`,
+//! `enclave`, `escrow keygen|decrypt`, the client, and `provider-view --reviews`.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scanlab"))
+}
+
+/// A child process killed when dropped, so a failing test leaves no server behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns a server-like command and reads its ready lines.
+fn spawn(args: &[&str], lines: usize) -> (Proc, Vec<String>) {
+    let mut child = Proc(bin().args(args).stdout(Stdio::piped()).spawn().unwrap());
+    let child_stdout = child.0.stdout.take().unwrap();
+    let mut r = BufReader::new(child_stdout);
+    let mut out = Vec::new();
+    for _ in 0..lines {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        out.push(l.trim().to_string());
+    }
+    (child, out)
+}
+
+fn url_of(line: &str) -> String {
+    line.strip_prefix("listening on ")
+        .expect("ready line")
+        .to_string()
+}
+
+fn image(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../../../shared/pdq-reference/images/reg-test-input/labelme-subset/{name}.jpg"
+    ))
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Alice and Bob chat through `url`; Alice sends `q0746` (listed) and `q2821` (not).
+fn converse(root: &Path, url: &str) {
+    let client = |who: &str, args: &[&str]| {
+        ok(bin()
+            .args([
+                "client",
+                "--home",
+                root.join(who).to_str().unwrap(),
+                "--server",
+                url,
+            ])
+            .args(args)
+            .output()
+            .unwrap())
+    };
+    client("alice", &["register", "alice"]);
+    client("bob", &["register", "bob"]);
+    client("alice", &["chat", "create", "pair", "--with", "bob"]);
+    for (text, img) in [("listed", "q0746"), ("benign", "q2821")] {
+        client(
+            "alice",
+            &[
+                "send",
+                "pair",
+                "--text",
+                text,
+                "--image",
+                image(img).to_str().unwrap(),
+            ],
+        );
+    }
+    let got = json_lines(&client("bob", &["recv"]));
+    assert_eq!(got.len(), 2, "both delivered");
+}
+
+fn list(root: &Path) -> String {
+    let l = root.join("list.csv");
+    ok(bin()
+        .args([
+            "list",
+            "build",
+            "--out",
+            l.to_str().unwrap(),
+            image("q0746").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap());
+    l.to_str().unwrap().to_string()
+}
+
+fn reviews(data: &Path) -> Vec<Value> {
+    json_lines(&ok(bin()
+        .args([
+            "provider-view",
+            "--reviews",
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()))
+}
+
+#[test]
+fn device_hash_deployment_flags_only_the_listed_image() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("provider");
+    let l = list(root.path());
+    let (srv, lines) = spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--scheme",
+            "device-hash",
+            "--list",
+            &l,
+        ],
+        1,
+    );
+    converse(root.path(), &url_of(&lines[0]));
+    drop(srv);
+    let r = reviews(&data);
+    assert_eq!(r.len(), 1);
+    use sha2::Digest;
+    let want = hex::encode(sha2::Sha256::digest(std::fs::read(image("q0746")).unwrap()));
+    assert_eq!(r[0]["image_sha256"], want);
+    assert_eq!(r[0]["submitter"], "alice");
+    let view = json_lines(&ok(bin()
+        .args(["provider-view", "--json", "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap()));
+    assert_eq!(
+        view.iter()
+            .filter(|v| v["endpoint"] == "POST /v1/scan")
+            .count(),
+        2
+    );
+    // A matching scheme without a list is a usage error that says what to do.
+    let o = bin()
+        .args([
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--scheme",
+            "device-hash",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--list"));
+}
+
+#[test]
+fn escrow_authority_decrypts_the_providers_data() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("provider");
+    let keys = root.path().join("escrow");
+    ok(bin()
+        .args(["escrow", "keygen", "--out", keys.to_str().unwrap()])
+        .output()
+        .unwrap());
+    let (srv, lines) = spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--scheme",
+            "exceptional-access",
+            "--escrow-pub",
+            keys.join("escrow.pub").to_str().unwrap(),
+        ],
+        1,
+    );
+    converse(root.path(), &url_of(&lines[0]));
+    drop(srv);
+    let out = root.path().join("recovered");
+    let got = json_lines(&ok(bin()
+        .args([
+            "escrow",
+            "decrypt",
+            "--data",
+            data.to_str().unwrap(),
+            "--key",
+            keys.join("escrow.key").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()));
+    let texts: Vec<_> = got.iter().map(|g| g["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["listed", "benign"]);
+    assert_eq!(
+        std::fs::read(got[1]["image"].as_str().unwrap()).unwrap(),
+        std::fs::read(image("q2821")).unwrap()
+    );
+    // The public key is not the secret one: decrypting with it is refused or reads nothing.
+    let o = bin()
+        .args([
+            "escrow",
+            "decrypt",
+            "--data",
+            data.to_str().unwrap(),
+            "--key",
+            keys.join("escrow.pub").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("benign"));
+}
+
+#[test]
+fn enclave_process_forwards_only_the_match() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("provider");
+    let l = list(root.path());
+    let (enc, elines) = spawn(&["enclave", "--listen", "127.0.0.1:0", "--list", &l], 2);
+    let measurement = elines[1].strip_prefix("measurement ").unwrap().to_string();
+    assert_eq!(measurement.len(), 64);
+    let (srv, lines) = spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--scheme",
+            "enclave",
+            "--enclave",
+            &url_of(&elines[0]),
+        ],
+        1,
+    );
+    converse(root.path(), &url_of(&lines[0]));
+    drop(srv);
+    let r = reviews(&data);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["submitter"], "enclave");
+    // A provider publishing an allow-list without this enclave: the client refuses to send.
+    let data2 = root.path().join("provider2");
+    let (srv, lines) = spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data2.to_str().unwrap(),
+            "--scheme",
+            "enclave",
+            "--enclave",
+            &url_of(&elines[0]),
+            "--allow",
+            &"00".repeat(32),
+        ],
+        1,
+    );
+    let url = url_of(&lines[0]);
+    let home = root.path().join("carol");
+    ok(bin()
+        .args([
+            "client",
+            "--home",
+            home.to_str().unwrap(),
+            "--server",
+            &url,
+            "register",
+            "carol",
+        ])
+        .output()
+        .unwrap());
+    let dave = root.path().join("dave");
+    ok(bin()
+        .args([
+            "client",
+            "--home",
+            dave.to_str().unwrap(),
+            "--server",
+            &url,
+            "register",
+            "dave",
+        ])
+        .output()
+        .unwrap());
+    ok(bin()
+        .args([
+            "client",
+            "--home",
+            home.to_str().unwrap(),
+            "--server",
+            &url,
+            "chat",
+            "create",
+            "solo",
+            "--with",
+            "dave",
+        ])
+        .output()
+        .unwrap());
+    let o = bin()
+        .args([
+            "client",
+            "--home",
+            home.to_str().unwrap(),
+            "--server",
+            &url,
+            "send",
+            "solo",
+            "--image",
+            image("q2821").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("allow-list"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    drop(srv);
+    drop(enc);
+}
