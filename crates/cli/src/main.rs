@@ -7,6 +7,7 @@
 
 mod bench;
 mod clientcmd;
+mod evalcmd;
 mod files;
 mod listcmd;
 mod schemecmd;
@@ -40,6 +41,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The main job: every detection scheme measured on one simulated workload through the
+    /// real messenger; writes results.json, report.html and CSVs to --out.
+    Evaluate(evalcmd::EvalArgs),
     /// PDQ-hash images (files or folders, recursively), printing one line per image.
     ///
     /// CSV lines are `hash,quality,path`, exactly as Meta's pdq-photo-hasher prints them; with
@@ -195,6 +199,7 @@ enum CorpusCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
+        Cmd::Evaluate(a) => evalcmd::run(a),
         Cmd::Hash(a) => cmd_hash(a),
         Cmd::Edit(a) => cmd_edit(a),
         Cmd::Corpus { cmd } => cmd_corpus(cmd),

@@ -209,6 +209,15 @@ impl Transport for LocalTransport {
     }
 }
 
+/// What [`Client::send_detailed`] sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// Provider message id.
+    pub id: i64,
+    /// The attachment's blob id, if there was one.
+    pub blob: Option<String>,
+}
+
 /// A decrypted message, as `recv` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Received {
@@ -439,6 +448,17 @@ impl<T: Transport> Client<T> {
         text: Option<&str>,
         image: Option<&[u8]>,
     ) -> Result<i64, ClientError> {
+        Ok(self.send_detailed(chat, text, image)?.id)
+    }
+
+    /// [`Client::send`], also returning the attachment's blob id (simulations use it to follow
+    /// one image through the provider's records).
+    pub fn send_detailed(
+        &mut self,
+        chat: &str,
+        text: Option<&str>,
+        image: Option<&[u8]>,
+    ) -> Result<Sent, ClientError> {
         let attachment = match image {
             Some(bytes) => {
                 let (ct, mut r) = seal_attachment(bytes)?;
@@ -459,7 +479,11 @@ impl<T: Transport> Client<T> {
             None => None,
         };
         let ct = self.mls.encrypt(chat, &body)?;
-        self.deliver_with(chat, &self.others(chat)?, 0, &ct, fields)
+        let id = self.deliver_with(chat, &self.others(chat)?, 0, &ct, fields)?;
+        Ok(Sent {
+            id,
+            blob: attachment.map(|a| a.blob),
+        })
     }
 
     /// Runs the scheme's scan of one outgoing image, and discloses it if told to.

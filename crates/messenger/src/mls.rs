@@ -369,8 +369,20 @@ pub struct AttachmentRef {
     pub len: usize,
 }
 
-/// Encrypts an attachment under a fresh random key. Returns the ciphertext to upload and the
-/// reference (without the blob id, which the upload assigns).
+/// The padded size of an attachment of `len` bytes: the next step of a geometric ladder with
+/// ratio 1.05 (Signal pads attachments the same way), so the ciphertext's size says little
+/// more than the plaintext's order of magnitude, and forwarded copies of a file are not
+/// linkable by exact size alone.
+pub fn padded_len(len: usize) -> usize {
+    let mut p = 541usize;
+    while p < len {
+        p = p + p / 20 + 1;
+    }
+    p
+}
+
+/// Encrypts an attachment under a fresh random key, padded to [`padded_len`]. Returns the
+/// ciphertext to upload and the reference (without the blob id, which the upload assigns).
 pub fn seal_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentRef), MlsError> {
     if plaintext.len() > MAX_ATTACHMENT {
         return Err(MlsError::TooLarge(plaintext.len()));
@@ -380,8 +392,11 @@ pub fn seal_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentRef), Mls
     rand::RngCore::fill_bytes(&mut rand::rng(), key.as_mut());
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
     let cipher = Aes256Gcm::new_from_slice(key.as_ref()).expect("32-byte key");
+    let mut padded = Zeroizing::new(Vec::with_capacity(padded_len(plaintext.len())));
+    padded.extend_from_slice(plaintext);
+    padded.resize(padded_len(plaintext.len()), 0);
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), plaintext)
+        .encrypt(Nonce::from_slice(&nonce), padded.as_slice())
         .map_err(|_| MlsError::WrongKey)?;
     Ok((
         ct,
@@ -397,7 +412,7 @@ pub fn seal_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentRef), Mls
 
 /// Decrypts an attachment blob and checks its digest.
 pub fn open_attachment(blob: &[u8], r: &AttachmentRef) -> Result<Vec<u8>, MlsError> {
-    if blob.len() > MAX_ATTACHMENT + 16 {
+    if blob.len() > padded_len(MAX_ATTACHMENT) + 16 {
         return Err(MlsError::TooLarge(blob.len()));
     }
     let key = Zeroizing::new(hex::decode(&r.key).map_err(|_| MlsError::WrongKey)?);
@@ -406,9 +421,13 @@ pub fn open_attachment(blob: &[u8], r: &AttachmentRef) -> Result<Vec<u8>, MlsErr
         return Err(MlsError::WrongKey);
     }
     let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| MlsError::WrongKey)?;
-    let pt = cipher
+    let mut pt = cipher
         .decrypt(Nonce::from_slice(&nonce), blob)
         .map_err(|_| MlsError::WrongKey)?;
+    if r.len > pt.len() {
+        return Err(MlsError::Digest);
+    }
+    pt.truncate(r.len);
     if hex::encode(Sha256::digest(&pt)) != r.sha256 {
         return Err(MlsError::Digest);
     }
@@ -530,5 +549,35 @@ mod tests {
             seal_attachment(&vec![0u8; MAX_ATTACHMENT + 1]),
             Err(MlsError::TooLarge(_))
         ));
+        // A claimed length beyond the padded plaintext is refused, not a panic.
+        let mut long = r.clone();
+        long.len = ct.len() + 1;
+        assert!(matches!(open_attachment(&ct, &long), Err(MlsError::Digest)));
+    }
+
+    #[test]
+    fn padding_hides_exact_sizes_within_five_percent_steps() {
+        assert_eq!(padded_len(0), 541);
+        let mut prev = 0;
+        for len in [
+            1usize,
+            540,
+            541,
+            542,
+            10_000,
+            123_457,
+            1 << 20,
+            MAX_ATTACHMENT,
+        ] {
+            let p = padded_len(len);
+            assert!(p >= len && p <= len + len / 20 + 542, "{len} -> {p}");
+            assert!(p >= prev);
+            prev = p;
+        }
+        // Files a few bytes apart usually share a bucket, so size alone rarely tells them apart.
+        assert_eq!(padded_len(100_000), padded_len(100_050));
+        let (a, _) = seal_attachment(&[1u8; 100_000]).unwrap();
+        let (b, _) = seal_attachment(&[2u8; 100_050]).unwrap();
+        assert_eq!(a.len(), b.len());
     }
 }

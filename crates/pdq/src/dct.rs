@@ -217,6 +217,40 @@ impl Dihedral {
 }
 
 #[cfg(test)]
+mod inverse_tests {
+    use super::*;
+
+    #[test]
+    fn the_sign_image_of_a_balanced_hash_hashes_back_to_it() {
+        // PDQ hashes split at the median, so (ties aside) exactly 128 bits are set; such a
+        // hash's ±1 image rehashes to itself: the reconstruction is consistent with the hash.
+        let mut h = Hash256::ZERO;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut set = 0;
+        while set < 128 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = (x % 256) as usize;
+            if !h.bit(k) {
+                h.set_bit(k);
+                set += 1;
+            }
+        }
+        let img = idct16_to_64(&hash_signs(&h));
+        assert_eq!(dct_to_hash(&dct64_to_16(&img)), h);
+        // And the inverse is the transpose: DCT of the reconstruction gives the signs back.
+        let back = dct64_to_16(&img);
+        let signs = hash_signs(&h);
+        for i in 0..16 {
+            for j in 0..16 {
+                assert!((back[i][j] - signs[i][j]).abs() < 1e-3);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -272,4 +306,43 @@ mod tests {
         let r4 = Dihedral::Rotate90.apply(&Dihedral::Rotate90.apply(&a));
         assert_eq!(r4, Dihedral::Rotate180.apply(&a));
     }
+}
+
+/// `A ≈ Dᵀ · B · D`: back from 16×16 low-frequency coefficients to a 64×64 image (the
+/// transpose of [`dct64_to_16`]; exact on the span of those 256 basis images). This is how a
+/// provider turns what it received — the coefficients of a `dct16` split, or the ±1 sign
+/// pattern of a hash ([`hash_signs`]) — into a picture.
+pub fn idct16_to_64(b: &[[f32; 16]; 16]) -> Box<[[f32; 64]; 64]> {
+    let d = dct_matrix();
+    // T = B · D (16×64), then A = Dᵀ · T (64×64).
+    let mut t = [[0f32; 64]; 16];
+    for (i, trow) in t.iter_mut().enumerate() {
+        for (k, drow) in d.iter().enumerate() {
+            let c = b[i][k];
+            for (t, &x) in trow.iter_mut().zip(drow) {
+                *t += c * x;
+            }
+        }
+    }
+    let mut a = Box::new([[0f32; 64]; 64]);
+    for (y, arow) in a.iter_mut().enumerate() {
+        for (i, trow) in t.iter().enumerate() {
+            let c = d[i][y];
+            for (a, &x) in arow.iter_mut().zip(trow) {
+                *a += c * x;
+            }
+        }
+    }
+    a
+}
+
+/// A hash as DCT coefficients: +1 where bit `16i + j` is set (above the median), −1 where not.
+pub fn hash_signs(h: &Hash256) -> [[f32; 16]; 16] {
+    let mut b = [[0f32; 16]; 16];
+    for (i, row) in b.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = if h.bit(16 * i + j) { 1.0 } else { -1.0 };
+        }
+    }
+    b
 }

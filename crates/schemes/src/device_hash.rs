@@ -66,7 +66,7 @@ impl ProviderScheme for Provider {
         let m = self.matcher.check(&hash);
         Ok(ScanOutcome {
             reply: disclose_reply(&m),
-            derived: Some(json!({ "hash": hash.to_string(), "match": m })),
+            derived: Some(json!({ "blob": request["blob"], "hash": hash.to_string(), "match": m })),
         })
     }
 }

@@ -159,6 +159,13 @@ impl Enclave {
         &self.attestation
     }
 
+    /// Opens a capsule without scanning it: what anyone holding the enclave's key (a
+    /// compromised enclave, a side-channel leak) reads. The evaluation's compromise analysis
+    /// uses it.
+    pub fn open_for_audit(&self, blob: &str, capsule: &[u8]) -> Result<Vec<u8>, SchemeError> {
+        Ok(self.keys.open(INFO, blob.as_bytes(), capsule)?.to_vec())
+    }
+
     /// Opens, hashes and matches one sealed image.
     pub fn scan(&self, blob: &str, capsule: &[u8]) -> Result<Verdict, SchemeError> {
         let image = self.keys.open(INFO, blob.as_bytes(), capsule)?;
@@ -331,7 +338,7 @@ impl Provider {
         }
         Ok(ScanOutcome {
             reply: json!({ "disclose": false }),
-            derived: Some(json!({ "enclave_match": v.matched })),
+            derived: Some(json!({ "blob": blob, "enclave_match": v.matched })),
         })
     }
 }

@@ -145,7 +145,12 @@ impl Provider {
         let m = self.matcher.check(&hash);
         Ok(ScanOutcome {
             reply: disclose_reply(&m),
-            derived: Some(json!({ "hash": hash.to_string(), "quality": quality, "match": m })),
+            derived: Some(json!({
+                "blob": request["blob"],
+                "hash": hash.to_string(),
+                "quality": quality,
+                "match": m,
+            })),
         })
     }
 }

@@ -61,6 +61,7 @@ impl Provider {
         let pdq = crate::pdq_of(&image)?;
         let m = self.matcher.check(&pdq.hash);
         let derived = json!({
+            "blob": blob_id,
             "plaintext_sha256": hex::encode(Sha256::digest(&image)),
             "plaintext_len": image.len(),
             "hash": pdq.hash.to_string(),

@@ -1,0 +1,109 @@
+//! `scanlab evaluate --quick`, as CI runs it: the report's invariants, and the same seed giving
+//! the same results.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn evaluate(out: &Path, extra: &[&str]) -> Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_scanlab"))
+        .args([
+            "evaluate",
+            "--quick",
+            "--seed",
+            "7",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap()
+}
+
+fn scheme<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["schemes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+}
+
+#[test]
+fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = evaluate(&tmp.path().join("a"), &[]);
+    assert_eq!(r["schema"], "scanlab-evaluate/1");
+    assert_eq!(
+        r["schemes"].as_array().unwrap().len(),
+        6,
+        "every implemented scheme"
+    );
+    assert!(r["command"].as_str().unwrap().contains("evaluate"));
+
+    // S0 discloses nothing: no extra bytes, nothing rebuilt, nothing exposed, no content link.
+    let s0 = scheme(&r, "e2ee");
+    assert_eq!(s0["extra_bytes_per_image"], 0.0);
+    assert!(s0["reconstruction"].is_null());
+    assert_eq!(s0["linkage"]["by_content"], 0.0);
+    assert_eq!(s0["poisoning"]["either"], 0.0);
+    for k in ["provider_plaintext", "provider_thumbnail", "provider_hash"] {
+        assert_eq!(s0["exposure"][k], 0.0, "{k}");
+    }
+    // S3: the provider links the leaked document's holders from hashes alone, naming no one else.
+    let s3 = scheme(&r, "device-hash");
+    assert!(s3["linkage"]["by_content"].as_f64().unwrap() >= 0.9);
+    assert_eq!(s3["linkage"]["wrong_by_content"], 0);
+    assert!(s3["arbitrary_content"].as_bool().unwrap());
+    assert!(s3["reconstruction"]["ssim"].as_f64().unwrap() > 0.0);
+    // S4's luma64 is a thumbnail.
+    assert!(
+        scheme(&r, "partial-hash")["reconstruction"]["ssim"]
+            .as_f64()
+            .unwrap()
+            > 0.9
+    );
+    // Recall at the identity edit is 1 for every matching scheme, and they agree on every edit.
+    for name in ["server-side", "device-hash", "partial-hash", "enclave"] {
+        let s = scheme(&r, name);
+        assert_eq!(s["recall_identity"], 1.0, "{name}");
+        assert_eq!(
+            s["recall"], s3["recall"],
+            "{name} flags exactly what S3 flags"
+        );
+    }
+    // The escrow key opens everything; the enclave key opens everything sent to it.
+    assert_eq!(
+        scheme(&r, "exceptional-access")["exposure"]["escrow_key"],
+        1.0
+    );
+    assert_eq!(scheme(&r, "enclave")["exposure"]["enclave_key"], 1.0);
+    // Poisoning is caught only when targeted.
+    assert_eq!(r["audit"]["targeted_split_view_detected"], true);
+    assert_eq!(r["audit"]["global_with_vouchers_detected"], false);
+    // Unrelated photos sit near 128 bits apart.
+    let mean = r["false_positives"]["mean"].as_f64().unwrap();
+    assert!((100.0..150.0).contains(&mean), "{mean}");
+    // The report exists and carries the matrix, the plots and the gallery.
+    let html = std::fs::read_to_string(tmp.path().join("a/report.html")).unwrap();
+    assert!(html.contains("Assessment matrix") && html.contains("<svg"));
+    assert!(html.matches("data:image/png;base64").count() >= 7);
+    for f in ["recall.csv", "matrix.csv", "fp_histogram.csv"] {
+        assert!(tmp.path().join("a").join(f).exists(), "{f}");
+    }
+
+    // Same seed, a subset of schemes: the same figures for them.
+    let again = evaluate(&tmp.path().join("b"), &["--schemes", "e2ee,device-hash"]);
+    for name in ["e2ee", "device-hash"] {
+        assert_eq!(
+            scheme(&again, name),
+            scheme(&r, name),
+            "{name} is deterministic"
+        );
+    }
+    for k in ["false_positives", "audit", "workload"] {
+        assert_eq!(again[k], r[k], "{k} is deterministic");
+    }
+}

@@ -1,0 +1,439 @@
+//! One scheme, deployed for real: a provider with the scheme's provider half, a population of
+//! messenger clients (real MLS, real attachments) with its client half, all talking over the
+//! in-process transport, which runs the provider's actual router and recording layer.
+//!
+//! # The population
+//! `users` users. Each belongs to two chats: one of a partition into chats of
+//! [`GROUP_SIZE`], and one of a second partition shifted by half a group, so forwards can
+//! cross chats. A message goes to every other member of the chat; everyone reads their queue
+//! after each phase.
+//!
+//! # The traffic, in order
+//! 1. each list image as is, and each edited copy, from a seeded user to one of their chats;
+//! 2. each background image once;
+//! 3. the leaked document: a seeded user sends it, and every holder forwards it, with
+//!    probability [`FORWARD_P`], to their other chat, for [`CASCADE_HOPS`] hops; a forward is
+//!    re-encoded (JPEG quality 75) with probability [`RECOMPRESS_P`], as a user's save-and-send
+//!    does;
+//! 4. the protest poster, in a cascade of its own.
+
+use crate::EvalError;
+use crate::workload::Workload;
+use rand::{Rng, SeedableRng};
+use scanlab_messenger::client::{Client, LocalTransport};
+use scanlab_messenger::mls::AttachmentRef;
+use scanlab_messenger::provider::ApiError;
+use scanlab_messenger::scan::{ClientScheme, ProviderScheme, ScanCtx, ScanOutcome};
+use scanlab_messenger::{Limits, Provider, Review, SqliteStore, ViewRecord};
+use scanlab_schemes::enclave::{Enclave, EnclaveLink};
+use scanlab_schemes::seal::KeyPair;
+use scanlab_schemes::{Deployment, Matcher, SchemeId, Split};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Members per chat.
+pub const GROUP_SIZE: usize = 4;
+/// Probability that a holder forwards the cascading image.
+pub const FORWARD_P: f64 = 0.5;
+/// Cascade depth.
+pub const CASCADE_HOPS: usize = 3;
+/// Probability that a forward is a re-encoded copy.
+pub const RECOMPRESS_P: f64 = 0.3;
+
+/// What one image send was, for scoring.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tag {
+    /// A list image; `None` is the image as listed, `Some` an edited copy (index into
+    /// [`Workload::edited`]).
+    Listed(usize, Option<usize>),
+    /// A background image.
+    Background(usize),
+    /// The leaked document.
+    Leaked {
+        /// Cascade hop (0 = first send).
+        hop: usize,
+        /// Byte-identical to the first send (not re-encoded).
+        exact: bool,
+    },
+    /// The poster.
+    Poster {
+        /// Cascade hop.
+        hop: usize,
+        /// Byte-identical to the first send.
+        exact: bool,
+    },
+}
+
+/// One image send.
+#[derive(Clone, Debug)]
+pub struct Send {
+    /// What it was.
+    pub tag: Tag,
+    /// Sender.
+    pub from: usize,
+    /// The chat's other members.
+    pub to: Vec<usize>,
+    /// Blob id at the provider.
+    pub blob: String,
+    /// Bytes sent.
+    pub len: usize,
+}
+
+/// CPU time spent in a scheme's halves, in nanoseconds, and call counts.
+#[derive(Default)]
+pub struct Meter {
+    client_ns: AtomicU64,
+    client_calls: AtomicU64,
+    provider_ns: AtomicU64,
+    provider_calls: AtomicU64,
+}
+
+impl Meter {
+    /// Mean client-half milliseconds per image.
+    pub fn client_ms(&self) -> f64 {
+        ms(&self.client_ns, &self.client_calls)
+    }
+    /// Mean provider-half milliseconds per scan.
+    pub fn provider_ms(&self) -> f64 {
+        ms(&self.provider_ns, &self.provider_calls)
+    }
+}
+
+fn ms(ns: &AtomicU64, n: &AtomicU64) -> f64 {
+    let n = n.load(Ordering::Relaxed);
+    if n == 0 {
+        0.0
+    } else {
+        ns.load(Ordering::Relaxed) as f64 / n as f64 / 1e6
+    }
+}
+
+struct TimedClient(Box<dyn ClientScheme>, Arc<Meter>);
+
+impl ClientScheme for TimedClient {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn scan_request(
+        &mut self,
+        image: &[u8],
+        a: &AttachmentRef,
+    ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
+        let t = Instant::now();
+        let r = self.0.scan_request(image, a);
+        self.1
+            .client_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.1.client_calls.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+    fn message_fields(
+        &mut self,
+        chat: &str,
+        plaintext: &[u8],
+    ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
+        // Per message, not per image: counted into the image's cost since every image send
+        // is one message here.
+        let t = Instant::now();
+        let r = self.0.message_fields(chat, plaintext);
+        self.1
+            .client_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+struct TimedProvider(Arc<dyn ProviderScheme>, Arc<Meter>);
+
+impl ProviderScheme for TimedProvider {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn public_params(&self) -> Value {
+        self.0.public_params()
+    }
+    fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ApiError> {
+        let t = Instant::now();
+        let r = self.0.scan(ctx, request);
+        self.1
+            .provider_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.1.provider_calls.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+    fn on_message(&self, who: &str, f: Option<&Value>) -> Result<Option<Value>, ApiError> {
+        let t = Instant::now();
+        let r = self.0.on_message(who, f);
+        self.1
+            .provider_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+    fn on_review(&self, who: &str, reason: &str, image: &[u8]) -> Result<(), ApiError> {
+        self.0.on_review(who, reason, image)
+    }
+}
+
+/// Everything a finished run leaves behind for the analysis.
+pub struct Outcome {
+    /// The scheme.
+    pub scheme: SchemeId,
+    /// Every image send, in order.
+    pub sends: Vec<Send>,
+    /// The provider view.
+    pub view: Vec<ViewRecord>,
+    /// The review queue.
+    pub reviews: Vec<Review>,
+    /// Blob id → ciphertext, as the provider stores it.
+    pub blobs: BTreeMap<String, Vec<u8>>,
+    /// Users who held the leaked document (sent or received it).
+    pub leaked_holders: BTreeSet<usize>,
+    /// Users who held the poster.
+    pub poster_holders: BTreeSet<usize>,
+    /// The escrow key (S2), for the compromise analysis.
+    pub escrow: Option<KeyPair>,
+    /// The enclave (S5), for the compromise analysis.
+    pub enclave: Option<Arc<Enclave>>,
+    /// Time spent in the scheme halves.
+    pub meter: Arc<Meter>,
+    /// Wall time of the whole run, seconds.
+    pub seconds: f64,
+    /// Data directory (kept alive for the analysis).
+    pub data: tempfile::TempDir,
+    /// The S4 split, if S4.
+    pub split: Option<Split>,
+}
+
+/// Users' names.
+pub fn user_name(i: usize) -> String {
+    format!("u{i:03}")
+}
+
+/// The two chats of every user: `(chat name, members)`.
+pub fn chats(users: usize) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    for (p, shift) in [(0, 0), (1, GROUP_SIZE / 2)] {
+        let mut start = 0;
+        while start < users {
+            let members: Vec<usize> = (start..(start + GROUP_SIZE).min(users))
+                .map(|i| (i + shift) % users)
+                .collect();
+            if members.len() >= 2 {
+                out.push((format!("c{p}-{start}"), members));
+            }
+            start += GROUP_SIZE;
+        }
+    }
+    out
+}
+
+/// The deployment of `scheme` over `list_plus_poster`; returns the provider half and the parts
+/// the analysis needs back (escrow key, enclave).
+#[allow(clippy::type_complexity)]
+fn deploy(
+    scheme: SchemeId,
+    list: scanlab_hashlist::HashList,
+) -> Result<
+    (
+        Arc<dyn ProviderScheme>,
+        Option<KeyPair>,
+        Option<Arc<Enclave>>,
+        Option<Split>,
+    ),
+    EvalError,
+> {
+    let mut d = Deployment::new(scheme, list.clone());
+    let mut escrow = None;
+    let mut enclave = None;
+    match scheme {
+        SchemeId::ExceptionalAccess => {
+            let k = KeyPair::generate();
+            d.escrow_public = Some(k.public());
+            escrow = Some(k);
+        }
+        SchemeId::Enclave => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(list.to_csv().as_bytes()).into();
+            let e = Arc::new(Enclave::new(
+                Matcher::new(list, d.radius)?,
+                digest,
+                scanlab_schemes::enclave::own_code_digest(),
+            ));
+            d.enclave = Some(EnclaveLink::Local(e.clone()));
+            enclave = Some(e);
+        }
+        _ => {}
+    }
+    let split = (scheme == SchemeId::PartialHash).then_some(d.split);
+    Ok((scanlab_schemes::provider_half(d)?, escrow, enclave, split))
+}
+
+/// Runs the whole traffic of `w` through `scheme` with `users` users.
+pub fn run(
+    scheme: SchemeId,
+    w: &Workload,
+    list: scanlab_hashlist::HashList,
+    users: usize,
+    seed: u64,
+    tick: &(dyn Fn() + Sync),
+) -> Result<Outcome, EvalError> {
+    let started = Instant::now();
+    let data = tempfile::tempdir().map_err(|e| EvalError::Io(e.to_string()))?;
+    let (half, escrow, enclave, split) = deploy(scheme, list)?;
+    let meter = Arc::new(Meter::default());
+    let provider = Provider::with_scheme(
+        Box::new(SqliteStore::open(&data.path().join("provider"))?),
+        Limits::default(),
+        Arc::new(TimedProvider(half, meter.clone())),
+    );
+    let mut clients = Vec::with_capacity(users);
+    for i in 0..users {
+        let home = data.path().join("users").join(user_name(i));
+        let mut c = Client::connect(&home, &user_name(i), LocalTransport::new(provider.clone()))?;
+        let half = scanlab_schemes::client_half(&c.scheme_info()?)?;
+        c.set_scheme(Box::new(TimedClient(half, meter.clone())))?;
+        clients.push(c);
+    }
+    let chats = chats(users);
+    let mut chats_of: Vec<Vec<usize>> = vec![Vec::new(); users];
+    for (ci, (name, members)) in chats.iter().enumerate() {
+        let peers: Vec<String> = members[1..].iter().map(|&m| user_name(m)).collect();
+        let peers: Vec<&str> = peers.iter().map(String::as_str).collect();
+        clients[members[0]].create_chat(name, &peers)?;
+        for &m in members {
+            chats_of[m].push(ci);
+        }
+    }
+    let drain = |clients: &mut Vec<Client<LocalTransport>>| -> Result<(), EvalError> {
+        for c in clients.iter_mut() {
+            for m in c.recv()? {
+                m?;
+            }
+        }
+        Ok(())
+    };
+    drain(&mut clients)?;
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x005E_ED0F_7EAF);
+    let mut sends = Vec::new();
+    let mut send = |clients: &mut Vec<Client<LocalTransport>>,
+                    from: usize,
+                    chat: usize,
+                    bytes: &[u8],
+                    tag: Tag|
+     -> Result<Vec<usize>, EvalError> {
+        let (name, members) = &chats[chat];
+        let sent = clients[from].send_detailed(name, None, Some(bytes))?;
+        let to: Vec<usize> = members.iter().copied().filter(|&m| m != from).collect();
+        sends.push(Send {
+            tag,
+            from,
+            to: to.clone(),
+            blob: sent.blob.unwrap_or_default(),
+            len: bytes.len(),
+        });
+        tick();
+        Ok(to)
+    };
+
+    // 1. List images and their edited copies.
+    let pick = |rng: &mut rand_chacha::ChaCha8Rng| {
+        let u = rng.random_range(0..users);
+        (u, chats_of[u][rng.random_range(0..chats_of[u].len())])
+    };
+    for (i, &p) in w.list.iter().enumerate() {
+        let (u, c) = pick(&mut rng);
+        send(&mut clients, u, c, &w.photos[p].sent, Tag::Listed(i, None))?;
+    }
+    for (e, ed) in w.edited.iter().enumerate() {
+        let (u, c) = pick(&mut rng);
+        send(
+            &mut clients,
+            u,
+            c,
+            &ed.bytes,
+            Tag::Listed(ed.list_index, Some(e)),
+        )?;
+        if e % 64 == 63 {
+            drain(&mut clients)?;
+        }
+    }
+    drain(&mut clients)?;
+    // 2. Background.
+    for (j, &p) in w.background.iter().enumerate() {
+        let (u, c) = pick(&mut rng);
+        send(&mut clients, u, c, &w.photos[p].sent, Tag::Background(j))?;
+    }
+    drain(&mut clients)?;
+    // 3 and 4. The cascades.
+    let mut holders = Vec::new();
+    for (which, photo) in [(0, w.leaked), (1, w.poster)] {
+        let original = w.photos[photo].sent.clone();
+        let recompressed = scanlab_imaging::edits::encode_jpeg(&w.photos[photo].rgb, 75)
+            .map_err(|e| EvalError::Corpus(e.to_string()))?;
+        let mut held: BTreeSet<usize> = BTreeSet::new();
+        let (u, c) = pick(&mut rng);
+        let tag = |hop, exact| {
+            if which == 0 {
+                Tag::Leaked { hop, exact }
+            } else {
+                Tag::Poster { hop, exact }
+            }
+        };
+        held.insert(u);
+        let mut frontier = vec![(u, c)];
+        for hop in 0..=CASCADE_HOPS {
+            let mut next = Vec::new();
+            for (from, chat) in frontier {
+                let exact = hop == 0 || rng.random_bool(1.0 - RECOMPRESS_P);
+                let bytes = if exact { &original } else { &recompressed };
+                for r in send(&mut clients, from, chat, bytes, tag(hop, exact))? {
+                    if held.insert(r) && rng.random_bool(FORWARD_P) {
+                        let other = chats_of[r]
+                            .iter()
+                            .copied()
+                            .find(|&x| x != chat)
+                            .unwrap_or(chat);
+                        next.push((r, other));
+                    }
+                }
+            }
+            drain(&mut clients)?;
+            frontier = next;
+            if frontier.is_empty() {
+                break;
+            }
+        }
+        holders.push(held);
+    }
+
+    let view = provider.view()?;
+    let reviews = provider.reviews()?;
+    let mut blobs = BTreeMap::new();
+    for s in &sends {
+        let id = s.blob.clone();
+        if let Some(b) = provider.db().call_blocking(move |st| st.get_blob(&id))? {
+            blobs.insert(s.blob.clone(), b);
+        }
+    }
+    let poster_holders = holders.pop().unwrap_or_default();
+    let leaked_holders = holders.pop().unwrap_or_default();
+    Ok(Outcome {
+        scheme,
+        sends,
+        view,
+        reviews,
+        blobs,
+        leaked_holders,
+        poster_holders,
+        escrow,
+        enclave,
+        meter,
+        seconds: started.elapsed().as_secs_f64(),
+        data,
+        split,
+    })
+}
