@@ -310,6 +310,9 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         match r.endpoint.as_str() {
             "POST /v1/scan" => scan_bytes += r.len,
             "POST /v1/review" => review_bytes += r.len,
+            // An enclave's forward reaches the provider from outside; S1's own move of an
+            // image it already decrypted does not.
+            "INTERNAL review" if r.who.as_deref() != Some("provider") => review_bytes += r.len,
             "POST /v1/messages" => {
                 if let Some(f) = r
                     .body

@@ -40,7 +40,10 @@ impl ScanCtx {
         self.db.call_blocking(move |s| s.get_blob(&id))
     }
 
-    /// Puts an image in the provider's review queue (S1, and S5's enclave forwarding).
+    /// Puts an image in the provider's review queue (S1, and S5's enclave forwarding). It is
+    /// recorded in the provider view too, as `INTERNAL review` from `submitter` (length and
+    /// digest, like blobs), so images that reach the provider from a third party such as an
+    /// enclave are in the view like everything else.
     pub fn submit_review(
         &self,
         submitter: &str,
@@ -48,6 +51,18 @@ impl ScanCtx {
         reason: &str,
         image: Vec<u8>,
     ) -> Result<i64, StoreError> {
+        use sha2::Digest;
+        let record = crate::store::ViewRecord {
+            seq: 0,
+            at_ms: crate::provider::now_ms(),
+            who: Some(submitter.to_string()),
+            endpoint: "INTERNAL review".into(),
+            len: image.len() as i64,
+            sha256: hex::encode(sha2::Sha256::digest(&image)),
+            body: None,
+            extra: Some(serde_json::json!({ "blob": blob, "reason": reason }).to_string()),
+        };
+        self.db.call_blocking(move |s| s.record(&record))?;
         let item = Review {
             id: 0,
             at_ms: crate::provider::now_ms(),

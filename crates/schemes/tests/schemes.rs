@@ -401,6 +401,14 @@ fn s5_enclave_over_http_sees_plaintext_only_inside_and_forwards_matches() {
     assert!(!holds(&all, &images.benign));
     let h = pdq_of(&images.benign).unwrap().hash.to_string();
     assert!(!all.windows(64).any(|w| w == h.as_bytes()));
+    // The forwards are in the provider view like everything else it receives.
+    use sha2::Digest;
+    let forwards: Vec<&ViewRecord> = r.rows("INTERNAL review");
+    assert_eq!(forwards.len(), 2);
+    assert!(forwards.iter().all(|f| f.who.as_deref() == Some("enclave")));
+    for (f, img) in forwards.iter().zip([&images.listed[2], &images.edited]) {
+        assert_eq!(f.sha256, hex::encode(sha2::Sha256::digest(img)));
+    }
     // It does learn each verdict.
     let d = r.derived();
     assert_eq!(d.len(), 3);
