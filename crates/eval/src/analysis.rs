@@ -24,6 +24,19 @@ pub struct RecallPoint {
     pub flagged: usize,
     /// `flagged / sent`.
     pub recall: f64,
+    /// Wilson 95% interval of the recall.
+    pub ci95: [f64; 2],
+}
+
+/// Wilson score 95% interval of `k` successes in `n` trials.
+pub fn wilson(k: usize, n: usize) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    let (z, n, p) = (1.96f64, n as f64, k as f64 / n as f64);
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
+    [(centre - half).max(0.0), (centre + half).min(1.0)]
 }
 
 /// Fractions of a group of holders the provider identifies.
@@ -284,6 +297,7 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         } else {
             f as f64 / sent as f64
         },
+        ci95: wilson(f, sent),
     };
     let mut recall = vec![point("identity", 0.0, identity)];
     for kind in scanlab_imaging::EditKind::ALL {
@@ -449,5 +463,20 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
             escrow_key,
         },
         list_on_device_bytes: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wilson;
+
+    #[test]
+    fn wilson_intervals_match_known_values() {
+        // 24 of 24: the lower bound is 0.862 (the usual textbook figure).
+        let [lo, hi] = wilson(24, 24);
+        assert!((lo - 0.8620).abs() < 1e-3 && hi == 1.0);
+        let [lo, hi] = wilson(12, 24);
+        assert!((lo - 0.3136).abs() < 1e-3 && (hi - 0.6864).abs() < 1e-3);
+        assert_eq!(wilson(0, 0), [0.0, 1.0]);
     }
 }

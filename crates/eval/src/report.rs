@@ -26,13 +26,13 @@ pub fn write(r: &Results, out: &Path) -> Result<(), EvalError> {
     let json = serde_json::to_string_pretty(r).map_err(io)?;
     std::fs::write(out.join("results.json"), json + "\n").map_err(io)?;
 
-    let mut csv = String::from("scheme,edit,strength,sent,flagged,recall\n");
+    let mut csv = String::from("scheme,edit,strength,sent,flagged,recall,ci95_low,ci95_high\n");
     for s in &r.schemes {
         for p in &s.recall {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{:.4}",
-                s.name, p.edit, p.strength, p.sent, p.flagged, p.recall
+                "{},{},{},{},{},{:.4},{:.4},{:.4}",
+                s.name, p.edit, p.strength, p.sent, p.flagged, p.recall, p.ci95[0], p.ci95[1]
             );
         }
     }
@@ -78,7 +78,10 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
                     .schemes
                     .iter()
                     .find(|t| t.scheme == s.name)
-                    .map(|t| format!("{:.2}", f(t)))
+                    .map(|t| match f(t) {
+                        v if v.is_finite() => format!("{v:.2}"),
+                        _ => "no scheme work".into(),
+                    })
                     .unwrap_or_default()
             })
             .collect()
@@ -90,7 +93,7 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
         ("Unlisted images flagged in the run".into(), t(&|s| format!("{} / {}", s.background_flagged, s.background_sent))),
         ("Extra bytes to the provider per image".into(), t(&|s| format!("{:.0}", s.extra_bytes_per_image))),
         ("… of which disclosed plaintext".into(), t(&|s| format!("{:.0}", s.disclosed_bytes_per_image))),
-        ("Reconstruction of unmatched images (SSIM at 64×64)".into(), t(&|s| s.reconstruction.as_ref().map_or("nothing to rebuild from".into(), |c| format!("{:.2} ({})", c.ssim, c.method)))),
+        ("Reconstruction of unmatched images (against the original at 64×64)".into(), t(&|s| s.reconstruction.as_ref().map_or("nothing to rebuild from".into(), |c| format!("SSIM {:.2}, PSNR {:.1} dB ({})", c.ssim, c.psnr, c.method)))),
         ("Leaked-document holders identified with no list entry, by content (non-holders also named)".into(), t(&|s| format!("{} ({})", pct(s.linkage.by_content), s.linkage.wrong_by_content))),
         ("… by padded blob size (non-holders also named)".into(), t(&|s| format!("{} ({})", pct(s.linkage.by_size), s.linkage.wrong_by_size))),
         ("Provider can find holders of any image it chooses".into(), t(&|s| if s.arbitrary_content { "yes, from its records".into() } else { "not from content".into() })),
@@ -101,6 +104,7 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
         ("List bytes on the device".into(), t(&|s| s.list_on_device_bytes.to_string())),
         ("Client ms per image (scheme half)".into(), timing(&|t| t.client_ms)),
         ("Provider ms per image (scheme half)".into(), timing(&|t| t.provider_ms)),
+        ("Provider throughput, images/s per core (scheme half)".into(), timing(&|t| if t.provider_ms > 0.0 { 1000.0 / t.provider_ms } else { f64::INFINITY })),
     ]
 }
 
@@ -262,8 +266,15 @@ matches whatever list it is handed.</p>",
 
     h.push_str("<h2>Effectiveness: recall and evasion</h2>");
     h.push_str(&recall_svg(r)?);
-    h.push_str("<p><b>Recall</b> = copies that ended in the provider's review queue ÷ copies sent, \
-for each list image as listed and under every edit at each strength. <b>Evasion</b> = 1 − recall.</p>");
+    let n = r.workload.list_images;
+    let _ = write!(
+        h,
+        "<p><b>Recall</b> = copies that ended in the provider's review queue ÷ copies sent, \
+for each list image as listed and under every edit at each strength. <b>Evasion</b> = 1 − recall. \
+Each point rests on {n} images, so its Wilson 95% interval is wide (recall.csv has it for every \
+point; at full recall it is {:.0}–100%).</p>",
+        100.0 * crate::analysis::wilson(n, n)[0]
+    );
 
     let fp = &r.false_positives;
     h.push_str("<h2>False positives</h2>");

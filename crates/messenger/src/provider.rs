@@ -105,6 +105,9 @@ pub enum ApiError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The provider failed (a scheme's scan panicked); nothing about the request is wrong.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The deployment's scheme refused the request.
     #[error("scheme: {0}")]
     Scheme(String),
@@ -119,7 +122,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) | ApiError::Scheme(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -530,7 +533,7 @@ async fn scan(
     // Scanning hashes images or calls an enclave: off the async threads.
     let out = tokio::task::spawn_blocking(move || scheme.scan(&ctx, &body))
         .await
-        .map_err(|e| ApiError::BadRequest(format!("scan failed: {e}")))??;
+        .map_err(|e| ApiError::Internal(format!("the scheme's scan failed: {e}")))??;
     derive(&p, &me, "POST /v1/scan", out.derived);
     // Wait for the derived record (and the request's own record) to be durable.
     p.db.call(|_| Ok(())).await?;
