@@ -396,25 +396,31 @@ fn cmd_serve(
     let half = scanlab_schemes::provider_half(scheme.deployment()?)?;
     let store = SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?;
     let provider = Provider::with_scheme(Box::new(store), Limits::default(), half);
+    eprintln!("scanlab: scheme {}", provider.scheme_name());
+    serve_http(listen, scanlab_messenger::router(provider), &[])?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves `router` on `listen` until Ctrl-C. Once bound it prints `listening on http://ADDR`
+/// and then `ready` on stdout (scripts and tests wait for these lines).
+pub(crate) fn serve_http(listen: &str, router: axum::Router, ready: &[String]) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         println!("listening on http://{}", listener.local_addr()?);
-        eprintln!("scanlab: scheme {}", scheme_name(&provider));
+        for line in ready {
+            println!("{line}");
+        }
         std::io::stdout().flush()?;
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        scanlab_messenger::serve(listener, provider, shutdown).await?;
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn scheme_name(p: &scanlab_messenger::Provider) -> String {
-    p.scheme_name().to_string()
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    })
 }
 
 fn cmd_provider_view(data: &std::path::Path, json: bool, reviews: bool) -> Result<ExitCode> {

@@ -42,8 +42,13 @@ pub struct SchemeArgs {
 /// Reads a hash list file.
 pub fn read_list(path: &Path) -> Result<HashList> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_list(path, &bytes)
+}
+
+/// Parses the bytes of the list file `path`, reporting merged duplicates.
+fn parse_list(path: &Path, bytes: &[u8]) -> Result<HashList> {
     let (list, report) =
-        HashList::read(&bytes).with_context(|| format!("parsing the list {}", path.display()))?;
+        HashList::read(bytes).with_context(|| format!("parsing the list {}", path.display()))?;
     if !report.duplicates.is_empty() {
         eprintln!(
             "scanlab: {}: {} duplicate entries merged",
@@ -94,7 +99,7 @@ impl SchemeArgs {
 pub fn cmd_enclave(listen: &str, list_path: &Path, radius: u32) -> Result<ExitCode> {
     let bytes =
         std::fs::read(list_path).with_context(|| format!("reading {}", list_path.display()))?;
-    let list = read_list(list_path)?;
+    let list = parse_list(list_path, &bytes)?;
     use sha2::Digest;
     let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
     let enclave = Arc::new(Enclave::new(
@@ -102,21 +107,8 @@ pub fn cmd_enclave(listen: &str, list_path: &Path, radius: u32) -> Result<ExitCo
         digest,
         scanlab_schemes::enclave::own_code_digest(),
     ));
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
-        println!("listening on http://{}", listener.local_addr()?);
-        println!("measurement {}", enclave.attestation().measurement);
-        std::io::stdout().flush()?;
-        axum::serve(listener, scanlab_schemes::enclave::router(enclave))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
-        Ok::<_, anyhow::Error>(())
-    })?;
+    let ready = [format!("measurement {}", enclave.attestation().measurement)];
+    crate::serve_http(listen, scanlab_schemes::enclave::router(enclave), &ready)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -34,6 +34,20 @@ fn spawn(args: &[&str], lines: usize) -> (Proc, Vec<String>) {
     (child, out)
 }
 
+/// `scanlab serve` on a free port with `data` and the scheme flags `args`; returns it and its URL.
+fn serve(data: &Path, args: &[&str]) -> (Proc, String) {
+    let mut all = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let (p, lines) = spawn(&all, 1);
+    (p, url_of(&lines[0]))
+}
+
 fn url_of(line: &str) -> String {
     line.strip_prefix("listening on ")
         .expect("ready line")
@@ -124,21 +138,8 @@ fn device_hash_deployment_flags_only_the_listed_image() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("provider");
     let l = list(root.path());
-    let (srv, lines) = spawn(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data.to_str().unwrap(),
-            "--scheme",
-            "device-hash",
-            "--list",
-            &l,
-        ],
-        1,
-    );
-    converse(root.path(), &url_of(&lines[0]));
+    let (srv, url) = serve(&data, &["--scheme", "device-hash", "--list", &l]);
+    converse(root.path(), &url);
     drop(srv);
     let r = reviews(&data);
     assert_eq!(r.len(), 1);
@@ -180,21 +181,16 @@ fn escrow_authority_decrypts_the_providers_data() {
         .args(["escrow", "keygen", "--out", keys.to_str().unwrap()])
         .output()
         .unwrap());
-    let (srv, lines) = spawn(
+    let (srv, url) = serve(
+        &data,
         &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data.to_str().unwrap(),
             "--scheme",
             "exceptional-access",
             "--escrow-pub",
             keys.join("escrow.pub").to_str().unwrap(),
         ],
-        1,
     );
-    converse(root.path(), &url_of(&lines[0]));
+    converse(root.path(), &url);
     drop(srv);
     let out = root.path().join("recovered");
     let got = json_lines(&ok(bin()
@@ -240,34 +236,20 @@ fn enclave_process_forwards_only_the_match() {
     let (enc, elines) = spawn(&["enclave", "--listen", "127.0.0.1:0", "--list", &l], 2);
     let measurement = elines[1].strip_prefix("measurement ").unwrap().to_string();
     assert_eq!(measurement.len(), 64);
-    let (srv, lines) = spawn(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data.to_str().unwrap(),
-            "--scheme",
-            "enclave",
-            "--enclave",
-            &url_of(&elines[0]),
-        ],
-        1,
+    let (srv, url) = serve(
+        &data,
+        &["--scheme", "enclave", "--enclave", &url_of(&elines[0])],
     );
-    converse(root.path(), &url_of(&lines[0]));
+    converse(root.path(), &url);
     drop(srv);
     let r = reviews(&data);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["submitter"], "enclave");
     // A provider publishing an allow-list without this enclave: the client refuses to send.
     let data2 = root.path().join("provider2");
-    let (srv, lines) = spawn(
+    let (srv, url) = serve(
+        &data2,
         &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data2.to_str().unwrap(),
             "--scheme",
             "enclave",
             "--enclave",
@@ -275,9 +257,7 @@ fn enclave_process_forwards_only_the_match() {
             "--allow",
             &"00".repeat(32),
         ],
-        1,
     );
-    let url = url_of(&lines[0]);
     let home = root.path().join("carol");
     ok(bin()
         .args([

@@ -28,17 +28,6 @@ pub struct RecallPoint {
     pub ci95: [f64; 2],
 }
 
-/// Wilson score 95% interval of `k` successes in `n` trials.
-pub fn wilson(k: usize, n: usize) -> [f64; 2] {
-    if n == 0 {
-        return [0.0, 1.0];
-    }
-    let (z, n, p) = (1.96f64, n as f64, k as f64 / n as f64);
-    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
-    [(centre - half).max(0.0), (centre + half).min(1.0)]
-}
-
 /// Fractions of a group of holders the provider identifies.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Linkage {
@@ -125,7 +114,8 @@ pub struct SchemeMeasures {
     pub list_on_device_bytes: usize,
 }
 
-fn scan_bodies(o: &Outcome) -> BTreeMap<String, Value> {
+/// The body of every scan request the provider recorded, by blob id.
+pub fn scan_bodies(o: &Outcome) -> BTreeMap<String, Value> {
     o.view
         .iter()
         .filter(|r| r.endpoint == "POST /v1/scan")
@@ -297,7 +287,7 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         } else {
             f as f64 / sent as f64
         },
-        ci95: wilson(f, sent),
+        ci95: crate::stats::wilson(f, sent),
     };
     let mut recall = vec![point("identity", 0.0, identity)];
     for kind in scanlab_imaging::EditKind::ALL {
@@ -421,23 +411,19 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         }))
     });
     let escrow_key = o.escrow.as_ref().map(|k| {
-        // The authority decrypts everything; count the innocent images among what it read.
+        // The authority decrypts everything it can; count the background photos (which the
+        // run sends byte for byte) among the images it read.
         let read: BTreeSet<Vec<u8>> =
             scanlab_schemes::exceptional_access::recover(&o.data.path().join("provider"), k)
                 .map(|r| r.into_iter().filter_map(|m| m.image).collect())
                 .unwrap_or_default();
-        let innocent_bytes: BTreeSet<&[u8]> = o
-            .sends
+        let background: Vec<&[u8]> = w
+            .background
             .iter()
-            .filter(|s| matches!(s.tag, Tag::Background(_) | Tag::Leaked { .. }))
-            .filter_map(|s| match s.tag {
-                Tag::Background(j) => Some(w.photos[w.background[j]].sent.as_slice()),
-                _ => None,
-            })
+            .map(|&p| w.photos[p].sent.as_slice())
             .collect();
-        let bg = innocent_bytes.iter().filter(|b| read.contains(**b)).count();
-        let bg_total = innocent_bytes.len().max(1);
-        bg as f64 / bg_total as f64
+        let opened = background.iter().filter(|b| read.contains(**b)).count();
+        opened as f64 / background.len().max(1) as f64
     });
 
     SchemeMeasures {
@@ -463,20 +449,5 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
             escrow_key,
         },
         list_on_device_bytes: 0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wilson;
-
-    #[test]
-    fn wilson_intervals_match_known_values() {
-        // 24 of 24: the lower bound is 0.862 (the usual textbook figure).
-        let [lo, hi] = wilson(24, 24);
-        assert!((lo - 0.8620).abs() < 1e-3 && hi == 1.0);
-        let [lo, hi] = wilson(12, 24);
-        assert!((lo - 0.3136).abs() < 1e-3 && (hi - 0.6864).abs() < 1e-3);
-        assert_eq!(wilson(0, 0), [0.0, 1.0]);
     }
 }

@@ -351,12 +351,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
             else {
                 continue;
             };
-            let scan = o
-                .view
-                .iter()
-                .filter(|r| r.endpoint == "POST /v1/scan")
-                .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.body.as_ref()?).ok())
-                .find(|v| v["blob"] == send.blob.as_str());
+            let scan = analysis::scan_bodies(o).remove(&send.blob);
             let title = format!("{} {}", o.scheme.code(), o.scheme.name());
             match scan.as_ref().and_then(|v| analysis::rebuild(o, v)) {
                 Some((g, how)) => gallery.push(tile(&title, how, &g.to_luma8())),

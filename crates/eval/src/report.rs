@@ -273,7 +273,7 @@ matches whatever list it is handed.</p>",
 for each list image as listed and under every edit at each strength. <b>Evasion</b> = 1 − recall. \
 Each point rests on {n} images, so its Wilson 95% interval is wide (recall.csv has it for every \
 point; at full recall it is {:.0}–100%).</p>",
-        100.0 * crate::analysis::wilson(n, n)[0]
+        100.0 * crate::stats::wilson(n, n)[0]
     );
 
     let fp = &r.false_positives;

@@ -111,6 +111,17 @@ fn ms(ns: &AtomicU64, n: &AtomicU64) -> f64 {
     }
 }
 
+/// Runs `f`, adding its wall time to `ns` and, when given, one call to `calls`.
+fn timed<R>(ns: &AtomicU64, calls: Option<&AtomicU64>, f: impl FnOnce() -> R) -> R {
+    let t = Instant::now();
+    let r = f();
+    ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    if let Some(c) = calls {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    r
+}
+
 struct TimedClient(Box<dyn ClientScheme>, Arc<Meter>);
 
 impl ClientScheme for TimedClient {
@@ -122,13 +133,9 @@ impl ClientScheme for TimedClient {
         image: &[u8],
         a: &AttachmentRef,
     ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
-        let t = Instant::now();
-        let r = self.0.scan_request(image, a);
-        self.1
-            .client_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        self.1.client_calls.fetch_add(1, Ordering::Relaxed);
-        r
+        timed(&self.1.client_ns, Some(&self.1.client_calls), || {
+            self.0.scan_request(image, a)
+        })
     }
     fn message_fields(
         &mut self,
@@ -137,12 +144,9 @@ impl ClientScheme for TimedClient {
     ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
         // Per message, not per image: counted into the image's cost since every image send
         // is one message here.
-        let t = Instant::now();
-        let r = self.0.message_fields(chat, plaintext);
-        self.1
-            .client_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        r
+        timed(&self.1.client_ns, None, || {
+            self.0.message_fields(chat, plaintext)
+        })
     }
 }
 
@@ -156,21 +160,12 @@ impl ProviderScheme for TimedProvider {
         self.0.public_params()
     }
     fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ApiError> {
-        let t = Instant::now();
-        let r = self.0.scan(ctx, request);
-        self.1
-            .provider_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        self.1.provider_calls.fetch_add(1, Ordering::Relaxed);
-        r
+        timed(&self.1.provider_ns, Some(&self.1.provider_calls), || {
+            self.0.scan(ctx, request)
+        })
     }
     fn on_message(&self, who: &str, f: Option<&Value>) -> Result<Option<Value>, ApiError> {
-        let t = Instant::now();
-        let r = self.0.on_message(who, f);
-        self.1
-            .provider_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        r
+        timed(&self.1.provider_ns, None, || self.0.on_message(who, f))
     }
     fn on_review(&self, who: &str, reason: &str, image: &[u8]) -> Result<(), ApiError> {
         self.0.on_review(who, reason, image)
@@ -230,21 +225,17 @@ pub fn chats(users: usize) -> Vec<(String, Vec<usize>)> {
     out
 }
 
-/// The deployment of `scheme` over `list_plus_poster`; returns the provider half and the parts
-/// the analysis needs back (escrow key, enclave).
-#[allow(clippy::type_complexity)]
-fn deploy(
-    scheme: SchemeId,
-    list: scanlab_hashlist::HashList,
-) -> Result<
-    (
-        Arc<dyn ProviderScheme>,
-        Option<KeyPair>,
-        Option<Arc<Enclave>>,
-        Option<Split>,
-    ),
-    EvalError,
-> {
+/// A deployed scheme: its provider half, and what the analysis needs back.
+struct Deployed {
+    half: Arc<dyn ProviderScheme>,
+    escrow: Option<KeyPair>,
+    enclave: Option<Arc<Enclave>>,
+    split: Option<Split>,
+}
+
+/// Deploys `scheme` over `list` (the list plus the poster), with an escrow key for S2 and an
+/// in-process enclave for S5.
+fn deploy(scheme: SchemeId, list: scanlab_hashlist::HashList) -> Result<Deployed, EvalError> {
     let mut d = Deployment::new(scheme, list.clone());
     let mut escrow = None;
     let mut enclave = None;
@@ -268,7 +259,12 @@ fn deploy(
         _ => {}
     }
     let split = (scheme == SchemeId::PartialHash).then_some(d.split);
-    Ok((scanlab_schemes::provider_half(d)?, escrow, enclave, split))
+    Ok(Deployed {
+        half: scanlab_schemes::provider_half(d)?,
+        escrow,
+        enclave,
+        split,
+    })
 }
 
 /// Runs the whole traffic of `w` through `scheme` with `users` users.
@@ -282,7 +278,12 @@ pub fn run(
 ) -> Result<Outcome, EvalError> {
     let started = Instant::now();
     let data = tempfile::tempdir().map_err(|e| EvalError::Io(e.to_string()))?;
-    let (half, escrow, enclave, split) = deploy(scheme, list)?;
+    let Deployed {
+        half,
+        escrow,
+        enclave,
+        split,
+    } = deploy(scheme, list)?;
     let meter = Arc::new(Meter::default());
     let provider = Provider::with_scheme(
         Box::new(SqliteStore::open(&data.path().join("provider"))?),

@@ -87,6 +87,17 @@ pub fn normal_cdf(z: f64) -> f64 {
     }
 }
 
+/// Wilson score 95% interval of `k` successes in `n` trials.
+pub fn wilson(k: usize, n: usize) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    let (z, n, p) = (1.96f64, n as f64, k as f64 / n as f64);
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
+    [(centre - half).max(0.0), (centre + half).min(1.0)]
+}
+
 fn moments(d: &[u32]) -> (f64, f64) {
     let n = d.len() as f64;
     let mean = d.iter().map(|&x| x as f64).sum::<f64>() / n;
@@ -143,13 +154,8 @@ pub fn false_positives(
         .collect();
     boots.sort_by(f64::total_cmp);
     let fitted_ci = [boots[4], boots[195]];
-    // Wilson 95% upper bound.
-    let z = 1.96f64;
     let ph = k as f64 / pairs as f64;
-    let nn = pairs as f64;
-    let upper =
-        (ph + z * z / (2.0 * nn) + z * (ph * (1.0 - ph) / nn + z * z / (4.0 * nn * nn)).sqrt())
-            / (1.0 + z * z / nn);
+    let upper = wilson(k as usize, pairs as usize)[1];
     let tail = tail_fit(&histogram, pairs, radius);
     FalsePositives {
         tail_fit_rate: tail,
@@ -232,5 +238,15 @@ mod tests {
         // The exponential tail is heavier than the normal one, and below 1% at the radius.
         let t = fp.tail_fit_rate.unwrap();
         assert!(t > fp.fitted_rate && t < 0.01, "{t}");
+    }
+
+    #[test]
+    fn wilson_intervals_match_known_values() {
+        // 24 of 24: the lower bound is 0.862 (the usual textbook figure).
+        let [lo, hi] = wilson(24, 24);
+        assert!((lo - 0.8620).abs() < 1e-3 && hi == 1.0);
+        let [lo, hi] = wilson(12, 24);
+        assert!((lo - 0.3136).abs() < 1e-3 && (hi - 0.6864).abs() < 1e-3);
+        assert_eq!(wilson(0, 0), [0.0, 1.0]);
     }
 }

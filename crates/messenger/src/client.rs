@@ -89,6 +89,17 @@ pub trait Transport {
     }
 }
 
+/// The body of a 2xx answer, or an error naming the status and the provider's message.
+fn answer(ok: bool, status: &str, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
+    if !ok {
+        return Err(ClientError::Transport(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(bytes)
+        )));
+    }
+    Ok(bytes.to_vec())
+}
+
 fn decode(b: &[u8]) -> Result<Value, ClientError> {
     serde_json::from_slice(b)
         .map_err(|e| ClientError::Transport(format!("answer is not JSON: {e}")))
@@ -138,13 +149,7 @@ impl Transport for HttpTransport {
         let bytes = resp
             .bytes()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if !status.is_success() {
-            return Err(ClientError::Transport(format!(
-                "{status}: {}",
-                String::from_utf8_lossy(&bytes)
-            )));
-        }
-        Ok(bytes.to_vec())
+        answer(status.is_success(), &status.to_string(), &bytes)
     }
 }
 
@@ -198,13 +203,7 @@ impl Transport for LocalTransport {
             let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
                 .await
                 .map_err(|e| ClientError::Transport(e.to_string()))?;
-            if !status.is_success() {
-                return Err(ClientError::Transport(format!(
-                    "{status}: {}",
-                    String::from_utf8_lossy(&bytes)
-                )));
-            }
-            Ok(bytes.to_vec())
+            answer(status.is_success(), &status.to_string(), &bytes)
         })
     }
 }

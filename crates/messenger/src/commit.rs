@@ -63,10 +63,9 @@ impl Db {
             });
             (ok, done)
         });
-        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-            // The writer is gone (it panicked); report it instead of hanging.
-            drop(job);
-        }
+        // If the writer is gone (it panicked), the job and its reply channel are dropped here,
+        // and the caller gets `WriterGone` instead of hanging.
+        let _ = self.jobs.send(job);
     }
 
     /// Queues `op` now and returns a future of its result, which resolves once the batch it ran

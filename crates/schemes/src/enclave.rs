@@ -326,15 +326,7 @@ impl Provider {
         let v = self.link.scan(blob, &capsule)?;
         if let (Some(m), Some(img)) = (&v.matched, &v.image) {
             let image = b64_field(&json!({ "i": img }), "i")?;
-            ctx.submit_review(
-                "enclave",
-                blob,
-                &format!(
-                    "list entry {} ({}) at distance {}",
-                    m.entry, m.label, m.distance
-                ),
-                image,
-            )?;
+            ctx.submit_review("enclave", blob, &m.reason(), image)?;
         }
         Ok(ScanOutcome {
             reply: json!({ "disclose": false }),

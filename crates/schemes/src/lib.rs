@@ -282,7 +282,7 @@ pub(crate) fn disclose_reply(m: &Option<MatchInfo>) -> Value {
         Some(m) => json!({
             "match": true,
             "disclose": true,
-            "reason": format!("list entry {} ({}) at distance {}", m.entry, m.label, m.distance),
+            "reason": m.reason(),
         }),
         None => json!({ "match": false, "disclose": false }),
     }

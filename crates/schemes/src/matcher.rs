@@ -20,6 +20,16 @@ pub struct MatchInfo {
     pub distance: u32,
 }
 
+impl MatchInfo {
+    /// The review reason every scheme records for this match.
+    pub fn reason(&self) -> String {
+        format!(
+            "list entry {} ({}) at distance {}",
+            self.entry, self.label, self.distance
+        )
+    }
+}
+
 /// A list and its index.
 pub struct Matcher {
     entries: Vec<Entry>,

@@ -69,15 +69,7 @@ impl Provider {
             "match": m,
         });
         if let Some(m) = &m {
-            ctx.submit_review(
-                "provider",
-                blob_id,
-                &format!(
-                    "list entry {} ({}) at distance {}",
-                    m.entry, m.label, m.distance
-                ),
-                image,
-            )?;
+            ctx.submit_review("provider", blob_id, &m.reason(), image)?;
         }
         Ok(ScanOutcome {
             reply: json!({ "disclose": false }),
