@@ -269,11 +269,37 @@ pub fn decode_image(bytes: &[u8]) -> Result<scanlab_imaging::RgbImage, SchemeErr
 /// PDQ of an encoded image.
 pub fn pdq_of(bytes: &[u8]) -> Result<scanlab_pdq::Pdq, SchemeError> {
     let img = decode_image(bytes)?;
-    let p = scanlab_pdq::Hasher::new().hash(&scanlab_imaging::pdq_image(&img));
-    if p.quality == 0 && p.hash == scanlab_pdq::Hash256::ZERO {
+    let min = scanlab_pdq::MIN_HASHABLE_DIM as u32;
+    if img.width() < min || img.height() < min {
         return Err(SchemeError::TooSmall);
     }
-    Ok(p)
+    Ok(scanlab_pdq::Hasher::new().hash(&scanlab_imaging::pdq_image(&img)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32, value: u8) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(w, h, image::Rgb([value; 3]));
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn only_images_under_five_pixels_are_too_small_and_a_flat_image_still_hashes() {
+        // An all-black image hashes to all zeros with quality 0, which is how "too small" used
+        // to be detected, so sending one failed; it is a real image that a scheme must scan.
+        let flat = pdq_of(&png(64, 64, 0)).unwrap();
+        assert_eq!(flat.hash, scanlab_pdq::Hash256::ZERO);
+        assert!(matches!(
+            pdq_of(&png(4, 100, 9)),
+            Err(SchemeError::TooSmall)
+        ));
+        assert!(pdq_of(&png(5, 5, 9)).is_ok());
+    }
 }
 
 /// The reply to a client for a scheme whose client half discloses on a match (S3, S4).
