@@ -276,32 +276,6 @@ pub fn pdq_of(bytes: &[u8]) -> Result<scanlab_pdq::Pdq, SchemeError> {
     Ok(scanlab_pdq::Hasher::new().hash(&scanlab_imaging::pdq_image(&img)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn png(w: u32, h: u32, value: u8) -> Vec<u8> {
-        let img = image::RgbImage::from_pixel(w, h, image::Rgb([value; 3]));
-        let mut out = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-            .unwrap();
-        out
-    }
-
-    #[test]
-    fn only_images_under_five_pixels_are_too_small_and_a_flat_image_still_hashes() {
-        // An all-black image hashes to all zeros with quality 0, which is how "too small" used
-        // to be detected, so sending one failed; it is a real image that a scheme must scan.
-        let flat = pdq_of(&png(64, 64, 0)).unwrap();
-        assert_eq!(flat.hash, scanlab_pdq::Hash256::ZERO);
-        assert!(matches!(
-            pdq_of(&png(4, 100, 9)),
-            Err(SchemeError::TooSmall)
-        ));
-        assert!(pdq_of(&png(5, 5, 9)).is_ok());
-    }
-}
-
 /// The reply to a client for a scheme whose client half discloses on a match (S3, S4).
 pub(crate) fn disclose_reply(m: &Option<MatchInfo>) -> Value {
     match m {
@@ -327,4 +301,30 @@ pub(crate) fn b64_field(v: &Value, name: &str) -> Result<Vec<u8>, SchemeError> {
 
 pub(crate) fn b64(bytes: &[u8]) -> String {
     B64.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32, value: u8) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(w, h, image::Rgb([value; 3]));
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn only_images_under_five_pixels_are_too_small_and_a_flat_image_still_hashes() {
+        // An all-black image hashes to all zeros with quality 0, which is how "too small" used
+        // to be detected, so sending one failed; it is a real image that a scheme must scan.
+        let flat = pdq_of(&png(64, 64, 0)).unwrap();
+        assert_eq!(flat.hash, scanlab_pdq::Hash256::ZERO);
+        assert!(matches!(
+            pdq_of(&png(4, 100, 9)),
+            Err(SchemeError::TooSmall)
+        ));
+        assert!(pdq_of(&png(5, 5, 9)).is_ok());
+    }
 }
