@@ -52,6 +52,14 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     for k in ["provider_plaintext", "provider_thumbnail", "provider_hash"] {
         assert_eq!(s0["exposure"][k], 0.0, "{k}");
     }
+    // Devices keep only the scheme's parameters: none for S0, an attestation for S5.
+    assert_eq!(s0["device_state_bytes"], 2, "S0's parameters are {{}}");
+    assert!(
+        scheme(&r, "enclave")["device_state_bytes"]
+            .as_u64()
+            .unwrap()
+            > 200
+    );
     // S3: the provider links the leaked document's holders from hashes alone, naming no one else.
     let s3 = scheme(&r, "device-hash");
     assert!(s3["linkage"]["by_content"].as_f64().unwrap() >= 0.9);

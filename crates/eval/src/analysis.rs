@@ -110,8 +110,10 @@ pub struct SchemeMeasures {
     pub poisoning: Linkage,
     /// What each party's compromise exposes.
     pub exposure: Exposure,
-    /// Bytes of list the device holds.
-    pub list_on_device_bytes: usize,
+    /// Bytes of scheme state each device downloads and keeps (the provider's `GET /v1/scheme`
+    /// parameters: radius, split, escrow key, attestation). A list held on the device would
+    /// be counted here; none of S0–S5 puts one there.
+    pub device_state_bytes: usize,
 }
 
 /// The body of every scan request the provider recorded, by blob id.
@@ -448,6 +450,6 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
             enclave_key,
             escrow_key,
         },
-        list_on_device_bytes: 0,
+        device_state_bytes: o.scheme_params_len,
     }
 }

@@ -101,7 +101,7 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
         ("Provider's data exposes: plaintext / thumbnail / hash".into(), t(&|s| format!("{} / {} / {}", pct(s.exposure.provider_plaintext), pct(s.exposure.provider_thumbnail), pct(s.exposure.provider_hash)))),
         ("Stolen enclave key opens".into(), t(&|s| s.exposure.enclave_key.map_or("—".into(), pct))),
         ("Stolen or compelled escrow key opens".into(), t(&|s| s.exposure.escrow_key.map_or("—".into(), pct))),
-        ("List bytes on the device".into(), t(&|s| s.list_on_device_bytes.to_string())),
+        ("Scheme state on the device, bytes (a list there would count)".into(), t(&|s| s.device_state_bytes.to_string())),
         ("Client ms per image (scheme half)".into(), timing(&|t| t.client_ms)),
         ("Provider ms per image (scheme half)".into(), timing(&|t| t.provider_ms)),
         ("Provider throughput, images/s per core (scheme half)".into(), timing(&|t| if t.provider_ms > 0.0 { 1000.0 / t.provider_ms } else { f64::INFINITY })),

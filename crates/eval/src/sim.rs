@@ -200,6 +200,8 @@ pub struct Outcome {
     pub data: tempfile::TempDir,
     /// The S4 split, if S4.
     pub split: Option<Split>,
+    /// Bytes of the scheme parameters clients download (`GET /v1/scheme`).
+    pub scheme_params_len: usize,
 }
 
 /// Users' names.
@@ -285,6 +287,7 @@ pub fn run(
         split,
     } = deploy(scheme, list)?;
     let meter = Arc::new(Meter::default());
+    let scheme_params_len = half.public_params().to_string().len();
     let provider = Provider::with_scheme(
         Box::new(SqliteStore::open(&data.path().join("provider"))?),
         Limits::default(),
@@ -436,5 +439,6 @@ pub fn run(
         seconds: started.elapsed().as_secs_f64(),
         data,
         split,
+        scheme_params_len,
     })
 }
