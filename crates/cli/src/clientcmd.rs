@@ -44,6 +44,15 @@ enum Verb {
     },
     /// Fetch, decrypt and print waiting messages as JSON lines; images go to --home/inbox/.
     Recv,
+    /// Report a received message (by its id, as `recv` prints it) to the provider, through
+    /// the deployment's scheme; prints the provider's answer.
+    Report {
+        /// The message id.
+        id: i64,
+        /// Why.
+        #[arg(long, default_value = "reported by the recipient")]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,16 +138,17 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
                 }
                 None => None,
             };
-            // The provider announces its scheme; the client runs that scheme's half (S5's
-            // checks the enclave's attestation first).
-            let info = client.scheme_info()?;
-            let half = scanlab_schemes::client_half(&info)
-                .with_context(|| format!("the provider's scheme {}", info["name"]))?;
-            client.set_scheme(half)?;
+            install_scheme(&mut client)?;
             let id = client.send(&chat, text.as_deref(), img.as_deref())?;
             eprintln!("scanlab: sent as message {id}");
         }
+        Verb::Report { id, reason } => {
+            install_scheme(&mut client)?;
+            let answer = client.report(id, &reason)?;
+            println!("{answer}");
+        }
         Verb::Recv => {
+            install_scheme(&mut client)?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             let mut failed = 0;
@@ -157,4 +167,16 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The provider announces its scheme; the client runs that scheme's half (S5's checks the
+/// enclave's attestation first). Its durable state lives in the client's home, so it survives
+/// from one command to the next.
+fn install_scheme(client: &mut Client<HttpTransport>) -> Result<()> {
+    let info = client.scheme_info()?;
+    let half = scanlab_schemes::registry()
+        .client_half(&info)
+        .with_context(|| format!("the provider's scheme {}", info["name"]))?;
+    client.set_scheme(half)?;
+    Ok(())
 }

@@ -3,7 +3,6 @@
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use scanlab_eval::{Config, Progress};
-use scanlab_schemes::SchemeId;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,9 +17,9 @@ pub struct EvalArgs {
     /// Corpus folder of images (default: the dev corpus, fetched and verified on first use).
     #[arg(long)]
     corpus: Option<PathBuf>,
-    /// Schemes to run, comma-separated (default: every implemented scheme).
+    /// Schemes to run, by name or id, comma-separated (default: every registered scheme).
     #[arg(long, value_delimiter = ',')]
-    schemes: Option<Vec<SchemeId>>,
+    schemes: Option<Vec<String>>,
     /// Seed of every random choice; the same seed gives the same results.json (timings aside).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -55,9 +54,16 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         .map(|s| if s.contains(' ') { format!("{s:?}") } else { s })
         .collect::<Vec<_>>()
         .join(" ");
+    let registry = scanlab_schemes::registry();
     let cfg = Config {
         corpus,
-        schemes: a.schemes.unwrap_or_else(|| SchemeId::ALL.to_vec()),
+        schemes: match a.schemes {
+            None => registry.all().to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|n| registry.get(n))
+                .collect::<Result<_, _>>()?,
+        },
         seed: a.seed,
         quick: a.quick,
         command,

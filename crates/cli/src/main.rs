@@ -91,6 +91,10 @@ enum Cmd {
         /// Match radius in bits.
         #[arg(long, default_value_t = scanlab_schemes::DEFAULT_RADIUS)]
         radius: u32,
+        /// The enclave's data directory, where its view (everything it receives and sends)
+        /// is recorded.
+        #[arg(long)]
+        data: PathBuf,
     },
     /// The escrow authority of scheme S2: make its keys, or read everything with them.
     Escrow {
@@ -99,7 +103,17 @@ enum Cmd {
     },
     /// The messenger client: register, chats, send, recv.
     Client(clientcmd::ClientArgs),
-    /// Dump the provider view: every request the provider received, from its database.
+    /// Print any party's recorded view (provider, enclave, escrow authority): every body it
+    /// received and sent, and what it derived and stored, from its data directory.
+    View {
+        /// The party's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the provider view (as `view`), or its review queue.
     ProviderView {
         /// The provider's data directory.
         #[arg(long)]
@@ -215,13 +229,15 @@ fn main() -> ExitCode {
             listen,
             list,
             radius,
-        } => schemecmd::cmd_enclave(&listen, &list, radius),
+            data,
+        } => schemecmd::cmd_enclave(&listen, &list, radius, &data),
         Cmd::Escrow { cmd } => schemecmd::cmd_escrow(cmd),
+        Cmd::View { data, json } => cmd_view(&data, json, false),
         Cmd::ProviderView {
             data,
             json,
             reviews,
-        } => cmd_provider_view(&data, json, reviews),
+        } => cmd_view(&data, json, reviews),
         Cmd::Client(a) => clientcmd::run(a),
     };
     match r {
@@ -393,7 +409,7 @@ fn cmd_serve(
     scheme: &schemecmd::SchemeArgs,
 ) -> Result<ExitCode> {
     use scanlab_messenger::{Limits, Provider, SqliteStore};
-    let half = scanlab_schemes::provider_half(scheme.deployment()?)?;
+    let half = scheme.provider_half()?;
     let store = SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?;
     let provider = Provider::with_scheme(Box::new(store), Limits::default(), half);
     eprintln!("scanlab: scheme {}", provider.scheme_name());
@@ -423,11 +439,26 @@ pub(crate) fn serve_http(listen: &str, router: axum::Router, ready: &[String]) -
     })
 }
 
-fn cmd_provider_view(data: &std::path::Path, json: bool, reviews: bool) -> Result<ExitCode> {
+/// One view record as a table line. Never panics: the digest is shown as far as it goes.
+fn view_line(r: &scanlab_messenger::ViewRecord) -> String {
+    format!(
+        "{:>6} {:>14} {:<8} {:<10} {:<28} {:>9} B  sha256 {}",
+        r.seq,
+        r.at_ms,
+        r.kind,
+        r.who.as_deref().unwrap_or("-"),
+        r.endpoint,
+        r.len,
+        r.sha256.get(..16).unwrap_or(&r.sha256)
+    )
+}
+
+fn cmd_view(data: &std::path::Path, json: bool, reviews: bool) -> Result<ExitCode> {
     use scanlab_messenger::{SqliteStore, Store};
     use sha2::Digest;
-    let mut store =
-        SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?;
+    // Opening for reading must not create an empty store where there was none.
+    let (mut store, party) = SqliteStore::open_existing(data)
+        .with_context(|| format!("reading a view in {}", data.display()))?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if reviews {
@@ -442,20 +473,14 @@ fn cmd_provider_view(data: &std::path::Path, json: bool, reviews: bool) -> Resul
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
+    if !json {
+        writeln!(out, "# the {party}'s view")?;
+    }
     for r in store.view()? {
         if json {
             writeln!(out, "{}", serde_json::to_string(&r)?)?;
         } else {
-            writeln!(
-                out,
-                "{:>6} {:>14} {:<10} {:<28} {:>9} B  sha256 {}",
-                r.seq,
-                r.at_ms,
-                r.who.as_deref().unwrap_or("-"),
-                r.endpoint,
-                r.len,
-                &r.sha256[..16]
-            )?;
+            writeln!(out, "{}", view_line(&r))?;
         }
     }
     out.flush()?;

@@ -2,47 +2,96 @@
 
 use anyhow::{Context, Result, bail};
 use scanlab_hashlist::HashList;
-use scanlab_schemes::enclave::{Enclave, EnclaveLink};
+use scanlab_schemes::Matcher;
+use scanlab_schemes::enclave::{Enclave, EnclaveService};
+use scanlab_schemes::exceptional_access::Authority;
 use scanlab_schemes::seal::KeyPair;
-use scanlab_schemes::{Deployment, Matcher, SchemeId};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Which detection scheme `serve` deploys.
+/// Which detection scheme `serve` deploys, and its configuration. Each flag is a field of the
+/// scheme's typed configuration; a scheme refuses a flag it does not take, and names a flag it
+/// needs.
 #[derive(clap::Args)]
 pub struct SchemeArgs {
-    /// Detection scheme: e2ee (S0), server-side (S1), exceptional-access (S2), device-hash (S3),
-    /// partial-hash (S4), enclave (S5).
-    #[arg(long, default_value = "e2ee")]
-    scheme: SchemeId,
-    /// Hash list to match (CSV, JSON lines or binary), for S1, S3, S4 and S5. Any list works,
-    /// which is the point: the list decides what is detected.
+    /// Detection scheme, by name or id; `scanlab serve --help` lists them.
+    #[arg(long, default_value = "e2ee", help = scheme_help())]
+    scheme: String,
+    /// Hash list to match (CSV, JSON lines or binary). Any list works, which is the point: the
+    /// list decides what is detected.
     #[arg(long)]
     list: Option<PathBuf>,
-    /// Match radius in bits (PDQ's threshold is 31).
-    #[arg(long, default_value_t = scanlab_schemes::DEFAULT_RADIUS)]
-    radius: u32,
-    /// S4's split point: luma64 (64×64 luminance) or dct16 (16×16 DCT).
-    #[arg(long, default_value = "luma64")]
-    split: scanlab_schemes::Split,
-    /// S2: the escrow authority's public key file, from `scanlab escrow keygen`.
+    /// Match radius in bits (default 31, PDQ's threshold).
+    #[arg(long)]
+    radius: Option<u32>,
+    /// Where PDQ is split between device and provider: luma64 (64×64 luminance) or dct16.
+    #[arg(long)]
+    split: Option<String>,
+    /// The escrow authority's public key file, from `scanlab escrow keygen`.
     #[arg(long)]
     escrow_pub: Option<PathBuf>,
-    /// S5: base URL of a running `scanlab enclave`.
+    /// Base URL of a running `scanlab enclave`.
     #[arg(long)]
     enclave: Option<String>,
-    /// S5: an enclave measurement (hex) clients should accept; repeatable. Default: the
-    /// attached enclave's own.
+    /// An enclave measurement (hex) clients should accept; repeatable. Default: the attached
+    /// enclave's own.
     #[arg(long)]
     allow: Vec<String>,
+    /// Any other configuration field of the scheme, as KEY=VALUE (VALUE is read as JSON if it
+    /// parses, else as a string); repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
 }
 
-/// Reads a hash list file.
-pub fn read_list(path: &Path) -> Result<HashList> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_list(path, &bytes)
+fn scheme_help() -> String {
+    let names: Vec<String> = scanlab_schemes::registry()
+        .all()
+        .iter()
+        .map(|s| format!("{} ({})", s.name(), s.code()))
+        .collect();
+    format!("Detection scheme: {}", names.join(", "))
+}
+
+impl SchemeArgs {
+    /// The scheme's configuration as these flags give it: only the flags given.
+    pub fn config(&self) -> Result<serde_json::Value> {
+        let mut c = serde_json::Map::new();
+        let path = |p: &PathBuf| serde_json::Value::from(p.display().to_string());
+        if let Some(p) = &self.list {
+            c.insert("list".into(), path(p));
+        }
+        if let Some(r) = self.radius {
+            c.insert("radius".into(), r.into());
+        }
+        if let Some(s) = &self.split {
+            c.insert("split".into(), s.clone().into());
+        }
+        if let Some(p) = &self.escrow_pub {
+            c.insert("escrow_pub".into(), path(p));
+        }
+        if let Some(u) = &self.enclave {
+            c.insert("enclave".into(), u.clone().into());
+        }
+        if !self.allow.is_empty() {
+            c.insert("allow".into(), self.allow.clone().into());
+        }
+        for kv in &self.params {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--param {kv:?}: expected KEY=VALUE"))?;
+            let v = serde_json::from_str(v).unwrap_or_else(|_| v.into());
+            c.insert(k.replace('-', "_"), v);
+        }
+        Ok(c.into())
+    }
+
+    /// The provider half these flags describe.
+    pub fn provider_half(&self) -> Result<Arc<dyn scanlab_messenger::scan::ProviderScheme>> {
+        let scheme = scanlab_schemes::registry().get(&self.scheme)?;
+        Ok(scheme.provider(&self.config()?)?)
+    }
 }
 
 /// Parses the bytes of the list file `path`, reporting merged duplicates.
@@ -65,38 +114,8 @@ fn read_hex_key(path: &Path) -> Result<Vec<u8>> {
     hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display()))
 }
 
-impl SchemeArgs {
-    /// The deployment these flags describe, or `None` for plain E2EE.
-    pub fn deployment(&self) -> Result<Deployment> {
-        let list = match &self.list {
-            Some(p) => read_list(p)?,
-            // S5's provider holds no list: its enclave does (`scanlab enclave --list`).
-            None if self.scheme.matches() && self.scheme != SchemeId::Enclave => bail!(
-                "--scheme {} matches against a list: give --list FILE (build one with `scanlab list build`)",
-                self.scheme
-            ),
-            None => HashList::default(),
-        };
-        let mut d = Deployment::new(self.scheme, list);
-        d.radius = self.radius;
-        d.split = self.split;
-        d.allow = self.allow.clone();
-        if let Some(p) = &self.escrow_pub {
-            let k = read_hex_key(p)?;
-            d.escrow_public = Some(
-                k.try_into()
-                    .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", p.display()))?,
-            );
-        }
-        if let Some(url) = &self.enclave {
-            d.enclave = Some(EnclaveLink::Http(url.trim_end_matches('/').to_string()));
-        }
-        Ok(d)
-    }
-}
-
 /// `scanlab enclave`: the simulated enclave as its own process.
-pub fn cmd_enclave(listen: &str, list_path: &Path, radius: u32) -> Result<ExitCode> {
+pub fn cmd_enclave(listen: &str, list_path: &Path, radius: u32, data: &Path) -> Result<ExitCode> {
     let bytes =
         std::fs::read(list_path).with_context(|| format!("reading {}", list_path.display()))?;
     let list = parse_list(list_path, &bytes)?;
@@ -108,7 +127,9 @@ pub fn cmd_enclave(listen: &str, list_path: &Path, radius: u32) -> Result<ExitCo
         scanlab_schemes::enclave::own_code_digest(),
     ));
     let ready = [format!("measurement {}", enclave.attestation().measurement)];
-    crate::serve_http(listen, scanlab_schemes::enclave::router(enclave), &ready)?;
+    let service = EnclaveService::open(enclave, data)
+        .with_context(|| format!("opening the enclave's view in {}", data.display()))?;
+    crate::serve_http(listen, scanlab_schemes::enclave::router(service), &ready)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -123,7 +144,8 @@ pub enum EscrowCmd {
     },
     /// Read every escrowed message (and image) from a provider's data directory.
     ///
-    /// Prints JSON lines; with --out, writes the images there.
+    /// Prints JSON lines; with --out, writes the images there. What the authority is handed and
+    /// what it opens are recorded in its own view (`scanlab view --data VIEW`).
     Decrypt {
         /// The provider's data directory.
         #[arg(long)]
@@ -131,6 +153,10 @@ pub enum EscrowCmd {
         /// The authority's secret key file.
         #[arg(long)]
         key: PathBuf,
+        /// The authority's own data directory, where its view is kept (default: the folder
+        /// of the key file).
+        #[arg(long)]
+        view: Option<PathBuf>,
         /// Folder for the recovered images.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -150,13 +176,25 @@ pub fn cmd_escrow(c: EscrowCmd) -> Result<ExitCode> {
                 secret.display()
             );
         }
-        EscrowCmd::Decrypt { data, key, out } => {
+        EscrowCmd::Decrypt {
+            data,
+            key,
+            view,
+            out,
+        } => {
             let k = KeyPair::from_secret(&zeroize::Zeroizing::new(read_hex_key(&key)?))
                 .with_context(|| format!("{} is not an escrow secret key", key.display()))?;
             if !data.join("provider.sqlite").exists() {
                 bail!("{} holds no provider database", data.display());
             }
-            let recovered = scanlab_schemes::exceptional_access::recover(&data, &k)?;
+            let view = view.unwrap_or_else(|| {
+                key.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_path_buf()
+            });
+            let authority = Authority::open(k, &view)?;
+            let recovered = authority.recover(&data)?;
             if let Some(dir) = &out {
                 std::fs::create_dir_all(dir)?;
             }

@@ -36,10 +36,17 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
     let r = evaluate(&tmp.path().join("a"), &[]);
     assert_eq!(r["schema"], "scanlab-evaluate/1");
+    let registered = scanlab_schemes::registry();
+    let names: Vec<&str> = r["schemes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        r["schemes"].as_array().unwrap().len(),
-        6,
-        "every implemented scheme"
+        names,
+        registered.names(),
+        "every registered scheme, in order"
     );
     assert!(r["command"].as_str().unwrap().contains("evaluate"));
 
@@ -84,10 +91,21 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     }
     // The escrow key opens everything; the enclave key opens everything sent to it.
     assert_eq!(
-        scheme(&r, "exceptional-access")["exposure"]["escrow_key"],
+        scheme(&r, "exceptional-access")["exposure"]["stolen_key"]["escrow authority"],
         1.0
     );
-    assert_eq!(scheme(&r, "enclave")["exposure"]["enclave_key"], 1.0);
+    assert_eq!(
+        scheme(&r, "enclave")["exposure"]["stolen_key"]["enclave"],
+        1.0
+    );
+    // Without the key, neither opens anything.
+    for name in ["exceptional-access", "enclave"] {
+        assert_eq!(
+            scheme(&r, name)["exposure"]["provider_plaintext"],
+            0.0,
+            "{name}"
+        );
+    }
     // Poisoning is caught only when targeted.
     assert_eq!(r["audit"]["targeted_split_view_detected"], true);
     assert_eq!(r["audit"]["global_with_vouchers_detected"], false);

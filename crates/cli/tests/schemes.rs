@@ -153,10 +153,29 @@ fn device_hash_deployment_flags_only_the_listed_image() {
         .unwrap()));
     assert_eq!(
         view.iter()
-            .filter(|v| v["endpoint"] == "POST /v1/scan")
+            .filter(|v| v["endpoint"] == "POST /v1/scan" && v["kind"] == "received")
             .count(),
         2
     );
+    // The text view prints every row, derived ones included (it used to panic on them).
+    let text = ok(bin()
+        .args(["provider-view", "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert_eq!(text.lines().filter(|l| l.contains(" derived ")).count(), 2);
+    assert_eq!(
+        text.lines().count(),
+        view.len() + 1,
+        "a header and a line per record"
+    );
+    // A folder with no view is an error, and nothing is created there.
+    let nowhere = root.path().join("no-such-dir");
+    let o = bin()
+        .args(["view", "--data", nowhere.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!nowhere.exists());
     // A matching scheme without a list is a usage error that says what to do.
     let o = bin()
         .args([
@@ -212,6 +231,16 @@ fn escrow_authority_decrypts_the_providers_data() {
         std::fs::read(got[1]["image"].as_str().unwrap()).unwrap(),
         std::fs::read(image("q2821")).unwrap()
     );
+    // The authority's own view (kept beside its key) holds the two capsules it was handed.
+    let view = json_lines(&ok(bin()
+        .args(["view", "--json", "--data", keys.to_str().unwrap()])
+        .output()
+        .unwrap()));
+    let capsules = view
+        .iter()
+        .filter(|v| v["kind"] == "received" && v["endpoint"] == "escrow capsule")
+        .count();
+    assert_eq!(capsules, 2);
     // The public key is not the secret one: decrypting with it is refused or reads nothing.
     let o = bin()
         .args([
@@ -233,7 +262,19 @@ fn enclave_process_forwards_only_the_match() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("provider");
     let l = list(root.path());
-    let (enc, elines) = spawn(&["enclave", "--listen", "127.0.0.1:0", "--list", &l], 2);
+    let edata = root.path().join("enclave");
+    let (enc, elines) = spawn(
+        &[
+            "enclave",
+            "--listen",
+            "127.0.0.1:0",
+            "--list",
+            &l,
+            "--data",
+            edata.to_str().unwrap(),
+        ],
+        2,
+    );
     let measurement = elines[1].strip_prefix("measurement ").unwrap().to_string();
     assert_eq!(measurement.len(), 64);
     let (srv, url) = serve(
@@ -245,6 +286,16 @@ fn enclave_process_forwards_only_the_match() {
     let r = reviews(&data);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["submitter"], "enclave");
+    // The enclave process recorded, in its own view, the two capsules it was sent.
+    let ev = json_lines(&ok(bin()
+        .args(["view", "--json", "--data", edata.to_str().unwrap()])
+        .output()
+        .unwrap()));
+    let scans = ev
+        .iter()
+        .filter(|v| v["kind"] == "received" && v["endpoint"] == "POST /scan")
+        .count();
+    assert_eq!(scans, 2);
     // A provider publishing an allow-list without this enclave: the client refuses to send.
     let data2 = root.path().join("provider2");
     let (srv, url) = serve(

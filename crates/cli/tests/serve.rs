@@ -151,7 +151,7 @@ async fn kill_9_loses_no_acknowledged_message() {
         .collect();
     let sends = records
         .iter()
-        .filter(|r| r["endpoint"] == "POST /v1/messages")
+        .filter(|r| r["endpoint"] == "POST /v1/messages" && r["kind"] == "received")
         .count();
     assert_eq!(sends, 50);
     assert!(

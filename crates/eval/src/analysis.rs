@@ -1,12 +1,12 @@
 //! What the provider (or whoever holds a key) can compute from what it really received: every
-//! figure here is read from a run's recorded provider view, review queue and blob store.
+//! figure here is read from a run's recorded provider view, review queue and blob store, by
+//! the scheme-blind [`crate::analyst`], the same way for every scheme.
 
+use crate::analyst::{Analyst, Knowledge, PlainSource};
 use crate::sim::{Outcome, Tag};
 use crate::workload::Workload;
 use scanlab_imaging::quality::{Gray, psnr, ssim};
-use scanlab_messenger::mls::{AttachmentRef, open_attachment};
-use scanlab_pdq::Hash256;
-use scanlab_schemes::{SchemeId, Split};
+use scanlab_messenger::RecordKind;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,10 +55,10 @@ pub struct Exposure {
     pub provider_thumbnail: f64,
     /// Images of which the provider's data holds a perceptual hash.
     pub provider_hash: f64,
-    /// Images a stolen enclave key opens (S5), if any.
-    pub enclave_key: Option<f64>,
-    /// Images a stolen or compelled escrow key opens (S2), if any.
-    pub escrow_key: Option<f64>,
+    /// For each secret key a party of the deployment holds (by its holder: `enclave`,
+    /// `escrow authority`), the images whose plaintext the provider's data yields to whoever
+    /// steals or compels that key.
+    pub stolen_key: BTreeMap<String, f64>,
 }
 
 /// The best reconstruction the provider can make of unmatched images, scored against the
@@ -116,28 +116,9 @@ pub struct SchemeMeasures {
     pub device_state_bytes: usize,
 }
 
-/// The body of every scan request the provider recorded, by blob id.
-pub fn scan_bodies(o: &Outcome) -> BTreeMap<String, Value> {
-    o.view
-        .iter()
-        .filter(|r| r.endpoint == "POST /v1/scan")
-        .filter_map(|r| serde_json::from_slice::<Value>(r.body.as_ref()?).ok())
-        .filter_map(|v| Some((v["blob"].as_str()?.to_string(), v)))
-        .collect()
-}
-
-fn derived_hashes(o: &Outcome) -> Vec<(String, Hash256)> {
-    o.view
-        .iter()
-        .filter(|r| r.endpoint == "DERIVED POST /v1/scan")
-        .filter_map(|r| serde_json::from_str::<Value>(r.extra.as_ref()?).ok())
-        .filter_map(|v| {
-            Some((
-                v["blob"].as_str()?.to_string(),
-                v["hash"].as_str()?.parse().ok()?,
-            ))
-        })
-        .collect()
+/// What the provider's data yields about each blob in the honest scenario (no stolen keys).
+pub fn provider_knowledge(o: &Outcome) -> BTreeMap<String, Knowledge> {
+    Analyst::new(&o.blobs, Vec::new()).read(&o.view, &o.reviews)
 }
 
 /// Users the provider links to `blobs`: the uploader (by the digest of the stored blob, which
@@ -149,7 +130,7 @@ fn users_of(o: &Outcome, blobs: &BTreeSet<String>) -> BTreeSet<String> {
         .map(|d| hex::encode(Sha256::digest(d)))
         .collect();
     let mut users = BTreeSet::new();
-    for r in &o.view {
+    for r in o.view.iter().filter(|r| r.kind == RecordKind::Received) {
         let Some(who) = &r.who else { continue };
         if r.endpoint == "PUT /v1/blobs" && digests.contains(&r.sha256) {
             users.insert(who.clone());
@@ -202,59 +183,48 @@ fn from_64(a: &[[f32; 64]; 64]) -> Gray {
     }
 }
 
-/// The provider's best reconstruction of one image from its scan record, if it has one.
-pub fn rebuild(o: &Outcome, scan: &Value) -> Option<(Gray, &'static str)> {
-    match o.scheme {
-        SchemeId::ServerSide => {
-            let a: AttachmentRef = serde_json::from_value(scan["attachment"].clone()).ok()?;
-            let img = open_attachment(o.blobs.get(&a.blob)?, &a).ok()?;
-            let rgb = scanlab_schemes::decode_image(&img).ok()?;
-            Some((
-                gray64(&rgb),
-                "decrypts the attachment with the key it was given",
-            ))
-        }
-        SchemeId::DeviceHash => {
-            let h: Hash256 = scan["hash"].as_str()?.parse().ok()?;
-            let img = scanlab_pdq::dct::idct16_to_64(&scanlab_pdq::dct::hash_signs(&h));
-            Some((
-                from_64(&img).normalized(),
-                "inverse DCT of the hash's sign pattern",
-            ))
-        }
-        SchemeId::PartialHash => {
-            use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(scan["intermediate"].as_str()?)
-                .ok()?;
-            match o.split? {
-                Split::Luma64 => {
-                    let v = scanlab_schemes::partial_hash::from_bytes(&bytes, 4096).ok()?;
-                    Some((
-                        Gray {
-                            width: 64,
-                            height: 64,
-                            data: v,
-                        },
-                        "the 64×64 luminance itself",
-                    ))
-                }
-                Split::Dct16 => {
-                    let v = scanlab_schemes::partial_hash::from_bytes(&bytes, 256).ok()?;
-                    let mut d = [[0f32; 16]; 16];
-                    for (row, c) in d.iter_mut().zip(v.chunks_exact(16)) {
-                        row.copy_from_slice(c);
-                    }
-                    let img = scanlab_pdq::dct::idct16_to_64(&d);
-                    Some((
-                        from_64(&img).normalized(),
-                        "inverse DCT of the 16×16 coefficients",
-                    ))
-                }
-            }
-        }
-        _ => None,
+/// The best reconstruction of one image from what is known of it, if anything: the image
+/// itself, a 64×64 luminance, the inverse DCT of 16×16 coefficients, or the inverse DCT of a
+/// hash's sign pattern, in that order.
+pub fn rebuild(k: &Knowledge) -> Option<(Gray, &'static str)> {
+    if let Some((img, how)) = &k.plaintext
+        && let Ok(rgb) = scanlab_schemes::decode_image(img)
+    {
+        return Some((
+            gray64(&rgb),
+            match how {
+                PlainSource::AttachmentKey => "decrypts the attachment with the key it was given",
+                PlainSource::Image => "the image itself",
+            },
+        ));
     }
+    if let Some(v) = &k.luma64 {
+        return Some((
+            Gray {
+                width: 64,
+                height: 64,
+                data: v.clone(),
+            },
+            "the 64×64 luminance itself",
+        ));
+    }
+    if let Some(v) = &k.dct16 {
+        let mut d = [[0f32; 16]; 16];
+        for (row, c) in d.iter_mut().zip(v.chunks_exact(16)) {
+            row.copy_from_slice(c);
+        }
+        let img = scanlab_pdq::dct::idct16_to_64(&d);
+        return Some((
+            from_64(&img).normalized(),
+            "inverse DCT of the 16×16 coefficients",
+        ));
+    }
+    let h = k.hashes.first()?;
+    let img = scanlab_pdq::dct::idct16_to_64(&scanlab_pdq::dct::hash_signs(h));
+    Some((
+        from_64(&img).normalized(),
+        "inverse DCT of the hash's sign pattern",
+    ))
 }
 
 /// Measures one run.
@@ -313,13 +283,18 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
     let mut review_bytes = 0i64;
     let mut field_bytes = 0i64;
     for r in &o.view {
-        match r.endpoint.as_str() {
-            "POST /v1/scan" => scan_bytes += r.len,
-            "POST /v1/review" => review_bytes += r.len,
-            // An enclave's forward reaches the provider from outside; S1's own move of an
-            // image it already decrypted does not.
-            "INTERNAL review" if r.who.as_deref() != Some("provider") => review_bytes += r.len,
-            "POST /v1/messages" => {
+        match (r.kind, r.endpoint.as_str()) {
+            (
+                RecordKind::Received,
+                "POST /v1/scan" | "POST /v1/scheme/message" | "POST /v1/report",
+            ) => scan_bytes += r.len,
+            (RecordKind::Received, "POST /v1/review") => review_bytes += r.len,
+            // An image that reached the review queue from another party (an enclave's forward)
+            // comes from outside; the provider's own move of an image it already holds does not.
+            (RecordKind::Internal, "review") if r.who.as_deref() != Some("provider") => {
+                review_bytes += r.len
+            }
+            (RecordKind::Received, "POST /v1/messages") => {
                 if let Some(f) = r
                     .body
                     .as_ref()
@@ -334,14 +309,11 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
     }
 
     // Reconstruction of unmatched background images.
-    let scans = scan_bodies(o);
+    let known = provider_knowledge(o);
     let mut rec: Option<(&'static str, Vec<(f64, f64)>)> = None;
     for s in background.iter().filter(|s| !is_flagged(s)).take(8) {
         let Tag::Background(j) = s.tag else { continue };
-        let Some(scan) = scans.get(&s.blob) else {
-            continue;
-        };
-        let Some((g, method)) = rebuild(o, scan) else {
+        let Some((g, method)) = known.get(&s.blob).and_then(rebuild) else {
             continue;
         };
         let orig = gray64(&w.photos[w.background[j]].rgb);
@@ -356,16 +328,18 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         psnr: v.iter().map(|x| x.1.min(99.0)).sum::<f64>() / v.len() as f64,
     });
 
-    // Linkage of the leaked document, which no list holds.
+    // Linkage of the leaked document, which no list holds: every blob whose decoded contents
+    // give a perceptual hash within the radius of the document's.
     let target = w.photos[w.leaked].hash;
-    let content: BTreeSet<String> = match o.scheme {
-        SchemeId::ServerSide | SchemeId::DeviceHash | SchemeId::PartialHash => derived_hashes(o)
-            .into_iter()
-            .filter(|(_, h)| h.distance(&target) <= scanlab_schemes::DEFAULT_RADIUS)
-            .map(|(b, _)| b)
-            .collect(),
-        _ => BTreeSet::new(),
-    };
+    let content: BTreeSet<String> = known
+        .iter()
+        .filter(|(_, k)| {
+            k.perceptual_hashes()
+                .iter()
+                .any(|h| h.distance(&target) <= scanlab_schemes::DEFAULT_RADIUS)
+        })
+        .map(|(b, _)| b.clone())
+        .collect();
     // The provider knows the padding rule: it links every blob in the copy's size bucket.
     let size_of_copy = scanlab_messenger::mls::padded_len(w.photos[w.leaked].sent.len()) + 16;
     let size: BTreeSet<String> = o
@@ -393,44 +367,26 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         .filter(|s| matches!(s.tag, Tag::Background(_) | Tag::Leaked { .. }))
         .collect();
     let frac = |k: usize| k as f64 / innocent.len().max(1) as f64;
-    let hashes: BTreeSet<String> = derived_hashes(o).into_iter().map(|(b, _)| b).collect();
     let count = |f: &dyn Fn(&crate::sim::Send) -> bool| innocent.iter().filter(|s| f(s)).count();
-    let plaintext = count(&|s| {
-        is_flagged(s)
-            || (o.scheme == SchemeId::ServerSide
-                && scans.get(&s.blob).and_then(|v| rebuild(o, v)).is_some())
-    });
-    let thumbnail = count(&|s| o.scheme == SchemeId::PartialHash && scans.contains_key(&s.blob));
-    let hashed = count(&|s| hashes.contains(&s.blob));
-    let enclave_key = o.enclave.as_ref().map(|e| {
-        use base64::Engine;
-        frac(count(&|s| {
-            scans
-                .get(&s.blob)
-                .and_then(|v| v["sealed"].as_str())
-                .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
-                .is_some_and(|c| e.open_for_audit(&s.blob, &c).is_ok())
-        }))
-    });
-    let escrow_key = o.escrow.as_ref().map(|k| {
-        // The authority decrypts everything it can; count the background photos (which the
-        // run sends byte for byte) among the images it read.
-        let read: BTreeSet<Vec<u8>> =
-            scanlab_schemes::exceptional_access::recover(&o.data.path().join("provider"), k)
-                .map(|r| r.into_iter().filter_map(|m| m.image).collect())
-                .unwrap_or_default();
-        let background: Vec<&[u8]> = w
-            .background
-            .iter()
-            .map(|&p| w.photos[p].sent.as_slice())
-            .collect();
-        let opened = background.iter().filter(|b| read.contains(**b)).count();
-        opened as f64 / background.len().max(1) as f64
-    });
+    let has =
+        |s: &crate::sim::Send, f: &dyn Fn(&Knowledge) -> bool| known.get(&s.blob).is_some_and(f);
+    let plaintext = count(&|s| has(s, &|k| k.plaintext.is_some()));
+    let thumbnail = count(&|s| has(s, &|k| k.luma64.is_some() || k.dct16.is_some()));
+    let hashed = count(&|s| has(s, &|k| !k.hashes.is_empty()));
+    // Each secret a party holds, stolen: the same analyst, now holding that key.
+    let stolen_key: BTreeMap<String, f64> = o
+        .secrets
+        .iter()
+        .map(|secret| {
+            let k = Analyst::new(&o.blobs, vec![secret]).read(&o.view, &o.reviews);
+            let opened = count(&|s| k.get(&s.blob).is_some_and(|k| k.plaintext.is_some()));
+            (secret.holder.clone(), frac(opened))
+        })
+        .collect();
 
     SchemeMeasures {
-        code: o.scheme.code().into(),
-        name: o.scheme.name().into(),
+        code: o.code.clone(),
+        name: o.name.clone(),
         images_sent: o.sends.len(),
         recall_identity: recall[0].recall,
         recall,
@@ -447,8 +403,7 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
             provider_plaintext: frac(plaintext),
             provider_thumbnail: frac(thumbnail),
             provider_hash: frac(hashed),
-            enclave_key,
-            escrow_key,
+            stolen_key,
         },
         device_state_bytes: o.scheme_params_len,
     }

@@ -16,6 +16,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod analysis;
+pub mod analyst;
 pub mod audit;
 pub mod report;
 pub mod sim;
@@ -24,8 +25,9 @@ pub mod workload;
 
 use rayon::prelude::*;
 use scanlab_hashlist::{Entry, HashList};
-use scanlab_schemes::SchemeId;
+use scanlab_schemes::Scheme;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The `results.json` schema version.
 pub const SCHEMA: &str = "scanlab-evaluate/1";
@@ -52,12 +54,12 @@ pub enum EvalError {
 }
 
 /// What to run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Corpus image files.
     pub corpus: Vec<PathBuf>,
-    /// Schemes to deploy.
-    pub schemes: Vec<SchemeId>,
+    /// Schemes to deploy, in order (usually from [`scanlab_schemes::registry`]).
+    pub schemes: Vec<Arc<dyn Scheme>>,
     /// The seed of every random choice.
     pub seed: u64,
     /// The small, fast workload (CI).
@@ -301,7 +303,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
     let outcomes: Vec<sim::Outcome> = cfg
         .schemes
         .par_iter()
-        .map(|&s| sim::run(s, &w, list.clone(), users, cfg.seed, &|| progress.tick()))
+        .map(|s| sim::run(&**s, &w, list.clone(), users, cfg.seed, &|| progress.tick()))
         .collect::<Result<_, _>>()?;
 
     progress.phase("analysing", outcomes.len() as u64 + 1);
@@ -351,41 +353,37 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
             else {
                 continue;
             };
-            let scan = analysis::scan_bodies(o).remove(&send.blob);
-            let title = format!("{} {}", o.scheme.code(), o.scheme.name());
-            match scan.as_ref().and_then(|v| analysis::rebuild(o, v)) {
+            let title = format!("{} {}", o.code, o.name);
+            let known = analysis::provider_knowledge(o);
+            match known.get(&send.blob).and_then(analysis::rebuild) {
                 Some((g, how)) => gallery.push(tile(&title, how, &g.to_luma8())),
                 None => gallery.push(tile(
                     &title,
-                    match o.scheme {
-                        SchemeId::ExceptionalAccess => {
-                            "ciphertext and an escrow capsule: nothing, until the key is used"
-                        }
-                        SchemeId::Enclave => "a sealed capsule and a verdict: nothing",
-                        _ => "ciphertext only: nothing",
-                    },
+                    "nothing readable in its records",
                     &image::GrayImage::from_pixel(64, 64, image::Luma([128])),
                 )),
             }
         }
     }
 
-    let s3 = schemes.iter().find(|s| s.name == "device-hash");
+    // The first scheme that flagged anything carries the hash's recall.
+    let matching = schemes.iter().find(|s| s.recall_identity > 0.0);
     let mean_of = |kind: &str| {
-        s3.map(|s| {
-            let v: Vec<f64> = s
-                .recall
-                .iter()
-                .filter(|p| p.edit == kind)
-                .map(|p| p.recall)
-                .collect();
-            format!(
-                "{:.1}% (mean over strengths {:?})",
-                100.0 * v.iter().sum::<f64>() / v.len().max(1) as f64,
-                w.strengths
-            )
-        })
-        .unwrap_or_else(|| "device-hash not run".into())
+        matching
+            .map(|s| {
+                let v: Vec<f64> = s
+                    .recall
+                    .iter()
+                    .filter(|p| p.edit == kind)
+                    .map(|p| p.recall)
+                    .collect();
+                format!(
+                    "{:.1}% (mean over strengths {:?})",
+                    100.0 * v.iter().sum::<f64>() / v.len().max(1) as f64,
+                    w.strengths
+                )
+            })
+            .unwrap_or_else(|| "no scheme that flags images was run".into())
     };
     let sanity = vec![
         Sanity {
@@ -409,7 +407,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         schemes: outcomes
             .iter()
             .map(|o| Timing {
-                scheme: o.scheme.name().into(),
+                scheme: o.name.clone(),
                 client_ms: o.meter.client_ms(),
                 provider_ms: o.meter.provider_ms(),
                 run_seconds: o.seconds,

@@ -65,11 +65,6 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
     let t = |f: &dyn Fn(&crate::analysis::SchemeMeasures) -> String| -> Vec<String> {
         r.schemes.iter().map(f).collect()
     };
-    let matches = |s: &crate::analysis::SchemeMeasures| {
-        s.name
-            .parse::<scanlab_schemes::SchemeId>()
-            .is_ok_and(|i| i.matches())
-    };
     let timing = |f: &dyn Fn(&crate::Timing) -> f64| -> Vec<String> {
         r.schemes
             .iter()
@@ -86,10 +81,10 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             })
             .collect()
     };
-    vec![
-        ("Recall, list images as listed".into(), t(&|s| if matches(s) { pct(s.recall_identity) } else { "— (no matching)".into() })),
-        ("Recall, edited copies (mean over all edits)".into(), t(&|s| if matches(s) { pct(s.recall_edited) } else { "—".into() })),
-        ("Evasion by ordinary edits (1 − recall)".into(), t(&|s| if matches(s) { pct(1.0 - s.recall_edited) } else { "—".into() })),
+    let mut rows: Vec<(String, Vec<String>)> = vec![
+        ("Recall, list images as listed".into(), t(&|s| pct(s.recall_identity))),
+        ("Recall, edited copies (mean over all edits)".into(), t(&|s| pct(s.recall_edited))),
+        ("Evasion by ordinary edits (1 − recall)".into(), t(&|s| pct(1.0 - s.recall_edited))),
         ("Unlisted images flagged in the run".into(), t(&|s| format!("{} / {}", s.background_flagged, s.background_sent))),
         ("Extra bytes to the provider per image".into(), t(&|s| format!("{:.0}", s.extra_bytes_per_image))),
         ("… of which disclosed plaintext".into(), t(&|s| format!("{:.0}", s.disclosed_bytes_per_image))),
@@ -99,23 +94,70 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
         ("Provider can find holders of any image it chooses".into(), t(&|s| if s.arbitrary_content { "yes, from its records".into() } else { "not from content".into() })),
         ("Poster holders identified once it is listed".into(), t(&|s| pct(s.poisoning.either))),
         ("Provider's data exposes: plaintext / thumbnail / hash".into(), t(&|s| format!("{} / {} / {}", pct(s.exposure.provider_plaintext), pct(s.exposure.provider_thumbnail), pct(s.exposure.provider_hash)))),
-        ("Stolen enclave key opens".into(), t(&|s| s.exposure.enclave_key.map_or("—".into(), pct))),
-        ("Stolen or compelled escrow key opens".into(), t(&|s| s.exposure.escrow_key.map_or("—".into(), pct))),
-        ("Scheme state on the device, bytes (a list there would count)".into(), t(&|s| s.device_state_bytes.to_string())),
-        ("Client ms per image (scheme half)".into(), timing(&|t| t.client_ms)),
-        ("Provider ms per image (scheme half)".into(), timing(&|t| t.provider_ms)),
-        ("Provider throughput, images/s per core (scheme half)".into(), timing(&|t| if t.provider_ms > 0.0 { 1000.0 / t.provider_ms } else { f64::INFINITY })),
-    ]
+    ];
+    // One row per kind of key some party holds, named by its holder.
+    let holders: std::collections::BTreeSet<&String> = r
+        .schemes
+        .iter()
+        .flat_map(|s| s.exposure.stolen_key.keys())
+        .collect();
+    for h in holders {
+        rows.push((
+            format!("Stolen or compelled key of the {h} opens (innocent images)"),
+            t(&|s| {
+                s.exposure
+                    .stolen_key
+                    .get(h)
+                    .map_or("— (no such key)".into(), |&v| pct(v))
+            }),
+        ));
+    }
+    rows.extend([
+        (
+            "Scheme state on the device, bytes (a list there would count)".into(),
+            t(&|s| s.device_state_bytes.to_string()),
+        ),
+        (
+            "Client ms per image (scheme half)".into(),
+            timing(&|t| t.client_ms),
+        ),
+        (
+            "Provider ms per image (scheme half)".into(),
+            timing(&|t| t.provider_ms),
+        ),
+        (
+            "Provider throughput, images/s per core (scheme half)".into(),
+            timing(&|t| {
+                if t.provider_ms > 0.0 {
+                    1000.0 / t.provider_ms
+                } else {
+                    f64::INFINITY
+                }
+            }),
+        ),
+    ]);
+    rows
 }
 
 fn recall_svg(r: &Results) -> Result<String, EvalError> {
-    let Some(s) = r.schemes.iter().find(|s| {
-        s.name
-            .parse::<scanlab_schemes::SchemeId>()
-            .is_ok_and(|i| i.matches())
-    }) else {
+    // The first scheme that flags anything; the caption names every scheme whose curves are
+    // the same, as read from the results.
+    let Some(s) = r.schemes.iter().find(|s| s.recall_identity > 0.0) else {
         return Ok(String::new());
     };
+    let same = |a: &crate::analysis::SchemeMeasures| {
+        a.recall.len() == s.recall.len()
+            && a.recall
+                .iter()
+                .zip(&s.recall)
+                .all(|(x, y)| x.flagged == y.flagged)
+    };
+    let agree: Vec<&str> = r
+        .schemes
+        .iter()
+        .filter(|x| same(x))
+        .map(|x| x.code.as_str())
+        .collect();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
@@ -123,8 +165,9 @@ fn recall_svg(r: &Results) -> Result<String, EvalError> {
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 format!(
-                    "Recall of PDQ at radius 31 by edit ({} run; S1, S3, S4, S5 agree)",
-                    s.code
+                    "Recall of PDQ at radius 31 by edit ({} run; {} agree)",
+                    s.code,
+                    agree.join(", ")
                 ),
                 ("sans-serif", 18),
             )

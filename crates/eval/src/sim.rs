@@ -21,13 +21,12 @@ use crate::EvalError;
 use crate::workload::Workload;
 use rand::{Rng, SeedableRng};
 use scanlab_messenger::client::{Client, LocalTransport};
-use scanlab_messenger::mls::AttachmentRef;
-use scanlab_messenger::provider::ApiError;
-use scanlab_messenger::scan::{ClientScheme, ProviderScheme, ScanCtx, ScanOutcome};
+use scanlab_messenger::scan::{
+    ClientCtx, ClientScheme, Delivered, Outgoing, ProviderScheme, ScanAction, ScanCtx, ScanError,
+    ScanOutcome,
+};
 use scanlab_messenger::{Limits, Provider, Review, SqliteStore, ViewRecord};
-use scanlab_schemes::enclave::{Enclave, EnclaveLink};
-use scanlab_schemes::seal::KeyPair;
-use scanlab_schemes::{Deployment, Matcher, SchemeId, Split};
+use scanlab_schemes::{Scheme, Secret, SimInputs};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -124,33 +123,46 @@ fn timed<R>(ns: &AtomicU64, calls: Option<&AtomicU64>, f: impl FnOnce() -> R) ->
 
 struct TimedClient(Box<dyn ClientScheme>, Arc<Meter>);
 
+type CResult<T> = Result<T, scanlab_messenger::client::ClientError>;
+
 impl ClientScheme for TimedClient {
     fn name(&self) -> &str {
         self.0.name()
     }
-    fn scan_request(
-        &mut self,
-        image: &[u8],
-        a: &AttachmentRef,
-    ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
+    fn on_attachment(&mut self, ctx: &ClientCtx, a: &Outgoing) -> CResult<ScanAction> {
         timed(&self.1.client_ns, Some(&self.1.client_calls), || {
-            self.0.scan_request(image, a)
+            self.0.on_attachment(ctx, a)
         })
     }
-    fn message_fields(
+    fn on_scan_reply(
         &mut self,
-        chat: &str,
-        plaintext: &[u8],
-    ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
+        ctx: &ClientCtx,
+        a: &Outgoing,
+        r: &Value,
+    ) -> CResult<Option<String>> {
+        timed(&self.1.client_ns, None, || self.0.on_scan_reply(ctx, a, r))
+    }
+    fn message_fields(&mut self, ctx: &ClientCtx, chat: &str, pt: &[u8]) -> CResult<Option<Value>> {
         // Per message, not per image: counted into the image's cost since every image send
         // is one message here.
         timed(&self.1.client_ns, None, || {
-            self.0.message_fields(chat, plaintext)
+            self.0.message_fields(ctx, chat, pt)
         })
+    }
+    fn outbox(&mut self, ctx: &ClientCtx) -> CResult<Vec<Value>> {
+        timed(&self.1.client_ns, None, || self.0.outbox(ctx))
+    }
+    fn on_receive(&mut self, ctx: &ClientCtx, m: &Delivered) -> CResult<()> {
+        self.0.on_receive(ctx, m)
+    }
+    fn report(&mut self, ctx: &ClientCtx, m: &Delivered, reason: &str) -> CResult<Value> {
+        self.0.report(ctx, m, reason)
     }
 }
 
 struct TimedProvider(Arc<dyn ProviderScheme>, Arc<Meter>);
+
+type PResult<T> = Result<T, ScanError>;
 
 impl ProviderScheme for TimedProvider {
     fn name(&self) -> &str {
@@ -159,23 +171,33 @@ impl ProviderScheme for TimedProvider {
     fn public_params(&self) -> Value {
         self.0.public_params()
     }
-    fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ApiError> {
+    fn scan(&self, ctx: &ScanCtx, request: &Value) -> PResult<ScanOutcome> {
         timed(&self.1.provider_ns, Some(&self.1.provider_calls), || {
             self.0.scan(ctx, request)
         })
     }
-    fn on_message(&self, who: &str, f: Option<&Value>) -> Result<Option<Value>, ApiError> {
-        timed(&self.1.provider_ns, None, || self.0.on_message(who, f))
+    fn on_message(&self, ctx: &ScanCtx, f: Option<&Value>) -> PResult<Option<Value>> {
+        timed(&self.1.provider_ns, None, || self.0.on_message(ctx, f))
     }
-    fn on_review(&self, who: &str, reason: &str, image: &[u8]) -> Result<(), ApiError> {
-        self.0.on_review(who, reason, image)
+    fn on_review(&self, ctx: &ScanCtx, reason: &str, image: &[u8]) -> PResult<()> {
+        self.0.on_review(ctx, reason, image)
+    }
+    fn on_scheme_message(&self, ctx: &ScanCtx, body: &Value) -> PResult<ScanOutcome> {
+        timed(&self.1.provider_ns, None, || {
+            self.0.on_scheme_message(ctx, body)
+        })
+    }
+    fn on_report(&self, ctx: &ScanCtx, body: &Value) -> PResult<ScanOutcome> {
+        self.0.on_report(ctx, body)
     }
 }
 
 /// Everything a finished run leaves behind for the analysis.
 pub struct Outcome {
-    /// The scheme.
-    pub scheme: SchemeId,
+    /// The scheme's id (`S0` …).
+    pub code: String,
+    /// The scheme's name.
+    pub name: String,
     /// Every image send, in order.
     pub sends: Vec<Send>,
     /// The provider view.
@@ -188,18 +210,16 @@ pub struct Outcome {
     pub leaked_holders: BTreeSet<usize>,
     /// Users who held the poster.
     pub poster_holders: BTreeSet<usize>,
-    /// The escrow key (S2), for the compromise analysis.
-    pub escrow: Option<KeyPair>,
-    /// The enclave (S5), for the compromise analysis.
-    pub enclave: Option<Arc<Enclave>>,
+    /// The secrets the deployment's parties hold, for the compromise analysis.
+    pub secrets: Vec<Secret>,
+    /// The other parties' views, by role.
+    pub parties: Vec<(String, Vec<ViewRecord>)>,
     /// Time spent in the scheme halves.
     pub meter: Arc<Meter>,
     /// Wall time of the whole run, seconds.
     pub seconds: f64,
     /// Data directory (kept alive for the analysis).
     pub data: tempfile::TempDir,
-    /// The S4 split, if S4.
-    pub split: Option<Split>,
     /// Bytes of the scheme parameters clients download (`GET /v1/scheme`).
     pub scheme_params_len: usize,
 }
@@ -227,51 +247,9 @@ pub fn chats(users: usize) -> Vec<(String, Vec<usize>)> {
     out
 }
 
-/// A deployed scheme: its provider half, and what the analysis needs back.
-struct Deployed {
-    half: Arc<dyn ProviderScheme>,
-    escrow: Option<KeyPair>,
-    enclave: Option<Arc<Enclave>>,
-    split: Option<Split>,
-}
-
-/// Deploys `scheme` over `list` (the list plus the poster), with an escrow key for S2 and an
-/// in-process enclave for S5.
-fn deploy(scheme: SchemeId, list: scanlab_hashlist::HashList) -> Result<Deployed, EvalError> {
-    let mut d = Deployment::new(scheme, list.clone());
-    let mut escrow = None;
-    let mut enclave = None;
-    match scheme {
-        SchemeId::ExceptionalAccess => {
-            let k = KeyPair::generate();
-            d.escrow_public = Some(k.public());
-            escrow = Some(k);
-        }
-        SchemeId::Enclave => {
-            use sha2::Digest;
-            let digest = sha2::Sha256::digest(list.to_csv().as_bytes()).into();
-            let e = Arc::new(Enclave::new(
-                Matcher::new(list, d.radius)?,
-                digest,
-                scanlab_schemes::enclave::own_code_digest(),
-            ));
-            d.enclave = Some(EnclaveLink::Local(e.clone()));
-            enclave = Some(e);
-        }
-        _ => {}
-    }
-    let split = (scheme == SchemeId::PartialHash).then_some(d.split);
-    Ok(Deployed {
-        half: scanlab_schemes::provider_half(d)?,
-        escrow,
-        enclave,
-        split,
-    })
-}
-
 /// Runs the whole traffic of `w` through `scheme` with `users` users.
 pub fn run(
-    scheme: SchemeId,
+    scheme: &dyn Scheme,
     w: &Workload,
     list: scanlab_hashlist::HashList,
     users: usize,
@@ -280,12 +258,14 @@ pub fn run(
 ) -> Result<Outcome, EvalError> {
     let started = Instant::now();
     let data = tempfile::tempdir().map_err(|e| EvalError::Io(e.to_string()))?;
-    let Deployed {
-        half,
-        escrow,
-        enclave,
-        split,
-    } = deploy(scheme, list)?;
+    let list_file = data.path().join("list.csv");
+    std::fs::write(&list_file, list.to_csv()).map_err(|e| EvalError::Io(e.to_string()))?;
+    let sim = scheme.simulate(&SimInputs {
+        list: &list,
+        list_file: &list_file,
+        dir: data.path(),
+    })?;
+    let half = sim.provider;
     let meter = Arc::new(Meter::default());
     let scheme_params_len = half.public_params().to_string().len();
     let provider = Provider::with_scheme(
@@ -297,7 +277,17 @@ pub fn run(
     for i in 0..users {
         let home = data.path().join("users").join(user_name(i));
         let mut c = Client::connect(&home, &user_name(i), LocalTransport::new(provider.clone()))?;
-        let half = scanlab_schemes::client_half(&c.scheme_info()?)?;
+        let info = c.scheme_info()?;
+        if info["name"].as_str() != Some(scheme.name()) {
+            return Err(EvalError::Scheme(scanlab_schemes::SchemeError::Config(
+                format!(
+                    "the provider announces {}, not {}",
+                    info["name"],
+                    scheme.name()
+                ),
+            )));
+        }
+        let half = scheme.client(&info["params"])?;
         c.set_scheme(Box::new(TimedClient(half, meter.clone())))?;
         clients.push(c);
     }
@@ -419,26 +409,31 @@ pub fn run(
     let mut blobs = BTreeMap::new();
     for s in &sends {
         let id = s.blob.clone();
-        if let Some(b) = provider.db().call_blocking(move |st| st.get_blob(&id))? {
+        if let Some(b) = provider.blob(&id)? {
             blobs.insert(s.blob.clone(), b);
         }
     }
     let poster_holders = holders.pop().unwrap_or_default();
     let leaked_holders = holders.pop().unwrap_or_default();
+    let mut parties = Vec::new();
+    for p in &sim.parties {
+        let (mut store, _) = SqliteStore::open_existing(&p.data)?;
+        parties.push((p.name.clone(), scanlab_messenger::Store::view(&mut store)?));
+    }
     Ok(Outcome {
-        scheme,
+        code: scheme.code().into(),
+        name: scheme.name().into(),
         sends,
         view,
         reviews,
         blobs,
         leaked_holders,
         poster_holders,
-        escrow,
-        enclave,
+        secrets: sim.secrets,
+        parties,
         meter,
         seconds: started.elapsed().as_secs_f64(),
         data,
-        split,
         scheme_params_len,
     })
 }

@@ -10,8 +10,10 @@
 //! records the ids it has processed, so a redelivered message is acknowledged again but never
 //! shown twice.
 
-use crate::mls::{AttachmentRef, Incoming, MlsClient, MlsError, open_attachment, seal_attachment};
-use crate::scan::ClientScheme;
+use crate::mls::{
+    AttachmentRef, Incoming, Media, MlsClient, MlsError, open_attachment, seal_attachment,
+};
+use crate::scan::{ClientCtx, ClientScheme, Delivered, Outgoing, ScanAction};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
@@ -163,13 +165,16 @@ pub struct LocalTransport {
 impl LocalTransport {
     /// A transport to `provider`, in process.
     pub fn new(provider: std::sync::Arc<crate::Provider>) -> Self {
+        Self::from_router(crate::router(provider))
+    }
+
+    /// A transport to any party's router in process (an enclave's, for simulations), through
+    /// its own recording layer.
+    pub fn from_router(router: axum::Router) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a current-thread runtime");
-        LocalTransport {
-            router: crate::router(provider),
-            rt,
-        }
+        LocalTransport { router, rt }
     }
 }
 
@@ -261,7 +266,10 @@ impl<T: Transport> Client<T> {
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS account (auth_secret TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY);
-             CREATE TABLE IF NOT EXISTS published (n INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS published (n INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS scheme_state (scheme TEXT NOT NULL, key TEXT NOT NULL,
+                 value BLOB NOT NULL, PRIMARY KEY (scheme, key));
+             CREATE TABLE IF NOT EXISTS received (id INTEGER PRIMARY KEY, message TEXT NOT NULL);",
         )
         .map_err(st)?;
         let existing: Option<String> = db
@@ -365,6 +373,26 @@ impl<T: Transport> Client<T> {
         &self.token
     }
 
+    /// Runs `f` on the installed client half with its context; `None` when there is none.
+    fn with_scheme<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn ClientScheme, &ClientCtx) -> Result<R, ClientError>,
+    ) -> Result<Option<R>, ClientError> {
+        let Client {
+            scheme, db, mls, ..
+        } = self;
+        let Some(scheme) = scheme.as_mut() else {
+            return Ok(None);
+        };
+        let name = scheme.name().to_string();
+        let ctx = ClientCtx {
+            db,
+            scheme: &name,
+            account: mls.name(),
+        };
+        f(scheme.as_mut(), &ctx).map(Some)
+    }
+
     fn deliver(&self, chat: &str, to: &[String], kind: u8, mls: &[u8]) -> Result<i64, ClientError> {
         self.deliver_with(chat, to, kind, mls, None)
     }
@@ -458,14 +486,27 @@ impl<T: Transport> Client<T> {
         text: Option<&str>,
         image: Option<&[u8]>,
     ) -> Result<Sent, ClientError> {
-        let attachment = match image {
-            Some(bytes) => {
+        self.send_file(chat, text, image.map(|b| (b, Media::Image)))
+    }
+
+    /// Sends text and/or a file of a given media type (image, video, other). The scheme's
+    /// client half sees the file, typed, before the message is sent, then the plaintext;
+    /// afterwards whatever scheme messages it queued are sent.
+    pub fn send_file(
+        &mut self,
+        chat: &str,
+        text: Option<&str>,
+        file: Option<(&[u8], Media)>,
+    ) -> Result<Sent, ClientError> {
+        let attachment = match file {
+            Some((bytes, media)) => {
                 let (ct, mut r) = seal_attachment(bytes)?;
+                r.media = media;
                 let up = self
                     .transport
                     .put_bytes("/v1/blobs", Some(&self.token), ct)?;
                 r.blob = up["id"].as_str().unwrap_or_default().to_string();
-                self.scan(bytes, &r)?;
+                self.scan(bytes, media, &r)?;
                 Some(r)
             }
             None => None,
@@ -473,41 +514,80 @@ impl<T: Transport> Client<T> {
         let body = Zeroizing::new(
             serde_json::to_vec(&json!({"text": text, "attachment": attachment})).map_err(st)?,
         );
-        let fields = match &mut self.scheme {
-            Some(s) => s.message_fields(chat, &body)?,
-            None => None,
-        };
+        let fields = self
+            .with_scheme(|s, ctx| s.message_fields(ctx, chat, &body))?
+            .flatten();
         let ct = self.mls.encrypt(chat, &body)?;
         let id = self.deliver_with(chat, &self.others(chat)?, 0, &ct, fields)?;
+        self.flush_outbox()?;
         Ok(Sent {
             id,
             blob: attachment.map(|a| a.blob),
         })
     }
 
-    /// Runs the scheme's scan of one outgoing image, and discloses it if told to.
-    fn scan(&mut self, image: &[u8], r: &AttachmentRef) -> Result<(), ClientError> {
-        let Some(scheme) = &mut self.scheme else {
-            return Ok(());
+    /// Sends the scheme messages the client half has queued.
+    fn flush_outbox(&mut self) -> Result<(), ClientError> {
+        let out = self
+            .with_scheme(|s, ctx| s.outbox(ctx))?
+            .unwrap_or_default();
+        for m in out {
+            self.transport
+                .post("/v1/scheme/message", Some(&self.token), &m)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the scheme's decision on one outgoing attachment: nothing, a scan (and disclosure
+    /// if the client half then decides so), or disclosure decided on the device.
+    fn scan(&mut self, bytes: &[u8], media: Media, r: &AttachmentRef) -> Result<(), ClientError> {
+        let out = Outgoing {
+            bytes,
+            media,
+            attachment: r,
         };
-        let Some(req) = scheme.scan_request(image, r)? else {
-            return Ok(());
+        let reason = match self.with_scheme(|s, ctx| s.on_attachment(ctx, &out))? {
+            None | Some(ScanAction::Nothing) => None,
+            Some(ScanAction::Disclose(reason)) => Some(reason),
+            Some(ScanAction::Request(req)) => {
+                let reply = self.transport.post("/v1/scan", Some(&self.token), &req)?;
+                self.with_scheme(|s, ctx| s.on_scan_reply(ctx, &out, &reply))?
+                    .flatten()
+            }
         };
-        let reply = self.transport.post("/v1/scan", Some(&self.token), &req)?;
-        if reply["disclose"].as_bool() == Some(true) {
+        if let Some(reason) = reason {
             self.transport.post(
                 "/v1/review",
                 Some(&self.token),
-                &json!({"blob": r.blob, "reason": reply["reason"].as_str().unwrap_or("match"), "image": B64.encode(image)}),
+                &json!({"blob": r.blob, "reason": reason, "image": B64.encode(bytes)}),
             )?;
         }
         Ok(())
     }
 
+    /// Reports received message `id` to the provider, through the scheme's report hook;
+    /// returns the provider's answer.
+    pub fn report(&mut self, id: i64, reason: &str) -> Result<Value, ClientError> {
+        let stored: Option<String> = self
+            .db
+            .query_row("SELECT message FROM received WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .ok();
+        let m: Delivered = serde_json::from_str(
+            &stored.ok_or_else(|| ClientError::State(format!("no received message {id}")))?,
+        )
+        .map_err(st)?;
+        let body = self
+            .with_scheme(|s, ctx| s.report(ctx, &m, reason))?
+            .ok_or_else(|| ClientError::Scheme("no scheme installed".into()))?;
+        self.transport.post("/v1/report", Some(&self.token), &body)
+    }
+
     /// Fetches, decrypts and acknowledges everything waiting. Images are saved under
     /// `home/inbox/`. A message that fails to decrypt is acknowledged (it can never succeed)
     /// and reported as an error entry.
-    pub fn recv(&self) -> Result<Vec<Result<Received, ClientError>>, ClientError> {
+    pub fn recv(&mut self) -> Result<Vec<Result<Received, ClientError>>, ClientError> {
         let q = self.transport.get("/v1/queue", Some(&self.token))?;
         let mut out = Vec::new();
         let mut acks = Vec::new();
@@ -526,7 +606,8 @@ impl<T: Transport> Client<T> {
             let payload = B64
                 .decode(m["payload"].as_str().unwrap_or_default())
                 .map_err(st)?;
-            out.extend(self.handle(id, &chat, &payload).transpose());
+            let fields = m.get("scheme").filter(|f| !f.is_null()).cloned();
+            out.extend(self.handle(id, &chat, &payload, fields).transpose());
         }
         if !acks.is_empty() {
             self.transport
@@ -535,7 +616,13 @@ impl<T: Transport> Client<T> {
         Ok(out)
     }
 
-    fn handle(&self, id: i64, chat: &str, payload: &[u8]) -> Result<Option<Received>, ClientError> {
+    fn handle(
+        &mut self,
+        id: i64,
+        chat: &str,
+        payload: &[u8],
+        fields: Option<Value>,
+    ) -> Result<Option<Received>, ClientError> {
         let (&kind, mls) = payload
             .split_first()
             .ok_or_else(|| MlsError::Malformed("empty payload".into()))?;
@@ -566,6 +653,25 @@ impl<T: Transport> Client<T> {
                         None => None,
                     };
                     let text = v.get("text").and_then(|t| t.as_str()).map(str::to_string);
+                    let delivered = Delivered {
+                        id,
+                        chat: chat.into(),
+                        from: sender.clone(),
+                        plaintext: plaintext.to_vec(),
+                        fields,
+                    };
+                    if self.scheme.is_some() {
+                        self.db
+                            .execute(
+                                "INSERT OR REPLACE INTO received (id, message) VALUES (?1, ?2)",
+                                rusqlite::params![
+                                    id,
+                                    serde_json::to_string(&delivered).map_err(st)?
+                                ],
+                            )
+                            .map_err(st)?;
+                    }
+                    self.with_scheme(|s, ctx| s.on_receive(ctx, &delivered))?;
                     Ok(Some(Received {
                         id,
                         chat: chat.into(),

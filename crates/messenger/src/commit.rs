@@ -168,13 +168,15 @@ mod tests {
             token_owner(t: &str) -> Option<String>;
             add_key_packages(n: &str, p: &[Vec<u8>]) -> ();
             take_key_package(n: &str) -> Option<Vec<u8>>;
-            enqueue(g: &str, s: &str, r: &[String], p: &[u8]) -> i64;
+            enqueue(g: &str, s: &str, r: &[String], p: &[u8], f: Option<&str>) -> i64;
             pending(n: &str, l: usize) -> Vec<crate::store::Queued>;
             ack(n: &str, i: &[i64]) -> usize;
             put_blob(d: &[u8]) -> String;
             get_blob(i: &str) -> Option<Vec<u8>>;
             record(r: &crate::store::ViewRecord) -> ();
             view() -> Vec<crate::store::ViewRecord>;
+            state(s: &str, k: &str) -> Option<Vec<u8>>;
+            set_state(s: &str, k: &str, v: &[u8]) -> ();
             put_review(r: &crate::store::Review) -> i64;
             reviews() -> Vec<crate::store::Review>;
         }
@@ -194,7 +196,7 @@ mod tests {
         db.send(
             move |s| {
                 go_rx.recv().unwrap();
-                s.enqueue("g", "a", &["b".into()], b"first")
+                s.enqueue("g", "a", &["b".into()], b"first", None)
             },
             move |r| first_tx.send(r).unwrap(),
         );
@@ -205,10 +207,10 @@ mod tests {
                 move |s| {
                     if i == 50 {
                         // Writes, then fails: its write must be undone, the others kept.
-                        s.enqueue("g", "a", &["b".into()], b"doomed")?;
+                        s.enqueue("g", "a", &["b".into()], b"doomed", None)?;
                         return Err(StoreError::WriterGone);
                     }
-                    s.enqueue("g", "a", &["b".into()], &[i])
+                    s.enqueue("g", "a", &["b".into()], &[i], None)
                 },
                 move |r| tx.send((i, r)).unwrap(),
             );

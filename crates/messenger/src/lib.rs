@@ -13,6 +13,8 @@
 //! - [`client`]: the client over a [`client::Transport`], HTTP for real use or in-process for
 //!   simulations of many users.
 //! - [`scan`]: where a detection scheme's client and provider halves plug in.
+//! - [`record`]: the recorder every party's bytes pass through (the provider's, an enclave's,
+//!   an escrow authority's), into views of one format.
 //!
 //! # What this crate does not do
 //! No detection itself: schemes plug in through [`scan`]. No TLS: tests and simulations run on
@@ -24,11 +26,13 @@ pub mod client;
 pub mod commit;
 pub mod mls;
 pub mod provider;
+pub mod record;
 pub mod scan;
 pub mod store;
 
 pub use provider::{Limits, Provider, router};
-pub use store::{Review, SqliteStore, Store, StoreError, ViewRecord};
+pub use record::Recorder;
+pub use store::{RecordKind, Review, SqliteStore, Store, StoreError, ViewRecord};
 
 /// Serves `provider` on `listener` until `shutdown` resolves.
 pub async fn serve(

@@ -354,6 +354,30 @@ impl MlsClient {
     }
 }
 
+/// What an attachment is, so that schemes fingerprint each kind its own way (PDQ for images,
+/// frame hashes for video) and recipients know what they got.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Media {
+    /// A still image.
+    #[default]
+    Image,
+    /// A video.
+    Video,
+    /// Any other file.
+    File,
+}
+
+impl Media {
+    /// Whether this is the default, an image (omitted on the wire, so references to images
+    /// stay as they were before media types existed).
+    pub fn is_image(&self) -> bool {
+        *self == Media::Image
+    }
+}
+
 /// What the recipient needs to fetch and check an attachment; travels inside the MLS message.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttachmentRef {
@@ -367,6 +391,9 @@ pub struct AttachmentRef {
     pub sha256: String,
     /// Plaintext length.
     pub len: usize,
+    /// What the attachment is.
+    #[serde(default, skip_serializing_if = "Media::is_image")]
+    pub media: Media,
 }
 
 /// The padded size of an attachment of `len` bytes: the next step of a geometric ladder with
@@ -406,6 +433,7 @@ pub fn seal_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentRef), Mls
             nonce: hex::encode(nonce),
             sha256: hex::encode(Sha256::digest(plaintext)),
             len: plaintext.len(),
+            media: Media::Image,
         },
     ))
 }

@@ -19,6 +19,12 @@
 //! | `GET /v1/scheme` → `{name, params}` | no | the deployment's detection scheme ([`crate::scan`]) |
 //! | `POST /v1/scan {blob, ...}` → reply | yes | the scheme's provider half scans an image |
 //! | `POST /v1/review {blob, reason, image}` | yes | a client discloses an image for review |
+//! | `POST /v1/scheme/message {...}` → reply | yes | a scheme message not tied to one image (vouchers) |
+//! | `POST /v1/report {...}` → reply | yes | a recipient reports a message to the provider |
+//!
+//! Every request and every response passes the recording layer ([`crate::record`]) into the
+//! provider view, and every state change is written in the same transaction as the record of
+//! the request that caused it.
 //!
 //! Delivery is at-least-once with message ids: the client drops ids it has seen. Nothing is
 //! deleted from a queue until its owner acknowledges it, and every write is committed to SQLite
@@ -32,19 +38,18 @@
 //! [`Limits`]; an oversize body is refused with 413 before it is stored.
 
 use crate::commit::Db;
-use crate::scan::{ProviderScheme, ScanCtx};
+use crate::record::{Pending, Recorded, SentSummary};
+use crate::scan::{ProviderScheme, ScanCtx, ScanError};
 use crate::store::{Review, Store, StoreError, ViewRecord};
-use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{StatusCode, request::Parts};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -108,9 +113,9 @@ pub enum ApiError {
     /// The provider failed (a scheme's scan panicked); nothing about the request is wrong.
     #[error("internal error: {0}")]
     Internal(String),
-    /// The deployment's scheme refused the request.
+    /// The deployment's scheme failed or refused the request; its cause decides the status.
     #[error("scheme: {0}")]
-    Scheme(String),
+    Scheme(#[from] ScanError),
 }
 
 impl ApiError {
@@ -120,9 +125,10 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::AuthFailed => StatusCode::UNAUTHORIZED,
             ApiError::Conflict => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(_) | ApiError::Scheme(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Scheme(e) => e.status(),
         }
     }
 }
@@ -171,9 +177,16 @@ impl Provider {
         self.scheme.as_ref().map_or("e2ee", |s| s.name())
     }
 
-    /// The storage handle (group commit), for scheme provider halves and tools.
-    pub fn db(&self) -> &Db {
-        &self.db
+    /// The deployed scheme's provider half, if any.
+    pub fn scheme(&self) -> Option<&Arc<dyn ProviderScheme>> {
+        self.scheme.as_ref()
+    }
+
+    /// A stored blob, read only (tools and the analysis read the provider's data; nothing
+    /// outside the recorded routes writes it). Blocks.
+    pub fn blob(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = id.to_string();
+        self.db.call_blocking(move |s| s.get_blob(&id))
     }
 
     /// The recorded provider view. Blocks; call it outside async code.
@@ -242,6 +255,25 @@ fn b64(s: &str, what: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("{what}: {e}")))
 }
 
+impl Recorded for Provider {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+    fn body_limit(&self, path: &str) -> usize {
+        if path.starts_with("/v1/blobs") {
+            self.limits.max_blob
+        } else {
+            self.limits.max_request
+        }
+    }
+    async fn who(&self, parts: &Parts) -> Result<Option<String>, StoreError> {
+        match bearer(parts) {
+            Some(t) => self.owner(&t).await,
+            None => Ok(None),
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct RegisterReq {
     name: String,
@@ -250,6 +282,7 @@ struct RegisterReq {
 
 async fn register(
     State(p): State<Arc<Provider>>,
+    pending: Pending,
     Json(r): Json<RegisterReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key: [u8; 32] = hex::decode(&r.identity_key)
@@ -270,7 +303,10 @@ async fn register(
         ));
     }
     let name = r.name;
-    if !p.db.call(move |s| s.register(&name, &key)).await? {
+    if !pending
+        .write_with(&p.db, move |s| s.register(&name, &key))
+        .await?
+    {
         return Err(ApiError::Conflict);
     }
     Ok(Json(serde_json::json!({})))
@@ -306,6 +342,7 @@ struct TokenReq {
 
 async fn token(
     State(p): State<Arc<Provider>>,
+    pending: Pending,
     Json(r): Json<TokenReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let nonce = p
@@ -331,7 +368,9 @@ async fn token(
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut t);
     let t = hex::encode(t);
     let (tc, name) = (t.clone(), r.name.clone());
-    p.db.call(move |s| s.put_token(&tc, &name)).await?;
+    pending
+        .write_with(&p.db, move |s| s.put_token(&tc, &name))
+        .await?;
     p.tokens
         .write()
         .unwrap_or_else(|e| e.into_inner())
@@ -347,6 +386,7 @@ struct KeyPackagesReq {
 async fn publish_key_packages(
     State(p): State<Arc<Provider>>,
     Authed(me): Authed,
+    pending: Pending,
     Json(r): Json<KeyPackagesReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let pk = r
@@ -355,19 +395,22 @@ async fn publish_key_packages(
         .map(|s| b64(s, "package"))
         .collect::<Result<Vec<_>, _>>()?;
     let n = pk.len();
-    p.db.call(move |s| s.add_key_packages(&me, &pk)).await?;
+    pending
+        .write_with(&p.db, move |s| s.add_key_packages(&me, &pk))
+        .await?;
     Ok(Json(serde_json::json!({ "stored": n })))
 }
 
 async fn take_key_package(
     State(p): State<Arc<Provider>>,
     _me: Authed,
+    pending: Pending,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let pk =
-        p.db.call(move |s| s.take_key_package(&name))
-            .await?
-            .ok_or(ApiError::NotFound)?;
+    let pk = pending
+        .write_with(&p.db, move |s| s.take_key_package(&name))
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(serde_json::json!({ "package": B64.encode(pk) })))
 }
 
@@ -376,45 +419,86 @@ struct SendReq {
     group: String,
     recipients: Vec<String>,
     payload: String,
-    /// What a scheme's client half adds to each message (S2: the escrow envelope).
+    /// What a scheme's client half adds to each message (S2: the escrow envelope). Delivered
+    /// to the recipients with the payload.
     #[serde(default)]
     scheme: Option<serde_json::Value>,
+}
+
+/// A scheme context for one request, and the scheme; `None` when no scheme is deployed.
+fn ctx(p: &Provider, me: &str, pending: &Pending, endpoint: &str) -> ScanCtx {
+    ScanCtx {
+        db: p.db.clone(),
+        who: me.to_string(),
+        scheme: p.scheme_name().to_string(),
+        pending: pending.clone(),
+        endpoint: endpoint.to_string(),
+    }
+}
+
+/// Runs a scheme hook off the async threads (hooks hash images, call enclaves and block on
+/// storage); a panicking hook is a 500.
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, ScanError> + Send + 'static,
+) -> Result<R, ApiError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("the scheme failed: {e}")))??)
 }
 
 async fn send(
     State(p): State<Arc<Provider>>,
     Authed(me): Authed,
+    pending: Pending,
     Json(r): Json<SendReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let payload = b64(&r.payload, "payload")?;
-    if let Some(scheme) = &p.scheme {
-        let derived = scheme.on_message(&me, r.scheme.as_ref())?;
-        derive(&p, &me, "POST /v1/messages", derived);
+    if let Some(scheme) = p.scheme.clone() {
+        let c = ctx(&p, &me, &pending, "POST /v1/messages");
+        let fields = r.scheme.clone();
+        blocking(move || {
+            if let Some(d) = scheme.on_message(&c, fields.as_ref())? {
+                c.derive(&d);
+            }
+            Ok(())
+        })
+        .await?;
     }
-    let id =
-        p.db.call(move |s| {
+    let fields = r.scheme.as_ref().map(|f| f.to_string());
+    let id = pending
+        .write_with(&p.db, move |s| {
             for name in &r.recipients {
                 if s.identity_key(name)?.is_none() {
                     return Ok(Err(name.clone()));
                 }
             }
-            s.enqueue(&r.group, &me, &r.recipients, &payload).map(Ok)
+            s.enqueue(&r.group, &me, &r.recipients, &payload, fields.as_deref())
+                .map(Ok)
         })
         .await?
         .map_err(|name| ApiError::BadRequest(format!("unknown recipient {name:?}")))?;
     Ok(Json(serde_json::json!({ "id": id })))
 }
 
-async fn queue(
-    State(p): State<Arc<Provider>>,
-    Authed(me): Authed,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn queue(State(p): State<Arc<Provider>>, Authed(me): Authed) -> Result<Response, ApiError> {
     let msgs = p.db.call(move |s| s.pending(&me, 1000)).await?;
+    let ids: Vec<i64> = msgs.iter().map(|m| m.id).collect();
     let out: Vec<_> = msgs
         .into_iter()
-        .map(|m| serde_json::json!({ "id": m.id, "group": m.group, "sender": m.sender, "payload": B64.encode(m.payload) }))
+        .map(|m| {
+            let mut v = serde_json::json!({ "id": m.id, "group": m.group, "sender": m.sender, "payload": B64.encode(m.payload) });
+            if let Some(f) = m.fields.and_then(|f| serde_json::from_str::<serde_json::Value>(&f).ok()) {
+                v["scheme"] = f;
+            }
+            v
+        })
         .collect();
-    Ok(Json(serde_json::json!({ "messages": out })))
+    let mut resp = Json(serde_json::json!({ "messages": out })).into_response();
+    // The page is made of stored messages: its record keeps their ids, not a second copy.
+    resp.extensions_mut().insert(SentSummary(
+        serde_json::json!({ "messages": ids }).to_string(),
+    ));
+    Ok(resp)
 }
 
 #[derive(serde::Deserialize)]
@@ -425,21 +509,27 @@ struct AckReq {
 async fn ack(
     State(p): State<Arc<Provider>>,
     Authed(me): Authed,
+    pending: Pending,
     Json(r): Json<AckReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let n = p.db.call(move |s| s.ack(&me, &r.ids)).await?;
+    let n = pending
+        .write_with(&p.db, move |s| s.ack(&me, &r.ids))
+        .await?;
     Ok(Json(serde_json::json!({ "acked": n })))
 }
 
 async fn put_blob(
     State(p): State<Arc<Provider>>,
     _me: Authed,
+    pending: Pending,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if body.len() > p.limits.max_blob {
         return Err(ApiError::TooLarge(body.len()));
     }
-    let id = p.db.call(move |s| s.put_blob(&body)).await?;
+    let id = pending
+        .write_with(&p.db, move |s| s.put_blob(&body))
+        .await?;
     Ok(Json(serde_json::json!({ "id": id })))
 }
 
@@ -453,66 +543,6 @@ async fn get_blob(
         .ok_or(ApiError::NotFound)
 }
 
-/// Records every request before any handler sees it: the provider view.
-///
-/// The record is queued before the handler runs and the answer waits for it to be committed,
-/// so no request is ever answered without its record on disk (usually the handler's own
-/// commit already covers it: the writer is first in, first out).
-async fn record(
-    State(p): State<Arc<Provider>>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let is_blob = parts.uri.path().starts_with("/v1/blobs");
-    let limit = if is_blob {
-        p.limits.max_blob
-    } else {
-        p.limits.max_request
-    };
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(limit + 1))?;
-    let who = match bearer(&parts) {
-        Some(t) => p.owner(&t).await?,
-        None => None,
-    };
-    let r = ViewRecord {
-        seq: 0,
-        at_ms: now_ms(),
-        who,
-        endpoint: format!("{} {}", parts.method, parts.uri.path()),
-        len: bytes.len() as i64,
-        sha256: hex::encode(Sha256::digest(&bytes)),
-        body: (!is_blob).then(|| bytes.to_vec()),
-        extra: None,
-    };
-    let recorded = p.db.call(move |s| s.record(&r));
-    let resp = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
-    recorded.await?;
-    Ok(resp)
-}
-
-/// Records what a scheme's provider half derived from a request (a hash, a verdict, a
-/// decrypted digest) as its own provider-view row, `DERIVED <endpoint>`, with no body.
-fn derive(p: &Provider, who: &str, endpoint: &str, derived: Option<serde_json::Value>) {
-    let Some(extra) = derived else { return };
-    let r = ViewRecord {
-        seq: 0,
-        at_ms: now_ms(),
-        who: Some(who.to_string()),
-        endpoint: format!("DERIVED {endpoint}"),
-        len: 0,
-        sha256: String::new(),
-        body: None,
-        extra: Some(extra.to_string()),
-    };
-    // Ordered before the handler's own write, whose commit the answer waits for.
-    drop(p.db.call(move |s| s.record(&r)));
-}
-
 async fn scheme_info(State(p): State<Arc<Provider>>) -> Json<serde_json::Value> {
     Json(match &p.scheme {
         Some(s) => serde_json::json!({ "name": s.name(), "params": s.public_params() }),
@@ -520,24 +550,68 @@ async fn scheme_info(State(p): State<Arc<Provider>>) -> Json<serde_json::Value> 
     })
 }
 
+/// The three scheme endpoints that hand a JSON body to the provider half and answer its reply.
+#[derive(Clone, Copy)]
+enum Hook {
+    Scan,
+    SchemeMessage,
+    Report,
+}
+
+async fn hook(
+    p: Arc<Provider>,
+    me: String,
+    pending: Pending,
+    body: serde_json::Value,
+    which: Hook,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let scheme = p.scheme.clone().ok_or(ApiError::NotFound)?;
+    let endpoint = match which {
+        Hook::Scan => "POST /v1/scan",
+        Hook::SchemeMessage => "POST /v1/scheme/message",
+        Hook::Report => "POST /v1/report",
+    };
+    let c = ctx(&p, &me, &pending, endpoint);
+    let out = blocking(move || {
+        let out = match which {
+            Hook::Scan => scheme.scan(&c, &body),
+            Hook::SchemeMessage => scheme.on_scheme_message(&c, &body),
+            Hook::Report => scheme.on_report(&c, &body),
+        }?;
+        if let Some(d) = &out.derived {
+            c.derive(d);
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(out.reply))
+}
+
 async fn scan(
     State(p): State<Arc<Provider>>,
     Authed(me): Authed,
+    pending: Pending,
     Json(body): Json<serde_json::Value>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let scheme = p.scheme.clone().ok_or(ApiError::NotFound)?;
-    let ctx = ScanCtx {
-        db: p.db.clone(),
-        who: me.clone(),
-    };
-    // Scanning hashes images or calls an enclave: off the async threads.
-    let out = tokio::task::spawn_blocking(move || scheme.scan(&ctx, &body))
-        .await
-        .map_err(|e| ApiError::Internal(format!("the scheme's scan failed: {e}")))??;
-    derive(&p, &me, "POST /v1/scan", out.derived);
-    // Wait for the derived record (and the request's own record) to be durable.
-    p.db.call(|_| Ok(())).await?;
-    Ok(Json(out.reply))
+    hook(p, me, pending, body, Hook::Scan).await
+}
+
+async fn scheme_message(
+    State(p): State<Arc<Provider>>,
+    Authed(me): Authed,
+    pending: Pending,
+    Json(body): Json<serde_json::Value>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    hook(p, me, pending, body, Hook::SchemeMessage).await
+}
+
+async fn report(
+    State(p): State<Arc<Provider>>,
+    Authed(me): Authed,
+    pending: Pending,
+    Json(body): Json<serde_json::Value>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    hook(p, me, pending, body, Hook::Report).await
 }
 
 #[derive(serde::Deserialize)]
@@ -550,11 +624,14 @@ struct ReviewReq {
 async fn review(
     State(p): State<Arc<Provider>>,
     Authed(me): Authed,
+    pending: Pending,
     Json(r): Json<ReviewReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let image = b64(&r.image, "image")?;
-    if let Some(scheme) = &p.scheme {
-        scheme.on_review(&me, &r.reason, &image)?;
+    if let Some(scheme) = p.scheme.clone() {
+        let c = ctx(&p, &me, &pending, "POST /v1/review");
+        let (reason, img) = (r.reason.clone(), image.clone());
+        blocking(move || scheme.on_review(&c, &reason, &img)).await?;
     }
     let item = Review {
         id: 0,
@@ -564,7 +641,9 @@ async fn review(
         reason: r.reason,
         image,
     };
-    let id = p.db.call(move |s| s.put_review(&item)).await?;
+    let id = pending
+        .write_with(&p.db, move |s| s.put_review(&item))
+        .await?;
     Ok(Json(serde_json::json!({ "id": id })))
 }
 
@@ -583,8 +662,13 @@ pub fn router(p: Arc<Provider>) -> Router {
         .route("/v1/blobs/{id}", get(get_blob))
         .route("/v1/scheme", get(scheme_info))
         .route("/v1/scan", post(scan))
+        .route("/v1/scheme/message", post(scheme_message))
+        .route("/v1/report", post(report))
         .route("/v1/review", post(review))
-        .layer(axum::middleware::from_fn_with_state(p.clone(), record))
+        .layer(axum::middleware::from_fn_with_state(
+            p.clone(),
+            crate::record::record_layer::<Provider>,
+        ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(p)
 }

@@ -5,31 +5,93 @@
 //! # Protocol
 //! - `GET /v1/scheme` → `{name, params}`: clients learn the deployment's scheme and its public
 //!   parameters (list radius, escrow key, enclave attestation and allow-list, ...).
-//! - On sending an image, after the encrypted blob is uploaded and before the MLS message is
-//!   sent, the client half may produce a scan request: `POST /v1/scan {blob, ...}` → a reply
-//!   the provider half decides. If the reply has `"disclose": true`, the (honest) client uploads
-//!   the plaintext image to the review queue: `POST /v1/review {blob, reason, image}`.
-//! - Each message may carry scheme fields: `POST /v1/messages {..., scheme}` (S2's escrow).
+//! - On sending an attachment, after its encrypted blob is uploaded and before the MLS message
+//!   is sent, the client half decides ([`ClientScheme::on_attachment`], a [`ScanAction`]):
+//!   nothing; a scan request, `POST /v1/scan {...}` → a reply the provider half decides, which
+//!   the client half reads ([`ClientScheme::on_scan_reply`]) to decide whether to disclose; or
+//!   to disclose at once (a list on the device). Disclosure is
+//!   `POST /v1/review {blob, reason, image}`.
+//! - Each message may carry scheme fields ([`ClientScheme::message_fields`]):
+//!   `POST /v1/messages {..., scheme}`; the provider half checks them
+//!   ([`ProviderScheme::on_message`]) and they are delivered to the recipients with the
+//!   ciphertext, whose client half sees them after decryption ([`ClientScheme::on_receive`]).
+//! - Scheme messages not tied to one image ([`ClientScheme::outbox`], such as threshold-share
+//!   vouchers) go to `POST /v1/scheme/message` ([`ProviderScheme::on_scheme_message`]).
+//! - A recipient reports a message ([`ClientScheme::report`]) to `POST /v1/report`
+//!   ([`ProviderScheme::on_report`]).
+//!
+//! Both halves keep durable state scoped to their scheme: the client in its SQLite home
+//! ([`ClientCtx::state`]), the provider in its store ([`ScanCtx::state`]), where every write is
+//! recorded in the provider view as a `state` row.
 //!
 //! Everything here reaches the provider through the recorded routes, so it lands in the provider
 //! view; what a provider half derives (a hash, a match, a decrypted digest) is recorded too, as
-//! `DERIVED` rows ([`ScanOutcome::derived`]).
+//! `derived` rows with their true length and digest, in the same transaction as the request.
 
 use crate::commit::Db;
-use crate::mls::AttachmentRef;
-use crate::provider::ApiError;
-use crate::store::{Review, StoreError};
+use crate::mls::{AttachmentRef, Media};
+use crate::record::Pending;
+use crate::store::{RecordKind, Review, StoreError, ViewRecord};
+use axum::http::StatusCode;
 use serde_json::Value;
 
-/// What a provider half may use while scanning: who asked, the blob store, and the review
-/// queue. Its calls block (scans run on a blocking thread).
+/// Why a scheme's provider half failed; the HTTP status follows the cause.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// The request is malformed (a bad field, an undecodable image, a capsule that does not
+    /// open): 400.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The request is well formed but the scheme refuses it (a replayed share, a forged
+    /// report): 422.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The scheme has no such operation: 404.
+    #[error("this scheme has no such operation")]
+    Unsupported,
+    /// A party the scheme depends on (an enclave, a matcher) cannot be reached: 503.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A party the scheme depends on answered with an error: 502.
+    #[error("upstream: {0}")]
+    Upstream(String),
+    /// Storage failed: 500.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The scheme itself is broken or misconfigured: 500.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ScanError {
+    /// The HTTP status of this cause.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ScanError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ScanError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ScanError::Unsupported => StatusCode::NOT_FOUND,
+            ScanError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ScanError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ScanError::Store(_) | ScanError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// What a provider half may use while handling one request: who asked, the blob store, the
+/// review queue, its durable state, and the record of what it derives. Every write goes
+/// through the recorder, in one transaction with the request's own record. Its calls block
+/// (hooks run on a blocking thread).
 pub struct ScanCtx {
     pub(crate) db: Db,
     pub(crate) who: String,
+    pub(crate) scheme: String,
+    pub(crate) pending: Pending,
+    pub(crate) endpoint: String,
 }
 
 impl ScanCtx {
-    /// The authenticated account that sent the scan request.
+    /// The authenticated account that sent the request.
     pub fn who(&self) -> &str {
         &self.who
     }
@@ -40,8 +102,18 @@ impl ScanCtx {
         self.db.call_blocking(move |s| s.get_blob(&id))
     }
 
+    /// Records what the provider half derived (a hash, a verdict): a `derived` row with the
+    /// value's true length and digest, written with the request's next write.
+    pub fn derive(&self, value: &Value) {
+        self.pending.stage(crate::record::derived(
+            Some(self.who.clone()),
+            &self.endpoint,
+            value,
+        ));
+    }
+
     /// Puts an image in the provider's review queue (S1, and S5's enclave forwarding). It is
-    /// recorded in the provider view too, as `INTERNAL review` from `submitter` (length and
+    /// recorded in the provider view too, as an `internal` row from `submitter` (length and
     /// digest, like blobs), so images that reach the provider from a third party such as an
     /// enclave are in the view like everything else.
     pub fn submit_review(
@@ -51,18 +123,15 @@ impl ScanCtx {
         reason: &str,
         image: Vec<u8>,
     ) -> Result<i64, StoreError> {
-        use sha2::Digest;
-        let record = crate::store::ViewRecord {
-            seq: 0,
-            at_ms: crate::provider::now_ms(),
-            who: Some(submitter.to_string()),
-            endpoint: "INTERNAL review".into(),
-            len: image.len() as i64,
-            sha256: hex::encode(sha2::Sha256::digest(&image)),
-            body: None,
-            extra: Some(serde_json::json!({ "blob": blob, "reason": reason }).to_string()),
-        };
-        self.db.call_blocking(move |s| s.record(&record))?;
+        let mut record = ViewRecord::of(
+            RecordKind::Internal,
+            Some(submitter.to_string()),
+            "review",
+            &image,
+            false,
+        );
+        record.extra = Some(serde_json::json!({ "blob": blob, "reason": reason }).to_string());
+        self.pending.stage(record);
         let item = Review {
             id: 0,
             at_ms: crate::provider::now_ms(),
@@ -71,55 +140,208 @@ impl ScanCtx {
             reason: reason.to_string(),
             image,
         };
-        self.db.call_blocking(move |s| s.put_review(&item))
+        self.pending
+            .write_with_blocking(&self.db, move |s| s.put_review(&item))
+    }
+
+    /// The scheme's durable state under `key` (scoped to the deployed scheme).
+    pub fn state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (scheme, key) = (self.scheme.clone(), key.to_string());
+        self.db.call_blocking(move |s| s.state(&scheme, &key))
+    }
+
+    /// Sets the scheme's durable state under `key`. Recorded as a `state` row (the value is
+    /// provider knowledge), in the same transaction as the request that caused it.
+    pub fn set_state(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        let mut r = ViewRecord::of(
+            RecordKind::State,
+            Some(self.who.clone()),
+            &format!("{} {key}", self.scheme),
+            &value,
+            true,
+        );
+        r.extra = Some(serde_json::json!({ "for": self.endpoint }).to_string());
+        self.pending.stage(r);
+        let (scheme, key) = (self.scheme.clone(), key.to_string());
+        self.pending
+            .write_with_blocking(&self.db, move |s| s.set_state(&scheme, &key, &value))
     }
 }
 
-/// A provider half's answer to a scan request.
+/// A provider half's answer to a request.
 pub struct ScanOutcome {
-    /// Sent back to the client. `{"disclose": true, "reason": ...}` asks it to upload the
-    /// plaintext image for review.
+    /// Sent back to the client.
     pub reply: Value,
-    /// What the provider derived and now knows (recorded as a `DERIVED` provider-view row).
+    /// What the provider derived and now knows (recorded as a `derived` provider-view row).
     pub derived: Option<Value>,
 }
 
-/// The provider half of a detection scheme.
+/// The provider half of a detection scheme. Every hook but [`ProviderScheme::public_params`]
+/// runs on a blocking thread, with a [`ScanCtx`] for the request.
 pub trait ProviderScheme: Send + Sync + 'static {
     /// The scheme's name, as `scanlab serve --scheme` takes it.
     fn name(&self) -> &str;
     /// Public parameters for clients (`GET /v1/scheme`).
-    fn public_params(&self) -> Value;
+    fn public_params(&self) -> serde_json::Value;
     /// Handles `POST /v1/scan`.
-    fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ApiError>;
+    fn scan(&self, _ctx: &ScanCtx, _request: &Value) -> Result<ScanOutcome, ScanError> {
+        Err(ScanError::Unsupported)
+    }
     /// Checks a message's scheme fields; returns what it derived from them.
-    fn on_message(&self, _who: &str, _fields: Option<&Value>) -> Result<Option<Value>, ApiError> {
+    fn on_message(
+        &self,
+        _ctx: &ScanCtx,
+        _fields: Option<&Value>,
+    ) -> Result<Option<Value>, ScanError> {
         Ok(None)
     }
     /// Checks an image a client discloses for review.
-    fn on_review(&self, _who: &str, _reason: &str, _image: &[u8]) -> Result<(), ApiError> {
+    fn on_review(&self, _ctx: &ScanCtx, _reason: &str, _image: &[u8]) -> Result<(), ScanError> {
         Ok(())
+    }
+    /// Handles `POST /v1/scheme/message`: a scheme message not tied to one image.
+    fn on_scheme_message(&self, _ctx: &ScanCtx, _body: &Value) -> Result<ScanOutcome, ScanError> {
+        Err(ScanError::Unsupported)
+    }
+    /// Handles `POST /v1/report`: a recipient reports a message.
+    fn on_report(&self, _ctx: &ScanCtx, _report: &Value) -> Result<ScanOutcome, ScanError> {
+        Err(ScanError::Unsupported)
     }
 }
 
-/// The client half of a detection scheme. It runs on the device, before encryption on send.
+/// What a client half may use: its account name and its durable state, scoped to its scheme
+/// and kept in the client's SQLite home, so a per-device secret survives restarts.
+pub struct ClientCtx<'a> {
+    pub(crate) db: &'a rusqlite::Connection,
+    pub(crate) scheme: &'a str,
+    pub(crate) account: &'a str,
+}
+
+impl ClientCtx<'_> {
+    /// This device's account name.
+    pub fn account(&self) -> &str {
+        self.account
+    }
+
+    /// The scheme's state under `key`.
+    pub fn state(&self, key: &str) -> Result<Option<Vec<u8>>, crate::client::ClientError> {
+        use rusqlite::OptionalExtension;
+        self.db
+            .query_row(
+                "SELECT value FROM scheme_state WHERE scheme = ?1 AND key = ?2",
+                [self.scheme, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| crate::client::ClientError::State(e.to_string()))
+    }
+
+    /// Sets the scheme's state under `key`.
+    pub fn set_state(&self, key: &str, value: &[u8]) -> Result<(), crate::client::ClientError> {
+        self.db
+            .execute(
+                "INSERT INTO scheme_state (scheme, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (scheme, key) DO UPDATE SET value = excluded.value",
+                rusqlite::params![self.scheme, key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| crate::client::ClientError::State(e.to_string()))
+    }
+}
+
+/// An attachment about to be sent: its plaintext, its media type, and its reference (blob id,
+/// key), after the encrypted blob is uploaded.
+pub struct Outgoing<'a> {
+    /// The plaintext file.
+    pub bytes: &'a [u8],
+    /// What it is.
+    pub media: Media,
+    /// Its encrypted blob's reference.
+    pub attachment: &'a AttachmentRef,
+}
+
+/// What a client half decides for one outgoing attachment.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScanAction {
+    /// Nothing leaves the device.
+    Nothing,
+    /// Send this body to `POST /v1/scan`; the reply goes to [`ClientScheme::on_scan_reply`].
+    Request(Value),
+    /// The device itself decided to disclose the plaintext for review, for this reason.
+    Disclose(String),
+}
+
+/// A decrypted application message, as a recipient's client half sees it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Delivered {
+    /// Provider message id.
+    pub id: i64,
+    /// Chat.
+    pub chat: String,
+    /// Sender (MLS).
+    pub from: String,
+    /// The decrypted plaintext (JSON: text and attachment reference).
+    pub plaintext: Vec<u8>,
+    /// The scheme fields the sender attached, as delivered.
+    pub fields: Option<Value>,
+}
+
+/// The client half of a detection scheme. It runs on the device, before encryption on send
+/// and after decryption on receipt.
 pub trait ClientScheme: Send {
     /// The scheme's name; must equal what the provider announces.
     fn name(&self) -> &str;
-    /// Called for each image about to be sent, after its encrypted blob is uploaded: the body
-    /// of a `POST /v1/scan`, or `None` to send nothing.
-    fn scan_request(
+    /// Called for each attachment about to be sent, after its encrypted blob is uploaded.
+    fn on_attachment(
         &mut self,
-        image: &[u8],
-        attachment: &AttachmentRef,
-    ) -> Result<Option<Value>, crate::client::ClientError>;
+        _ctx: &ClientCtx,
+        _a: &Outgoing,
+    ) -> Result<ScanAction, crate::client::ClientError> {
+        Ok(ScanAction::Nothing)
+    }
+    /// Reads the provider's reply to a scan request: `Some(reason)` discloses the plaintext
+    /// for review. The default never discloses: a scheme must say when it does.
+    fn on_scan_reply(
+        &mut self,
+        _ctx: &ClientCtx,
+        _a: &Outgoing,
+        _reply: &Value,
+    ) -> Result<Option<String>, crate::client::ClientError> {
+        Ok(None)
+    }
     /// Called for each application message with its plaintext, before encryption: fields to
     /// send beside the ciphertext, or `None`.
     fn message_fields(
         &mut self,
+        _ctx: &ClientCtx,
         _chat: &str,
         _plaintext: &[u8],
     ) -> Result<Option<Value>, crate::client::ClientError> {
         Ok(None)
+    }
+    /// Scheme messages not tied to one image, sent to `POST /v1/scheme/message` after each
+    /// send (for example threshold-share vouchers).
+    fn outbox(&mut self, _ctx: &ClientCtx) -> Result<Vec<Value>, crate::client::ClientError> {
+        Ok(Vec::new())
+    }
+    /// Called for each application message received, after decryption. An error marks the
+    /// message as failed (it is still acknowledged).
+    fn on_receive(
+        &mut self,
+        _ctx: &ClientCtx,
+        _m: &Delivered,
+    ) -> Result<(), crate::client::ClientError> {
+        Ok(())
+    }
+    /// The body of `POST /v1/report` for a received message the user reports.
+    fn report(
+        &mut self,
+        _ctx: &ClientCtx,
+        _m: &Delivered,
+        _reason: &str,
+    ) -> Result<Value, crate::client::ClientError> {
+        Err(crate::client::ClientError::Scheme(
+            "this scheme has no reporting".into(),
+        ))
     }
 }

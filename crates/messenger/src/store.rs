@@ -40,27 +40,113 @@ pub struct Queued {
     pub sender: String,
     /// The opaque payload (an MLS message).
     pub payload: Vec<u8>,
+    /// The scheme fields the sender's client half attached (JSON), delivered with the payload.
+    pub fields: Option<String>,
 }
 
-/// One recorded request: everything the provider received, or its length and digest for blobs.
+/// What a record in a party's view is. Typed, so the analysis never matches on strings.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// Bytes the party received (a request body).
+    Received,
+    /// Bytes the party sent (a response body).
+    Sent,
+    /// What the party computed from what it received (a hash, a verdict, a decrypted digest).
+    Derived,
+    /// Something that reached the party's storage from inside its own deployment rather than
+    /// over its API (an enclave's forward into the review queue).
+    Internal,
+    /// Durable scheme state the party wrote.
+    State,
+}
+
+impl RecordKind {
+    /// Every kind.
+    pub const ALL: [RecordKind; 5] = [
+        RecordKind::Received,
+        RecordKind::Sent,
+        RecordKind::Derived,
+        RecordKind::Internal,
+        RecordKind::State,
+    ];
+
+    /// The name stored in the database and printed by the view commands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Received => "received",
+            RecordKind::Sent => "sent",
+            RecordKind::Derived => "derived",
+            RecordKind::Internal => "internal",
+            RecordKind::State => "state",
+        }
+    }
+
+    fn parse(s: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One record of a party's view: bytes it received or sent, or what it derived or stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ViewRecord {
     /// Sequence number.
     pub seq: i64,
     /// Milliseconds since the Unix epoch.
     pub at_ms: i64,
-    /// Authenticated account, or `None`.
+    /// What the record is.
+    pub kind: RecordKind,
+    /// The authenticated account the bytes came from or went to, or `None`.
     pub who: Option<String>,
-    /// `METHOD /path`.
+    /// `METHOD /path` of the exchange (a request and its response share it); for derived and
+    /// state rows, what they belong to.
     pub endpoint: String,
-    /// Bytes received.
+    /// Length of the bytes.
     pub len: i64,
-    /// SHA-256 of the bytes received, hex.
+    /// SHA-256 of the bytes, hex.
     pub sha256: String,
-    /// The bytes themselves, except for attachment blobs (length and digest only).
+    /// The bytes themselves, except where the party's own store already holds them
+    /// (attachment blobs, queue pages): then length and digest only.
     pub body: Option<Vec<u8>>,
-    /// Fields a detection scheme adds (JSON), e.g. a hash it received.
+    /// Metadata about the exchange (JSON), such as the blob and reason of a forward.
     pub extra: Option<String>,
+}
+
+impl ViewRecord {
+    /// A record of `bytes`, with their true length and digest; `keep` stores the bytes too.
+    pub fn of(
+        kind: RecordKind,
+        who: Option<String>,
+        endpoint: &str,
+        bytes: &[u8],
+        keep: bool,
+    ) -> Self {
+        use sha2::Digest;
+        ViewRecord {
+            seq: 0,
+            at_ms: crate::provider::now_ms(),
+            kind,
+            who,
+            endpoint: endpoint.to_string(),
+            len: bytes.len() as i64,
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            body: keep.then(|| bytes.to_vec()),
+            extra: None,
+        }
+    }
+
+    /// The body as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(self.body.as_ref()?).ok()
+    }
 }
 
 /// An image disclosed to the provider's human reviewers: the escalation path of a detection
@@ -110,13 +196,15 @@ pub trait Store: Send {
     fn add_key_packages(&mut self, name: &str, packages: &[Vec<u8>]) -> Result<(), StoreError>;
     /// Removes and returns one key package of an account (each is single-use).
     fn take_key_package(&mut self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Stores a message and queues it for each recipient, atomically; returns its id.
+    /// Stores a message (with its scheme fields, JSON) and queues it for each recipient,
+    /// atomically; returns its id.
     fn enqueue(
         &mut self,
         group: &str,
         sender: &str,
         recipients: &[String],
         payload: &[u8],
+        fields: Option<&str>,
     ) -> Result<i64, StoreError>;
     /// Unacknowledged messages for an account, oldest first.
     fn pending(&mut self, name: &str, limit: usize) -> Result<Vec<Queued>, StoreError>;
@@ -126,10 +214,14 @@ pub trait Store: Send {
     fn put_blob(&mut self, data: &[u8]) -> Result<String, StoreError>;
     /// A blob by id.
     fn get_blob(&mut self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Appends to the provider view.
+    /// Appends to the party's view.
     fn record(&mut self, r: &ViewRecord) -> Result<(), StoreError>;
-    /// The whole provider view, in order.
+    /// The whole view, in order.
     fn view(&mut self) -> Result<Vec<ViewRecord>, StoreError>;
+    /// A scheme's durable state under `key`.
+    fn state(&mut self, scheme: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets a scheme's durable state under `key`.
+    fn set_state(&mut self, scheme: &str, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Adds an image to the review queue; returns its id.
     fn put_review(&mut self, r: &Review) -> Result<i64, StoreError>;
     /// The review queue, in order.
@@ -141,14 +233,48 @@ pub struct SqliteStore {
     db: Connection,
 }
 
+/// The file name of a party's database in its data directory.
+pub fn db_file(party: &str) -> String {
+    format!("{party}.sqlite")
+}
+
+/// The parties whose stores `scanlab view` recognises, in the order it looks for them.
+pub const PARTIES: [&str; 4] = ["provider", "enclave", "authority", "party"];
+
 impl SqliteStore {
-    /// Opens (creating if needed) `DIR/provider.sqlite`.
+    /// Opens (creating if needed) the provider's `DIR/provider.sqlite`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_party(dir, "provider")
+    }
+
+    /// Opens an existing party store in `dir` (whichever of [`PARTIES`] is there) without
+    /// creating anything: for tools that only read a view.
+    pub fn open_existing(dir: &Path) -> Result<(Self, &'static str), StoreError> {
+        for party in PARTIES {
+            if dir.join(db_file(party)).is_file() {
+                return Ok((Self::open_party(dir, party)?, party));
+            }
+        }
+        Err(StoreError::Dir {
+            path: dir.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "no party database here (looked for {})",
+                    PARTIES.map(db_file).join(", ")
+                ),
+            ),
+        })
+    }
+
+    /// Opens (creating if needed) `DIR/{party}.sqlite`: every party (provider, enclave, escrow
+    /// authority, third parties) keeps its view in the same format.
+    pub fn open_party(dir: &Path, party: &str) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             path: dir.display().to_string(),
             source,
         })?;
-        let db = Connection::open(dir.join("provider.sqlite"))?;
+        let db = Connection::open(dir.join(db_file(party)))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk before the provider answers, so nothing acknowledged is lost.
         db.pragma_update(None, "synchronous", "FULL")?;
@@ -156,14 +282,31 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, identity_key BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, name TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS key_packages (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, data BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, grp TEXT NOT NULL, sender TEXT NOT NULL, payload BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, grp TEXT NOT NULL, sender TEXT NOT NULL, payload BLOB NOT NULL, fields TEXT);
              CREATE TABLE IF NOT EXISTS queue (recipient TEXT NOT NULL, message INTEGER NOT NULL, PRIMARY KEY (recipient, message));
              CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, data BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS provider_view (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
-                 who TEXT, endpoint TEXT NOT NULL, len INTEGER NOT NULL, sha256 TEXT NOT NULL, body BLOB, extra TEXT);
+                 kind TEXT NOT NULL DEFAULT 'received', who TEXT, endpoint TEXT NOT NULL, len INTEGER NOT NULL,
+                 sha256 TEXT NOT NULL, body BLOB, extra TEXT);
+             CREATE TABLE IF NOT EXISTS scheme_state (scheme TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+                 PRIMARY KEY (scheme, key));
              CREATE TABLE IF NOT EXISTS review (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
                  submitter TEXT NOT NULL, blob TEXT NOT NULL, reason TEXT NOT NULL, image BLOB NOT NULL);",
         )?;
+        // Stores written before record kinds and scheme fields existed gain the columns.
+        for (table, column, decl) in [
+            ("provider_view", "kind", "TEXT NOT NULL DEFAULT 'received'"),
+            ("messages", "fields", "TEXT"),
+        ] {
+            let has: bool = db
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+                ))?
+                .exists([column])?;
+            if !has {
+                db.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+            }
+        }
         Ok(SqliteStore { db })
     }
 }
@@ -261,10 +404,13 @@ impl Store for SqliteStore {
         sender: &str,
         recipients: &[String],
         payload: &[u8],
+        fields: Option<&str>,
     ) -> Result<i64, StoreError> {
         let tx = self.db.savepoint()?;
-        tx.prepare_cached("INSERT INTO messages (grp, sender, payload) VALUES (?1, ?2, ?3)")?
-            .execute(params![group, sender, payload])?;
+        tx.prepare_cached(
+            "INSERT INTO messages (grp, sender, payload, fields) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![group, sender, payload, fields])?;
         let id = tx.last_insert_rowid();
         {
             let mut st = tx.prepare_cached(
@@ -280,7 +426,7 @@ impl Store for SqliteStore {
 
     fn pending(&mut self, name: &str, limit: usize) -> Result<Vec<Queued>, StoreError> {
         let mut st = self.db.prepare_cached(
-            "SELECT m.id, m.grp, m.sender, m.payload FROM queue q JOIN messages m ON m.id = q.message
+            "SELECT m.id, m.grp, m.sender, m.payload, m.fields FROM queue q JOIN messages m ON m.id = q.message
              WHERE q.recipient = ?1 ORDER BY m.id LIMIT ?2",
         )?;
         let rows = st.query_map(params![name, limit as i64], |r| {
@@ -289,6 +435,7 @@ impl Store for SqliteStore {
                 group: r.get(1)?,
                 sender: r.get(2)?,
                 payload: r.get(3)?,
+                fields: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -326,27 +473,55 @@ impl Store for SqliteStore {
 
     fn record(&mut self, r: &ViewRecord) -> Result<(), StoreError> {
         self.db.prepare_cached(
-            "INSERT INTO provider_view (at_ms, who, endpoint, len, sha256, body, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO provider_view (at_ms, kind, who, endpoint, len, sha256, body, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
-        .execute(params![r.at_ms, r.who, r.endpoint, r.len, r.sha256, r.body, r.extra])?;
+        .execute(params![r.at_ms, r.kind.as_str(), r.who, r.endpoint, r.len, r.sha256, r.body, r.extra])?;
         Ok(())
     }
 
     fn view(&mut self) -> Result<Vec<ViewRecord>, StoreError> {
-        let mut st = self.db.prepare("SELECT seq, at_ms, who, endpoint, len, sha256, body, extra FROM provider_view ORDER BY seq")?;
+        let mut st = self.db.prepare(
+            "SELECT seq, at_ms, kind, who, endpoint, len, sha256, body, extra FROM provider_view ORDER BY seq",
+        )?;
         let rows = st.query_map([], |r| {
+            let kind: String = r.get(2)?;
             Ok(ViewRecord {
                 seq: r.get(0)?,
                 at_ms: r.get(1)?,
-                who: r.get(2)?,
-                endpoint: r.get(3)?,
-                len: r.get(4)?,
-                sha256: r.get(5)?,
-                body: r.get(6)?,
-                extra: r.get(7)?,
+                kind: RecordKind::parse(&kind).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        2,
+                        rusqlite::types::Type::Text,
+                        format!("unknown record kind {kind:?}").into(),
+                    )
+                })?,
+                who: r.get(3)?,
+                endpoint: r.get(4)?,
+                len: r.get(5)?,
+                sha256: r.get(6)?,
+                body: r.get(7)?,
+                extra: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn state(&mut self, scheme: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .prepare_cached("SELECT value FROM scheme_state WHERE scheme = ?1 AND key = ?2")?
+            .query_row(params![scheme, key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_state(&mut self, scheme: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .prepare_cached(
+                "INSERT INTO scheme_state (scheme, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (scheme, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![scheme, key, value])?;
+        Ok(())
     }
 
     fn put_review(&mut self, r: &Review) -> Result<i64, StoreError> {

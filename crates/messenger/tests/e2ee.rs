@@ -61,14 +61,14 @@ fn three_users<T: Transport>(
     let home = |n: &str| root.join(n);
     let mut alice = Client::connect(&home("alice"), "alice", transport()).unwrap();
     let mut bob = Client::connect(&home("bob"), "bob", transport()).unwrap();
-    let carol = Client::connect(&home("carol"), "carol", transport()).unwrap();
+    let mut carol = Client::connect(&home("carol"), "carol", transport()).unwrap();
 
     alice.create_chat("team", &["bob", "carol"]).unwrap();
     assert!(bob.recv().unwrap().is_empty(), "joining shows no message");
     assert!(carol.recv().unwrap().is_empty());
 
     alice.send("team", Some("hello team"), None).unwrap();
-    for c in [&bob, &carol] {
+    for c in [&mut bob, &mut carol] {
         let got = c.recv().unwrap();
         assert_eq!(got.len(), 1);
         let m = got[0].as_ref().unwrap();
@@ -80,7 +80,7 @@ fn three_users<T: Transport>(
 
     let img = photo();
     bob.send("team", Some("look at this"), Some(&img)).unwrap();
-    for c in [&alice, &carol] {
+    for c in [&mut alice, &mut carol] {
         let got = c.recv().unwrap();
         let m = got[0].as_ref().unwrap();
         assert_eq!(
@@ -109,7 +109,9 @@ fn three_users<T: Transport>(
     let last = view
         .iter()
         .rev()
-        .find(|r| r.endpoint == "POST /v1/messages")
+        .find(|r| {
+            r.kind == scanlab_messenger::RecordKind::Received && r.endpoint == "POST /v1/messages"
+        })
         .unwrap();
     let body: serde_json::Value = serde_json::from_slice(last.body.as_ref().unwrap()).unwrap();
     use base64::Engine;
@@ -151,12 +153,12 @@ fn a_client_survives_a_restart_and_keeps_up() {
     let (url, _p) = start(&tmp.path().join("provider"));
     let home = |n: &str| tmp.path().join(n);
     let mut alice = Client::connect(&home("alice"), "alice", HttpTransport::new(&url)).unwrap();
-    let bob = Client::connect(&home("bob"), "bob", HttpTransport::new(&url)).unwrap();
+    let mut bob = Client::connect(&home("bob"), "bob", HttpTransport::new(&url)).unwrap();
     alice.create_chat("dm", &["bob"]).unwrap();
     bob.recv().unwrap();
     drop(bob);
     alice.send("dm", Some("while you were away"), None).unwrap();
-    let bob = Client::connect(&home("bob"), "bob", HttpTransport::new(&url)).unwrap();
+    let mut bob = Client::connect(&home("bob"), "bob", HttpTransport::new(&url)).unwrap();
     let got = bob.recv().unwrap();
     assert_eq!(
         got[0].as_ref().unwrap().text.as_deref(),

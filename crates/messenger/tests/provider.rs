@@ -338,9 +338,32 @@ async fn the_provider_view_records_every_request() {
         .send()
         .await
         .unwrap();
-    let view = srv.provider.view().unwrap();
+    let all = srv.provider.view().unwrap();
+    use scanlab_messenger::RecordKind;
+    let view: Vec<_> = all
+        .iter()
+        .filter(|r| r.kind == RecordKind::Received)
+        .cloned()
+        .collect();
     // register ×2, challenge ×2, token ×2, message, blob.
     assert_eq!(view.len(), 8);
+    // And every answer too, in the same order: what the provider sent is in its view.
+    let sent: Vec<_> = all.iter().filter(|r| r.kind == RecordKind::Sent).collect();
+    assert_eq!(sent.len(), 8);
+    for (q, a) in view.iter().zip(&sent) {
+        assert_eq!(q.endpoint, a.endpoint);
+        assert!(q.seq < a.seq, "a request is recorded before its answer");
+    }
+    let nonce = sent
+        .iter()
+        .find(|r| r.endpoint == "POST /v1/auth/challenge")
+        .unwrap();
+    assert!(
+        String::from_utf8(nonce.body.clone().unwrap())
+            .unwrap()
+            .contains("nonce"),
+        "the challenge the provider sent is recorded"
+    );
     let msg = view
         .iter()
         .find(|r| r.endpoint == "POST /v1/messages")
@@ -356,5 +379,41 @@ async fn the_provider_view_records_every_request() {
     );
     use sha2::Digest;
     assert_eq!(b.sha256, hex::encode(sha2::Sha256::digest(&blob)));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn refused_requests_and_downloads_are_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), Limits::default()).await;
+    let url = srv.url.clone();
+    let alice = user(&url, "alice", 1).await;
+    // A write that fails half way (an unknown recipient): its record survives the undo.
+    let (s, _) = post(
+        &url,
+        "/v1/messages",
+        alice.t(),
+        json!({"group": "g", "recipients": ["nobody"], "payload": B64.encode(b"x")}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let r = http().get(format!("{url}/v1/scheme")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let scheme = r.bytes().await.unwrap();
+    let view = srv.provider.view().unwrap();
+    use scanlab_messenger::RecordKind;
+    let of = |kind, ep: &str| {
+        view.iter()
+            .filter(|r| r.kind == kind && r.endpoint == ep)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of(RecordKind::Received, "POST /v1/messages").len(), 1);
+    let refusal = of(RecordKind::Sent, "POST /v1/messages");
+    assert_eq!(refusal.len(), 1);
+    assert!(String::from_utf8_lossy(refusal[0].body.as_ref().unwrap()).contains("nobody"));
+    // The scheme parameters every device downloads are in the view as sent bytes.
+    let down = of(RecordKind::Sent, "GET /v1/scheme");
+    assert_eq!(down.len(), 1);
+    assert_eq!(down[0].body.as_deref(), Some(&scheme[..]));
     srv.stop().await;
 }

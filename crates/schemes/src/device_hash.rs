@@ -7,13 +7,103 @@
 //! - **On a match:** the provider tells the client to disclose, and the client uploads the full
 //!   plaintext image to the provider's review queue.
 
-use crate::{Matcher, SchemeError, disclose_reply, field};
+use crate::fingerprint::{Fingerprint, fingerprint};
+use crate::{Matcher, Scheme, SchemeError, SimInputs, Simulation};
 use scanlab_messenger::client::ClientError;
-use scanlab_messenger::mls::AttachmentRef;
-use scanlab_messenger::provider::ApiError;
-use scanlab_messenger::scan::{ClientScheme, ProviderScheme, ScanCtx, ScanOutcome};
+use scanlab_messenger::scan::{
+    ClientCtx, ClientScheme, Outgoing, ProviderScheme, ScanAction, ScanCtx, ScanError, ScanOutcome,
+};
 use scanlab_pdq::Hash256;
 use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// S3's descriptor.
+pub struct DeviceHash;
+
+/// S3's configuration: the list and the radius.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The hash list file.
+    pub list: PathBuf,
+    /// Match radius in bits.
+    #[serde(default = "crate::matcher::default_radius")]
+    pub radius: u32,
+}
+
+/// What the client sends for each image: `POST /v1/scan`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScanRequest {
+    /// The encrypted attachment's blob id.
+    pub blob: String,
+    /// Its PDQ hash.
+    pub hash: Hash256,
+}
+
+/// The provider's answer (shared with S4): whether it matched, and whether to disclose.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MatchReply {
+    /// Matched the list.
+    #[serde(rename = "match")]
+    pub matched: bool,
+    /// The client should upload the plaintext for review.
+    pub disclose: bool,
+    /// Why (the list entry and distance), on a match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl MatchReply {
+    /// The reply for a match result.
+    pub fn of(m: &Option<crate::MatchInfo>) -> MatchReply {
+        MatchReply {
+            matched: m.is_some(),
+            disclose: m.is_some(),
+            reason: m.as_ref().map(|m| m.reason()),
+        }
+    }
+}
+
+/// The client half's reading of a [`MatchReply`]: disclose when told, with the reason.
+pub(crate) fn follow_reply(reply: &Value) -> Result<Option<String>, ClientError> {
+    let r: MatchReply = serde_json::from_value(reply.clone())
+        .map_err(|e| ClientError::Scheme(format!("malformed scan reply: {e}")))?;
+    Ok(r.disclose
+        .then(|| r.reason.unwrap_or_else(|| "match".into())))
+}
+
+impl Scheme for DeviceHash {
+    fn code(&self) -> &'static str {
+        "S3"
+    }
+    fn name(&self) -> &'static str {
+        "device-hash"
+    }
+    fn summary(&self) -> &'static str {
+        "the device sends each image's PDQ hash; the provider matches it and asks for the image on a match"
+    }
+    fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
+        let c: Config = crate::config(self.name(), config)?;
+        Ok(Arc::new(Provider::new(Matcher::new(
+            crate::read_list(&c.list)?,
+            c.radius,
+        )?)))
+    }
+    fn client(&self, _params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
+        Ok(Box::new(Client))
+    }
+    fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
+        Ok(Simulation {
+            provider: Arc::new(Provider::new(Matcher::new(
+                inputs.list.clone(),
+                crate::DEFAULT_RADIUS,
+            )?)),
+            parties: Vec::new(),
+            secrets: Vec::new(),
+        })
+    }
+}
 
 /// S3's client half.
 #[derive(Default)]
@@ -23,15 +113,24 @@ impl ClientScheme for Client {
     fn name(&self) -> &str {
         "device-hash"
     }
-    fn scan_request(
+    fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
+        let hash = match fingerprint(a.media, a.bytes)? {
+            Fingerprint::Image { hash, .. } => hash,
+            Fingerprint::Video { .. } => return Err(SchemeError::Media(a.media).into()),
+        };
+        let req = ScanRequest {
+            blob: a.attachment.blob.clone(),
+            hash,
+        };
+        Ok(ScanAction::Request(json!(req)))
+    }
+    fn on_scan_reply(
         &mut self,
-        image: &[u8],
-        attachment: &AttachmentRef,
-    ) -> Result<Option<Value>, ClientError> {
-        let pdq = crate::pdq_of(image)?;
-        Ok(Some(
-            json!({ "blob": attachment.blob, "hash": pdq.hash.to_string() }),
-        ))
+        _: &ClientCtx,
+        _: &Outgoing,
+        reply: &Value,
+    ) -> Result<Option<String>, ClientError> {
+        follow_reply(reply)
     }
 }
 
@@ -47,11 +146,9 @@ impl Provider {
     }
 }
 
-/// Parses the 64-hex-digit hash of a scan request.
-pub(crate) fn parse_hash(request: &Value) -> Result<Hash256, SchemeError> {
-    field(request, "hash")?
-        .parse()
-        .map_err(|e| SchemeError::Malformed(format!("hash: {e}")))
+/// Parses a typed request body, or says what is wrong with it.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ScanError> {
+    serde_json::from_value(v.clone()).map_err(|e| ScanError::Malformed(e.to_string()))
 }
 
 impl ProviderScheme for Provider {
@@ -61,12 +158,12 @@ impl ProviderScheme for Provider {
     fn public_params(&self) -> Value {
         json!({ "radius": self.matcher.radius() })
     }
-    fn scan(&self, _ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ApiError> {
-        let hash = parse_hash(request)?;
-        let m = self.matcher.check(&hash);
+    fn scan(&self, _ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ScanError> {
+        let r: ScanRequest = parse(request)?;
+        let m = self.matcher.check(&r.hash);
         Ok(ScanOutcome {
-            reply: disclose_reply(&m),
-            derived: Some(json!({ "blob": request["blob"], "hash": hash.to_string(), "match": m })),
+            reply: json!(MatchReply::of(&m)),
+            derived: Some(json!({ "blob": r.blob, "hash": r.hash.to_string(), "match": m })),
         })
     }
 }

@@ -5,11 +5,44 @@
 //!   metadata: who sends to whom, when, and how much (all in the provider view).
 //! - **On a match:** there is no matching.
 
-use scanlab_messenger::client::ClientError;
-use scanlab_messenger::mls::AttachmentRef;
-use scanlab_messenger::provider::ApiError;
-use scanlab_messenger::scan::{ClientScheme, ProviderScheme, ScanCtx, ScanOutcome};
+use crate::{Scheme, SchemeError, SimInputs, Simulation};
+use scanlab_messenger::scan::{ClientScheme, ProviderScheme};
 use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// S0's descriptor.
+pub struct E2ee;
+
+/// S0 takes no configuration.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {}
+
+impl Scheme for E2ee {
+    fn code(&self) -> &'static str {
+        "S0"
+    }
+    fn name(&self) -> &'static str {
+        "e2ee"
+    }
+    fn summary(&self) -> &'static str {
+        "MLS end-to-end encryption with nothing added: the provider relays ciphertext"
+    }
+    fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
+        let Config {} = crate::config(self.name(), config)?;
+        Ok(Arc::new(Provider))
+    }
+    fn client(&self, _params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
+        Ok(Box::new(Client))
+    }
+    fn simulate(&self, _inputs: &SimInputs) -> Result<Simulation, SchemeError> {
+        Ok(Simulation {
+            provider: Arc::new(Provider),
+            parties: Vec::new(),
+            secrets: Vec::new(),
+        })
+    }
+}
 
 /// S0's client half: sends nothing extra.
 pub struct Client;
@@ -17,13 +50,6 @@ pub struct Client;
 impl ClientScheme for Client {
     fn name(&self) -> &str {
         "e2ee"
-    }
-    fn scan_request(
-        &mut self,
-        _image: &[u8],
-        _attachment: &AttachmentRef,
-    ) -> Result<Option<Value>, ClientError> {
-        Ok(None)
     }
 }
 
@@ -36,8 +62,5 @@ impl ProviderScheme for Provider {
     }
     fn public_params(&self) -> Value {
         json!({})
-    }
-    fn scan(&self, _ctx: &ScanCtx, _request: &Value) -> Result<ScanOutcome, ApiError> {
-        Err(ApiError::NotFound)
     }
 }

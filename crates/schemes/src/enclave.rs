@@ -32,14 +32,18 @@
 //!   those assumptions sit.
 
 use crate::seal::{self, KeyPair};
-use crate::{Matcher, SchemeError, b64, b64_field, field};
+use crate::{Matcher, Party, Scheme, SchemeError, Secret, SimInputs, Simulation, b64, b64_field};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use scanlab_messenger::client::ClientError;
-use scanlab_messenger::mls::AttachmentRef;
-use scanlab_messenger::provider::ApiError;
-use scanlab_messenger::scan::{ClientScheme, ProviderScheme, ScanCtx, ScanOutcome};
+use scanlab_messenger::client::{ClientError, LocalTransport, Transport};
+use scanlab_messenger::commit::Db;
+use scanlab_messenger::record::{Pending, Recorded};
+use scanlab_messenger::scan::{
+    ClientCtx, ClientScheme, Outgoing, ProviderScheme, ScanAction, ScanCtx, ScanError, ScanOutcome,
+};
+use scanlab_messenger::{SqliteStore, StoreError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::path::Path;
 use std::sync::Arc;
 
 /// HPKE `info` of image capsules to the enclave.
@@ -119,6 +123,15 @@ impl Attestation {
     }
 }
 
+/// What the provider sends the enclave for one image: `POST /scan`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnclaveRequest {
+    /// The blob id (the capsule's associated data).
+    pub blob: String,
+    /// The capsule, base64.
+    pub sealed: String,
+}
+
 /// What the enclave answers for one image.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Verdict {
@@ -130,7 +143,7 @@ pub struct Verdict {
 
 /// The enclave: its key, its list, and its attestation.
 pub struct Enclave {
-    keys: KeyPair,
+    keys: Arc<KeyPair>,
     matcher: Matcher,
     attestation: Attestation,
 }
@@ -149,7 +162,7 @@ impl Enclave {
                 config,
                 signature: hex::encode(sig.to_bytes()),
             },
-            keys,
+            keys: Arc::new(keys),
             matcher,
         }
     }
@@ -159,58 +172,105 @@ impl Enclave {
         &self.attestation
     }
 
-    /// Opens a capsule without scanning it: what anyone holding the enclave's key (a
-    /// compromised enclave, a side-channel leak) reads. The evaluation's compromise analysis
-    /// uses it.
-    pub fn open_for_audit(&self, blob: &str, capsule: &[u8]) -> Result<Vec<u8>, SchemeError> {
-        Ok(self.keys.open(INFO, blob.as_bytes(), capsule)?.to_vec())
+    /// The enclave's key pair: what a compromise of the enclave (a side-channel leak, a rogue
+    /// operator) yields. The evaluation measures what it opens from the provider's records.
+    pub fn key(&self) -> Arc<KeyPair> {
+        self.keys.clone()
     }
 
-    /// Opens, hashes and matches one sealed image.
-    pub fn scan(&self, blob: &str, capsule: &[u8]) -> Result<Verdict, SchemeError> {
+    /// Opens, hashes and matches one sealed image; also returns what it derived (the hash and
+    /// the match), for its view.
+    pub fn scan(&self, blob: &str, capsule: &[u8]) -> Result<(Verdict, Value), SchemeError> {
         let image = self.keys.open(INFO, blob.as_bytes(), capsule)?;
         let pdq = crate::pdq_of(&image)?;
         let matched = self.matcher.check(&pdq.hash);
-        Ok(Verdict {
-            image: matched.is_some().then(|| b64(&image)),
-            matched,
-        })
+        let derived = json!({ "blob": blob, "hash": pdq.hash.to_string(), "match": matched });
+        Ok((
+            Verdict {
+                image: matched.is_some().then(|| b64(&image)),
+                matched,
+            },
+            derived,
+        ))
+    }
+}
+
+/// The enclave as a recorded service: every request it receives and every answer it gives,
+/// and what it derives, land in its own view (`DIR/enclave.sqlite`).
+pub struct EnclaveService {
+    enclave: Arc<Enclave>,
+    db: Db,
+}
+
+impl EnclaveService {
+    /// The enclave recording into `data`.
+    pub fn open(enclave: Arc<Enclave>, data: &Path) -> Result<Arc<EnclaveService>, SchemeError> {
+        Ok(Arc::new(EnclaveService {
+            enclave,
+            db: Db::start(Box::new(SqliteStore::open_party(data, "enclave")?)),
+        }))
+    }
+}
+
+impl Recorded for EnclaveService {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+    fn body_limit(&self, _path: &str) -> usize {
+        64 << 20
+    }
+    async fn who(&self, _: &axum::http::request::Parts) -> Result<Option<String>, StoreError> {
+        // Its one caller is the provider; it does not authenticate it.
+        Ok(None)
     }
 }
 
 /// The enclave's HTTP interface, for `scanlab enclave`: `GET /attestation`, and
-/// `POST /scan {blob, sealed}` → [`Verdict`].
-pub fn router(enclave: Arc<Enclave>) -> axum::Router {
+/// `POST /scan {blob, sealed}` → [`Verdict`], behind the recording layer.
+pub fn router(service: Arc<EnclaveService>) -> axum::Router {
+    use axum::extract::State;
+    use axum::http::StatusCode;
     use axum::routing::{get, post};
-    async fn attestation(
-        axum::extract::State(e): axum::extract::State<Arc<Enclave>>,
-    ) -> axum::Json<Attestation> {
-        axum::Json(e.attestation.clone())
+    async fn attestation(State(s): State<Arc<EnclaveService>>) -> axum::Json<Attestation> {
+        axum::Json(s.enclave.attestation.clone())
     }
     async fn scan(
-        axum::extract::State(e): axum::extract::State<Arc<Enclave>>,
+        State(s): State<Arc<EnclaveService>>,
+        pending: Pending,
         axum::Json(req): axum::Json<Value>,
-    ) -> Result<axum::Json<Verdict>, (axum::http::StatusCode, String)> {
-        let bad = |e: SchemeError| (axum::http::StatusCode::BAD_REQUEST, e.to_string());
-        let blob = field(&req, "blob").map_err(bad)?.to_string();
-        let capsule = b64_field(&req, "sealed").map_err(bad)?;
-        tokio::task::spawn_blocking(move || e.scan(&blob, &capsule))
+    ) -> Result<axum::Json<Verdict>, (StatusCode, String)> {
+        let bad = |e: SchemeError| (StatusCode::BAD_REQUEST, e.to_string());
+        let req: EnclaveRequest =
+            serde_json::from_value(req).map_err(|e| bad(SchemeError::Malformed(e.to_string())))?;
+        let capsule = b64_field(&json!({ "s": req.sealed }), "s").map_err(bad)?;
+        let e = s.enclave.clone();
+        let (verdict, derived) = tokio::task::spawn_blocking(move || e.scan(&req.blob, &capsule))
             .await
-            .map_err(|e| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map(axum::Json)
-            .map_err(bad)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(bad)?;
+        pending.stage(scanlab_messenger::record::derived(
+            None,
+            "POST /scan",
+            &derived,
+        ));
+        Ok(axum::Json(verdict))
     }
     axum::Router::new()
         .route("/attestation", get(attestation))
         .route("/scan", post(scan))
-        .with_state(enclave)
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            scanlab_messenger::record::record_layer::<EnclaveService>,
+        ))
+        .with_state(service)
 }
 
 /// How the provider reaches its enclave.
 #[derive(Clone)]
 pub enum EnclaveLink {
-    /// In the same process (simulations).
-    Local(Arc<Enclave>),
+    /// In the same process (simulations), through the enclave's own router and recording
+    /// layer, minus the socket.
+    Local(Arc<LocalTransport>),
     /// A separate `scanlab enclave` process, by base URL.
     Http(String),
 }
@@ -221,13 +281,23 @@ fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 impl EnclaveLink {
+    /// An in-process link to `service`.
+    pub fn local(service: Arc<EnclaveService>) -> EnclaveLink {
+        EnclaveLink::Local(Arc::new(LocalTransport::from_router(router(service))))
+    }
+
     /// The enclave's attestation.
     pub fn attestation(&self) -> Result<Attestation, SchemeError> {
         match self {
-            EnclaveLink::Local(e) => Ok(e.attestation.clone()),
+            EnclaveLink::Local(t) => serde_json::from_value(
+                t.get("/attestation", None)
+                    .map_err(|e| SchemeError::Enclave(e.to_string()))?,
+            )
+            .map_err(|e| SchemeError::Enclave(e.to_string())),
             EnclaveLink::Http(url) => off_runtime(|| {
                 reqwest::blocking::get(format!("{url}/attestation"))
-                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| SchemeError::EnclaveUnreachable(e.to_string()))?
+                    .error_for_status()
                     .and_then(|r| r.json())
                     .map_err(|e| SchemeError::Enclave(e.to_string()))
             }),
@@ -236,14 +306,22 @@ impl EnclaveLink {
 
     /// Sends one capsule for scanning.
     pub fn scan(&self, blob: &str, capsule: &[u8]) -> Result<Verdict, SchemeError> {
+        let req = EnclaveRequest {
+            blob: blob.to_string(),
+            sealed: b64(capsule),
+        };
         match self {
-            EnclaveLink::Local(e) => e.scan(blob, capsule),
+            EnclaveLink::Local(t) => serde_json::from_value(
+                t.post("/scan", None, &json!(req))
+                    .map_err(|e| SchemeError::Enclave(e.to_string()))?,
+            )
+            .map_err(|e| SchemeError::Enclave(e.to_string())),
             EnclaveLink::Http(url) => off_runtime(|| {
                 reqwest::blocking::Client::new()
                     .post(format!("{url}/scan"))
-                    .json(&json!({ "blob": blob, "sealed": b64(capsule) }))
+                    .json(&req)
                     .send()
-                    .map_err(|e| SchemeError::Enclave(e.to_string()))
+                    .map_err(|e| SchemeError::EnclaveUnreachable(e.to_string()))
                     .and_then(|r| {
                         if r.status().is_success() {
                             r.json().map_err(|e| SchemeError::Enclave(e.to_string()))
@@ -260,6 +338,73 @@ impl EnclaveLink {
     }
 }
 
+/// S5's descriptor.
+pub struct EnclaveScheme;
+
+/// S5's configuration: where the enclave is, and the allow-list the provider publishes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Base URL of a running `scanlab enclave`.
+    pub enclave: String,
+    /// Measurements (hex) clients should accept; empty means the attached enclave's own.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// The parameters clients download.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Params {
+    /// The enclave's attestation.
+    pub attestation: Attestation,
+    /// The provider's allow-list of measurements.
+    pub allow: Vec<String>,
+}
+
+impl Scheme for EnclaveScheme {
+    fn code(&self) -> &'static str {
+        "S5"
+    }
+    fn name(&self) -> &'static str {
+        "enclave"
+    }
+    fn summary(&self) -> &'static str {
+        "the device seals each image to an attested enclave at the provider, which matches it and forwards matches"
+    }
+    fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
+        let c: Config = crate::config(self.name(), config)?;
+        Ok(Arc::new(Provider::new(
+            EnclaveLink::Http(c.enclave.trim_end_matches('/').to_string()),
+            c.allow,
+        )?))
+    }
+    fn client(&self, params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
+        Ok(Box::new(Client::from_params(params)?))
+    }
+    fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
+        let digest = Sha256::digest(inputs.list.to_csv().as_bytes()).into();
+        let e = Arc::new(Enclave::new(
+            Matcher::new(inputs.list.clone(), crate::DEFAULT_RADIUS)?,
+            digest,
+            own_code_digest(),
+        ));
+        let data = inputs.dir.join("enclave");
+        let service = EnclaveService::open(e.clone(), &data)?;
+        Ok(Simulation {
+            provider: Arc::new(Provider::new(EnclaveLink::local(service), Vec::new())?),
+            parties: vec![Party {
+                name: "enclave".into(),
+                data,
+            }],
+            secrets: vec![Secret {
+                holder: "enclave".into(),
+                key: e.key(),
+                info: INFO.to_vec(),
+            }],
+        })
+    }
+}
+
 /// S5's client half: verified the attestation once, seals every image to the enclave.
 pub struct Client {
     enclave_key: [u8; 32],
@@ -269,12 +414,10 @@ impl Client {
     /// Verifies the attestation the provider announces against the vendor key the client
     /// ships with and the provider's allow-list.
     pub fn from_params(params: &Value) -> Result<Client, SchemeError> {
-        let att: Attestation = serde_json::from_value(params["attestation"].clone())
+        let p: Params = serde_json::from_value(params.clone())
             .map_err(|e| SchemeError::Attestation(format!("malformed: {e}")))?;
-        let allow: Vec<String> = serde_json::from_value(params["allow"].clone())
-            .map_err(|e| SchemeError::Attestation(format!("malformed allow-list: {e}")))?;
         Ok(Client {
-            enclave_key: att.verify(&vendor_public(), &allow)?,
+            enclave_key: p.attestation.verify(&vendor_public(), &p.allow)?,
         })
     }
 }
@@ -283,16 +426,14 @@ impl ClientScheme for Client {
     fn name(&self) -> &str {
         "enclave"
     }
-    fn scan_request(
-        &mut self,
-        image: &[u8],
-        attachment: &AttachmentRef,
-    ) -> Result<Option<Value>, ClientError> {
-        let capsule = seal::seal(&self.enclave_key, INFO, attachment.blob.as_bytes(), image)
+    fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
+        let blob = &a.attachment.blob;
+        let capsule = seal::seal(&self.enclave_key, INFO, blob.as_bytes(), a.bytes)
             .map_err(SchemeError::from)?;
-        Ok(Some(
-            json!({ "blob": attachment.blob, "sealed": b64(&capsule) }),
-        ))
+        Ok(ScanAction::Request(json!(EnclaveRequest {
+            blob: blob.clone(),
+            sealed: b64(&capsule),
+        })))
     }
 }
 
@@ -320,17 +461,16 @@ impl Provider {
         })
     }
 
-    fn scan_inner(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, SchemeError> {
-        let blob = field(request, "blob")?;
-        let capsule = b64_field(request, "sealed")?;
-        let v = self.link.scan(blob, &capsule)?;
+    fn scan_inner(&self, ctx: &ScanCtx, r: EnclaveRequest) -> Result<ScanOutcome, SchemeError> {
+        let capsule = b64_field(&json!({ "s": r.sealed }), "s")?;
+        let v = self.link.scan(&r.blob, &capsule)?;
         if let (Some(m), Some(img)) = (&v.matched, &v.image) {
             let image = b64_field(&json!({ "i": img }), "i")?;
-            ctx.submit_review("enclave", blob, &m.reason(), image)?;
+            ctx.submit_review("enclave", &r.blob, &m.reason(), image)?;
         }
         Ok(ScanOutcome {
             reply: json!({ "disclose": false }),
-            derived: Some(json!({ "blob": blob, "enclave_match": v.matched })),
+            derived: Some(json!({ "blob": r.blob, "enclave_match": v.matched })),
         })
     }
 }
@@ -340,10 +480,13 @@ impl ProviderScheme for Provider {
         "enclave"
     }
     fn public_params(&self) -> Value {
-        json!({ "attestation": self.attestation, "allow": self.allow })
+        json!(Params {
+            attestation: self.attestation.clone(),
+            allow: self.allow.clone(),
+        })
     }
-    fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ApiError> {
-        Ok(self.scan_inner(ctx, request)?)
+    fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ScanError> {
+        Ok(self.scan_inner(ctx, crate::device_hash::parse(request)?)?)
     }
 }
 

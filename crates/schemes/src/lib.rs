@@ -11,8 +11,11 @@
 //! | S4 | [`partial_hash`] | a 64×64 luminance or 16×16 DCT; the provider finishes the hash | as S3 |
 //! | S5 | [`enclave`] | an HPKE capsule to an attested enclave, and its verdict | the enclave forwards the image |
 //!
-//! A deployment picks one ([`Deployment`], `scanlab serve --scheme NAME --list FILE`); clients
-//! learn it from `GET /v1/scheme` and build their half with [`client_half`]. Every list is
+//! Each scheme is a plugin ([`Scheme`]): its descriptor, its typed configuration and its two
+//! halves live in its own file, and one line of [`registry`] lists it. A deployment picks one
+//! (`scanlab serve --scheme NAME --list FILE`); clients learn it from `GET /v1/scheme` and
+//! build their half with [`Registry::client_half`]. Nothing outside this crate names a
+//! scheme. Every list is
 //! whatever file the deployment is handed: the matcher ([`matcher`]) cannot tell a list of abuse
 //! imagery from a list of protest posters, which is the point the open letter makes.
 //!
@@ -25,93 +28,22 @@ pub mod device_hash;
 pub mod e2ee;
 pub mod enclave;
 pub mod exceptional_access;
+pub mod fingerprint;
 pub mod matcher;
 pub mod partial_hash;
+pub mod registry;
 pub mod seal;
 pub mod server_side;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use scanlab_hashlist::HashList;
 use scanlab_messenger::client::ClientError;
-use scanlab_messenger::provider::ApiError;
-use scanlab_messenger::scan::{ClientScheme, ProviderScheme};
+use scanlab_messenger::scan::ScanError;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
+pub use fingerprint::{Fingerprint, FrameHash};
 pub use matcher::{DEFAULT_RADIUS, MatchInfo, Matcher};
-
-/// The schemes, by the ids of `schemes.md`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub enum SchemeId {
-    /// S0: MLS with nothing added.
-    E2ee,
-    /// S1: the provider reads attachments and matches them itself (pre-E2EE practice).
-    ServerSide,
-    /// S2: every message key escrowed to an authority.
-    ExceptionalAccess,
-    /// S3: the device sends each image's PDQ hash.
-    DeviceHash,
-    /// S4: the device sends a PDQ intermediate; the provider finishes the hash.
-    PartialHash,
-    /// S5: the image goes, sealed, to an attested enclave at the provider.
-    Enclave,
-}
-
-impl SchemeId {
-    /// Every implemented scheme, in order.
-    pub const ALL: [SchemeId; 6] = [
-        SchemeId::E2ee,
-        SchemeId::ServerSide,
-        SchemeId::ExceptionalAccess,
-        SchemeId::DeviceHash,
-        SchemeId::PartialHash,
-        SchemeId::Enclave,
-    ];
-
-    /// The name `--scheme` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            SchemeId::E2ee => "e2ee",
-            SchemeId::ServerSide => "server-side",
-            SchemeId::ExceptionalAccess => "exceptional-access",
-            SchemeId::DeviceHash => "device-hash",
-            SchemeId::PartialHash => "partial-hash",
-            SchemeId::Enclave => "enclave",
-        }
-    }
-
-    /// `S0` … `S5`.
-    pub fn code(self) -> &'static str {
-        ["S0", "S1", "S2", "S3", "S4", "S5"][self as usize]
-    }
-
-    /// Whether the scheme matches images against a list.
-    pub fn matches(self) -> bool {
-        !matches!(self, SchemeId::E2ee | SchemeId::ExceptionalAccess)
-    }
-}
-
-impl std::str::FromStr for SchemeId {
-    type Err = SchemeError;
-    fn from_str(s: &str) -> Result<Self, SchemeError> {
-        SchemeId::ALL
-            .into_iter()
-            .find(|id| id.name() == s || id.code().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                SchemeError::Config(format!(
-                    "unknown scheme {s:?}; known: {}",
-                    SchemeId::ALL.map(|i| i.name()).join(", ")
-                ))
-            })
-    }
-}
-
-impl std::fmt::Display for SchemeId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use registry::{Party, Registry, Scheme, Secret, SimInputs, Simulation, registry};
 
 /// Why a scheme operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +58,9 @@ pub enum SchemeError {
     /// An image is too small for PDQ (under 5 pixels on a side).
     #[error("image too small to hash")]
     TooSmall,
+    /// This media type cannot be fingerprinted (yet).
+    #[error("cannot fingerprint {0:?} attachments")]
+    Media(scanlab_messenger::mls::Media),
     /// A request or capsule is malformed.
     #[error("malformed: {0}")]
     Malformed(String),
@@ -135,19 +70,30 @@ pub enum SchemeError {
     /// The enclave's attestation did not verify; nothing was sent to it.
     #[error("attestation rejected: {0}")]
     Attestation(String),
-    /// The enclave could not be reached or refused.
+    /// The enclave could not be reached.
+    #[error("enclave unreachable: {0}")]
+    EnclaveUnreachable(String),
+    /// The enclave answered with an error.
     #[error("enclave: {0}")]
     Enclave(String),
-    /// Reading the provider's storage failed.
+    /// Reading or writing a party's storage failed.
     #[error(transparent)]
     Store(#[from] scanlab_messenger::StoreError),
 }
 
-impl From<SchemeError> for ApiError {
-    fn from(e: SchemeError) -> ApiError {
+impl From<SchemeError> for ScanError {
+    fn from(e: SchemeError) -> ScanError {
         match e {
-            SchemeError::Store(s) => ApiError::Store(s),
-            e => ApiError::Scheme(e.to_string()),
+            SchemeError::Store(s) => ScanError::Store(s),
+            SchemeError::Config(m) => ScanError::Internal(m),
+            SchemeError::EnclaveUnreachable(m) => ScanError::Unavailable(m),
+            SchemeError::Enclave(m) => ScanError::Upstream(m),
+            SchemeError::Attestation(m) => ScanError::Refused(m),
+            e @ (SchemeError::Image(_)
+            | SchemeError::TooSmall
+            | SchemeError::Media(_)
+            | SchemeError::Malformed(_)
+            | SchemeError::Seal(_)) => ScanError::Malformed(e.to_string()),
         }
     }
 }
@@ -182,80 +128,28 @@ impl std::str::FromStr for Split {
     }
 }
 
-/// What a provider deploys.
-pub struct Deployment {
-    /// The scheme.
-    pub scheme: SchemeId,
-    /// The list to match (ignored by S0 and S2).
-    pub list: HashList,
-    /// Match radius (default 31).
-    pub radius: u32,
-    /// S4's split point.
-    pub split: Split,
-    /// S2's escrow authority public key.
-    pub escrow_public: Option<[u8; 32]>,
-    /// S5's enclave.
-    pub enclave: Option<enclave::EnclaveLink>,
-    /// S5's allow-list of enclave measurements (hex) that clients accept; empty means the
-    /// measurement of the attached enclave. The provider controls it, which the evaluation
-    /// examines.
-    pub allow: Vec<String>,
-}
-
-impl Deployment {
-    /// A deployment of `scheme` with `list` and defaults for the rest.
-    pub fn new(scheme: SchemeId, list: HashList) -> Deployment {
-        Deployment {
-            scheme,
-            list,
-            radius: DEFAULT_RADIUS,
-            split: Split::Luma64,
-            escrow_public: None,
-            enclave: None,
-            allow: Vec::new(),
-        }
-    }
-}
-
-/// The provider half of a deployment.
-pub fn provider_half(d: Deployment) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
-    let matcher = || Matcher::new(d.list.clone(), d.radius);
-    Ok(match d.scheme {
-        SchemeId::E2ee => Arc::new(e2ee::Provider),
-        SchemeId::ServerSide => Arc::new(server_side::Provider::new(matcher()?)),
-        SchemeId::ExceptionalAccess => Arc::new(exceptional_access::Provider::new(
-            d.escrow_public.ok_or_else(|| {
-                SchemeError::Config(
-                    "exceptional-access needs the escrow authority's public key (--escrow-pub)"
-                        .into(),
-                )
-            })?,
-        )),
-        SchemeId::DeviceHash => Arc::new(device_hash::Provider::new(matcher()?)),
-        SchemeId::PartialHash => Arc::new(partial_hash::Provider::new(matcher()?, d.split)),
-        SchemeId::Enclave => Arc::new(enclave::Provider::new(
-            d.enclave.ok_or_else(|| {
-                SchemeError::Config("enclave needs an enclave (--enclave URL)".into())
-            })?,
-            d.allow,
-        )?),
+/// Parses a scheme's typed configuration from JSON (what `scanlab serve`'s flags say). The
+/// error names the flag: each field is the flag of the same name (`list` is `--list`).
+pub fn config<T: serde::de::DeserializeOwned>(scheme: &str, v: &Value) -> Result<T, SchemeError> {
+    let v = if v.is_null() { json!({}) } else { v.clone() };
+    serde_json::from_value(v).map_err(|e| {
+        let msg = e.to_string();
+        let flag = msg
+            .split('`')
+            .nth(1)
+            .map(|f| format!(" (--{})", f.replace('_', "-")))
+            .unwrap_or_default();
+        SchemeError::Config(format!("{scheme}: {msg}{flag}"))
     })
 }
 
-/// The client half for what a provider announces at `GET /v1/scheme` (`{name, params}`).
-/// S5's half verifies the enclave's attestation here, before anything is sealed to it.
-pub fn client_half(info: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
-    let name = info["name"].as_str().unwrap_or_default();
-    let params = &info["params"];
-    let id: SchemeId = name.parse()?;
-    Ok(match id {
-        SchemeId::E2ee => Box::new(e2ee::Client),
-        SchemeId::ServerSide => Box::new(server_side::Client),
-        SchemeId::ExceptionalAccess => Box::new(exceptional_access::Client::from_params(params)?),
-        SchemeId::DeviceHash => Box::new(device_hash::Client),
-        SchemeId::PartialHash => Box::new(partial_hash::Client::from_params(params)?),
-        SchemeId::Enclave => Box::new(enclave::Client::from_params(params)?),
-    })
+/// Reads a list file for a scheme's configuration.
+pub fn read_list(path: &std::path::Path) -> Result<scanlab_hashlist::HashList, SchemeError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| SchemeError::Config(format!("reading {}: {e}", path.display())))?;
+    scanlab_hashlist::HashList::read(&bytes)
+        .map(|(l, _)| l)
+        .map_err(|e| SchemeError::Config(format!("parsing the list {}: {e}", path.display())))
 }
 
 /// Decodes an image as the hash expects it (Pillow-exact RGB, default limits).
@@ -274,18 +168,6 @@ pub fn pdq_of(bytes: &[u8]) -> Result<scanlab_pdq::Pdq, SchemeError> {
         return Err(SchemeError::TooSmall);
     }
     Ok(scanlab_pdq::Hasher::new().hash(&scanlab_imaging::pdq_image(&img)))
-}
-
-/// The reply to a client for a scheme whose client half discloses on a match (S3, S4).
-pub(crate) fn disclose_reply(m: &Option<MatchInfo>) -> Value {
-    match m {
-        Some(m) => json!({
-            "match": true,
-            "disclose": true,
-            "reason": m.reason(),
-        }),
-        None => json!({ "match": false, "disclose": false }),
-    }
 }
 
 pub(crate) fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, SchemeError> {

@@ -81,3 +81,8 @@ impl Matcher {
         self.entries.is_empty()
     }
 }
+
+/// The default radius, for serde defaults of scheme configurations.
+pub(crate) fn default_radius() -> u32 {
+    DEFAULT_RADIUS
+}

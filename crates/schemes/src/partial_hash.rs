@@ -10,12 +10,15 @@
 //!   for both) — bit-exactly the hash the device would have computed — and matches it.
 //! - **On a match:** as S3, the client uploads the full plaintext image for review.
 
-use crate::{Matcher, SchemeError, Split, b64, b64_field, disclose_reply};
+use crate::device_hash::{MatchReply, parse};
+use crate::{Matcher, Scheme, SchemeError, SimInputs, Simulation, Split, b64, b64_field};
 use scanlab_messenger::client::ClientError;
-use scanlab_messenger::mls::AttachmentRef;
-use scanlab_messenger::provider::ApiError;
-use scanlab_messenger::scan::{ClientScheme, ProviderScheme, ScanCtx, ScanOutcome};
+use scanlab_messenger::mls::Media;
+use scanlab_messenger::scan::{
+    ClientCtx, ClientScheme, Outgoing, ProviderScheme, ScanAction, ScanCtx, ScanError, ScanOutcome,
+};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// The intermediate the client computes for a split point, as `f32`s in row order.
 pub fn intermediate(image: &[u8], split: Split) -> Result<Vec<f32>, SchemeError> {
@@ -88,6 +91,75 @@ fn len_of(split: Split) -> usize {
     }
 }
 
+/// S4's descriptor.
+pub struct PartialHash;
+
+/// S4's configuration: the list, the radius, and the split point.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The hash list file.
+    pub list: std::path::PathBuf,
+    /// Match radius in bits.
+    #[serde(default = "crate::matcher::default_radius")]
+    pub radius: u32,
+    /// Where PDQ is split between device and provider.
+    #[serde(default)]
+    pub split: Split,
+}
+
+/// What the client sends for each image: the intermediate at the split point.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScanRequest {
+    /// The blob id.
+    pub blob: String,
+    /// The split point.
+    pub split: Split,
+    /// The intermediate, little-endian `f32`s, base64.
+    pub intermediate: String,
+}
+
+/// The parameters clients download.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Params {
+    /// The radius.
+    pub radius: u32,
+    /// The split point.
+    pub split: Split,
+}
+
+impl Scheme for PartialHash {
+    fn code(&self) -> &'static str {
+        "S4"
+    }
+    fn name(&self) -> &'static str {
+        "partial-hash"
+    }
+    fn summary(&self) -> &'static str {
+        "the device runs PDQ up to a split point and sends the intermediate; the provider finishes the hash and matches"
+    }
+    fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
+        let c: Config = crate::config(self.name(), config)?;
+        Ok(Arc::new(Provider::new(
+            Matcher::new(crate::read_list(&c.list)?, c.radius)?,
+            c.split,
+        )))
+    }
+    fn client(&self, params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
+        Ok(Box::new(Client::from_params(params)?))
+    }
+    fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
+        Ok(Simulation {
+            provider: Arc::new(Provider::new(
+                Matcher::new(inputs.list.clone(), crate::DEFAULT_RADIUS)?,
+                Split::default(),
+            )),
+            parties: Vec::new(),
+            secrets: Vec::new(),
+        })
+    }
+}
+
 /// S4's client half.
 pub struct Client {
     split: Split,
@@ -96,9 +168,9 @@ pub struct Client {
 impl Client {
     /// A client for the split the provider announces (`params.split`).
     pub fn from_params(params: &Value) -> Result<Client, SchemeError> {
-        Ok(Client {
-            split: crate::field(params, "split")?.parse()?,
-        })
+        let p: Params = serde_json::from_value(params.clone())
+            .map_err(|e| SchemeError::Malformed(format!("scheme parameters: {e}")))?;
+        Ok(Client { split: p.split })
     }
 }
 
@@ -106,17 +178,24 @@ impl ClientScheme for Client {
     fn name(&self) -> &str {
         "partial-hash"
     }
-    fn scan_request(
-        &mut self,
-        image: &[u8],
-        attachment: &AttachmentRef,
-    ) -> Result<Option<Value>, ClientError> {
-        let v = intermediate(image, self.split)?;
-        Ok(Some(json!({
-            "blob": attachment.blob,
-            "split": self.split,
-            "intermediate": b64(&to_bytes(&v)),
+    fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
+        if a.media != Media::Image {
+            return Err(SchemeError::Media(a.media).into());
+        }
+        let v = intermediate(a.bytes, self.split)?;
+        Ok(ScanAction::Request(json!(ScanRequest {
+            blob: a.attachment.blob.clone(),
+            split: self.split,
+            intermediate: b64(&to_bytes(&v)),
         })))
+    }
+    fn on_scan_reply(
+        &mut self,
+        _: &ClientCtx,
+        _: &Outgoing,
+        reply: &Value,
+    ) -> Result<Option<String>, ClientError> {
+        crate::device_hash::follow_reply(reply)
     }
 }
 
@@ -132,21 +211,21 @@ impl Provider {
         Provider { matcher, split }
     }
 
-    fn scan_inner(&self, request: &Value) -> Result<ScanOutcome, SchemeError> {
-        let split: Split = crate::field(request, "split")?.parse()?;
-        if split != self.split {
+    fn scan_inner(&self, r: ScanRequest) -> Result<ScanOutcome, SchemeError> {
+        if r.split != self.split {
             return Err(SchemeError::Malformed(format!(
                 "this deployment splits at {:?}",
                 self.split
             )));
         }
-        let v = from_bytes(&b64_field(request, "intermediate")?, len_of(split))?;
-        let (hash, quality) = finish(&v, split);
+        let bytes = b64_field(&json!({ "i": r.intermediate }), "i")?;
+        let v = from_bytes(&bytes, len_of(r.split))?;
+        let (hash, quality) = finish(&v, r.split);
         let m = self.matcher.check(&hash);
         Ok(ScanOutcome {
-            reply: disclose_reply(&m),
+            reply: json!(MatchReply::of(&m)),
             derived: Some(json!({
-                "blob": request["blob"],
+                "blob": r.blob,
                 "hash": hash.to_string(),
                 "quality": quality,
                 "match": m,
@@ -160,10 +239,13 @@ impl ProviderScheme for Provider {
         "partial-hash"
     }
     fn public_params(&self) -> Value {
-        json!({ "radius": self.matcher.radius(), "split": self.split })
+        json!(Params {
+            radius: self.matcher.radius(),
+            split: self.split,
+        })
     }
-    fn scan(&self, _ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ApiError> {
-        Ok(self.scan_inner(request)?)
+    fn scan(&self, _ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ScanError> {
+        Ok(self.scan_inner(parse(request)?)?)
     }
 }
 

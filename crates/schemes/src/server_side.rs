@@ -7,13 +7,64 @@
 //! - **On a match:** the provider puts the image in its own review queue (submitter
 //!   `provider`); the client is not told.
 
-use crate::{Matcher, SchemeError, field};
+use crate::device_hash::parse;
+use crate::fingerprint::{Fingerprint, fingerprint};
+use crate::{Matcher, Scheme, SchemeError, SimInputs, Simulation};
 use scanlab_messenger::client::ClientError;
 use scanlab_messenger::mls::{AttachmentRef, open_attachment};
-use scanlab_messenger::provider::ApiError;
-use scanlab_messenger::scan::{ClientScheme, ProviderScheme, ScanCtx, ScanOutcome};
+use scanlab_messenger::scan::{
+    ClientCtx, ClientScheme, Outgoing, ProviderScheme, ScanAction, ScanCtx, ScanError, ScanOutcome,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// S1's descriptor.
+pub struct ServerSide;
+
+/// S1's configuration: the list and the radius, as S3's.
+pub type Config = crate::device_hash::Config;
+
+/// What the client sends for each attachment: its key.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScanRequest {
+    /// The blob id.
+    pub blob: String,
+    /// The attachment reference, key included.
+    pub attachment: AttachmentRef,
+}
+
+impl Scheme for ServerSide {
+    fn code(&self) -> &'static str {
+        "S1"
+    }
+    fn name(&self) -> &'static str {
+        "server-side"
+    }
+    fn summary(&self) -> &'static str {
+        "the device gives the provider each attachment's key; the provider decrypts, hashes and matches every image"
+    }
+    fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
+        let c: Config = crate::config(self.name(), config)?;
+        Ok(Arc::new(Provider::new(Matcher::new(
+            crate::read_list(&c.list)?,
+            c.radius,
+        )?)))
+    }
+    fn client(&self, _params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
+        Ok(Box::new(Client))
+    }
+    fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
+        Ok(Simulation {
+            provider: Arc::new(Provider::new(Matcher::new(
+                inputs.list.clone(),
+                crate::DEFAULT_RADIUS,
+            )?)),
+            parties: Vec::new(),
+            secrets: Vec::new(),
+        })
+    }
+}
 
 /// S1's client half.
 pub struct Client;
@@ -22,14 +73,11 @@ impl ClientScheme for Client {
     fn name(&self) -> &str {
         "server-side"
     }
-    fn scan_request(
-        &mut self,
-        _image: &[u8],
-        attachment: &AttachmentRef,
-    ) -> Result<Option<Value>, ClientError> {
-        Ok(Some(
-            json!({ "blob": attachment.blob, "attachment": attachment }),
-        ))
+    fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
+        Ok(ScanAction::Request(json!(ScanRequest {
+            blob: a.attachment.blob.clone(),
+            attachment: a.attachment.clone(),
+        })))
     }
 }
 
@@ -44,32 +92,32 @@ impl Provider {
         Provider { matcher }
     }
 
-    fn scan_inner(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, SchemeError> {
-        let blob_id = field(request, "blob")?;
-        let r: AttachmentRef = serde_json::from_value(request["attachment"].clone())
-            .map_err(|e| SchemeError::Malformed(format!("attachment: {e}")))?;
-        if r.blob != blob_id {
+    fn scan_inner(&self, ctx: &ScanCtx, r: ScanRequest) -> Result<ScanOutcome, SchemeError> {
+        if r.attachment.blob != r.blob {
             return Err(SchemeError::Malformed(
                 "attachment is for another blob".into(),
             ));
         }
         let blob = ctx
-            .blob(blob_id)?
-            .ok_or_else(|| SchemeError::Malformed(format!("no blob {blob_id}")))?;
-        let image = open_attachment(&blob, &r)
+            .blob(&r.blob)?
+            .ok_or_else(|| SchemeError::Malformed(format!("no blob {}", r.blob)))?;
+        let image = open_attachment(&blob, &r.attachment)
             .map_err(|e| SchemeError::Malformed(format!("cannot decrypt the attachment: {e}")))?;
-        let pdq = crate::pdq_of(&image)?;
-        let m = self.matcher.check(&pdq.hash);
+        let (hash, quality) = match fingerprint(r.attachment.media, &image)? {
+            Fingerprint::Image { hash, quality } => (hash, quality),
+            Fingerprint::Video { .. } => return Err(SchemeError::Media(r.attachment.media)),
+        };
+        let m = self.matcher.check(&hash);
         let derived = json!({
-            "blob": blob_id,
+            "blob": r.blob,
             "plaintext_sha256": hex::encode(Sha256::digest(&image)),
             "plaintext_len": image.len(),
-            "hash": pdq.hash.to_string(),
-            "quality": pdq.quality,
+            "hash": hash.to_string(),
+            "quality": quality,
             "match": m,
         });
         if let Some(m) = &m {
-            ctx.submit_review("provider", blob_id, &m.reason(), image)?;
+            ctx.submit_review("provider", &r.blob, &m.reason(), image)?;
         }
         Ok(ScanOutcome {
             reply: json!({ "disclose": false }),
@@ -85,7 +133,7 @@ impl ProviderScheme for Provider {
     fn public_params(&self) -> Value {
         json!({ "radius": self.matcher.radius() })
     }
-    fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ApiError> {
-        Ok(self.scan_inner(ctx, request)?)
+    fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ScanError> {
+        Ok(self.scan_inner(ctx, parse(request)?)?)
     }
 }

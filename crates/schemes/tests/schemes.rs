@@ -7,11 +7,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use scanlab_hashlist::{Entry, HashList};
 use scanlab_imaging::quality::{Gray, ssim};
 use scanlab_messenger::client::{Client, HttpTransport};
-use scanlab_messenger::{Limits, Provider, Review, SqliteStore, ViewRecord};
-use scanlab_schemes::enclave::{Enclave, EnclaveLink};
+use scanlab_messenger::{Limits, Provider, RecordKind, Review, SqliteStore, Store, ViewRecord};
+use scanlab_schemes::enclave::{Enclave, EnclaveService};
+use scanlab_schemes::exceptional_access::Authority;
 use scanlab_schemes::seal::KeyPair;
-use scanlab_schemes::{Deployment, Matcher, SchemeId, Split, client_half, pdq_of};
-use serde_json::Value;
+use scanlab_schemes::{Matcher, pdq_of, registry};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -81,24 +82,34 @@ struct Run {
     _tmp: tempfile::TempDir,
 }
 
+fn of_kind<'a>(view: &'a [ViewRecord], kind: RecordKind, endpoint: &str) -> Vec<&'a ViewRecord> {
+    view.iter()
+        .filter(|r| r.kind == kind && r.endpoint == endpoint)
+        .collect()
+}
+
+fn jsons(rows: &[&ViewRecord]) -> Vec<Value> {
+    rows.iter().map(|r| r.json().unwrap()).collect()
+}
+
 impl Run {
+    /// What the provider received on `endpoint`.
     fn rows(&self, endpoint: &str) -> Vec<&ViewRecord> {
-        self.view
-            .iter()
-            .filter(|r| r.endpoint == endpoint)
-            .collect()
+        of_kind(&self.view, RecordKind::Received, endpoint)
     }
     fn bodies(&self, endpoint: &str) -> Vec<Value> {
-        self.rows(endpoint)
-            .iter()
-            .map(|r| serde_json::from_slice(r.body.as_ref().unwrap()).unwrap())
-            .collect()
+        jsons(&self.rows(endpoint))
     }
+    /// What the provider derived from scan requests: each with its true length and digest.
     fn derived(&self) -> Vec<Value> {
-        self.rows("DERIVED POST /v1/scan")
-            .iter()
-            .map(|r| serde_json::from_str(r.extra.as_ref().unwrap()).unwrap())
-            .collect()
+        let rows = of_kind(&self.view, RecordKind::Derived, "POST /v1/scan");
+        for r in &rows {
+            use sha2::Digest;
+            let body = r.body.as_ref().unwrap();
+            assert_eq!(r.len as usize, body.len());
+            assert_eq!(r.sha256, hex::encode(sha2::Sha256::digest(body)));
+        }
+        jsons(&rows)
     }
     /// Every byte the provider holds: the view (bodies and extras), the review queue and its
     /// database files.
@@ -128,11 +139,23 @@ fn holds(hay: &[u8], image: &[u8]) -> bool {
         .any(|c| hay.windows(64).any(|w| w == c))
 }
 
-/// Deploys `d`, has Alice send the three images to Bob in a chat, and collects the result.
-fn run(d: Deployment, images: &Images) -> Run {
+/// Writes the list of `images` to a file in `dir`: the configuration's `list`.
+fn list_file(images: &Images, dir: &Path) -> String {
+    let p = dir.join("list.csv");
+    std::fs::write(&p, list(images).to_csv()).unwrap();
+    p.display().to_string()
+}
+
+/// Deploys scheme `name` with `config` (a function of a scratch folder, for files it needs),
+/// has Alice send the three images to Bob in a chat, and collects the result.
+fn run(name: &str, config: impl FnOnce(&Path) -> Value, images: &Images) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("provider");
-    let scheme = scanlab_schemes::provider_half(d).unwrap();
+    let scheme = registry()
+        .get(name)
+        .unwrap()
+        .provider(&config(tmp.path()))
+        .unwrap();
     let provider = Provider::with_scheme(
         Box::new(SqliteStore::open(&data).unwrap()),
         Limits::default(),
@@ -143,12 +166,12 @@ fn run(d: Deployment, images: &Images) -> Run {
     let connect = |name: &str| {
         let mut c =
             Client::connect(&tmp.path().join(name), name, HttpTransport::new(&url)).unwrap();
-        let half = client_half(&c.scheme_info().unwrap()).unwrap();
+        let half = registry().client_half(&c.scheme_info().unwrap()).unwrap();
         c.set_scheme(half).unwrap();
         c
     };
     let mut alice = connect("alice");
-    let bob = connect("bob");
+    let mut bob = connect("bob");
     alice.create_chat("pair", &["bob"]).unwrap();
     bob.recv().unwrap();
     for (text, img) in [
@@ -190,7 +213,7 @@ fn assert_flagged_exactly_list_and_edited(r: &Run, images: &Images, submitter: &
 #[test]
 fn s0_e2ee_discloses_nothing_and_receives_no_hash() {
     let images = images();
-    let r = run(Deployment::new(SchemeId::E2ee, list(&images)), &images);
+    let r = run("e2ee", |_| json!({}), &images);
     assert_eq!(r.received, 3);
     assert!(r.reviews.is_empty());
     assert!(r.rows("POST /v1/scan").is_empty());
@@ -217,7 +240,8 @@ fn s0_e2ee_discloses_nothing_and_receives_no_hash() {
 fn s1_server_side_reads_every_image_and_flags_list_and_edited() {
     let images = images();
     let r = run(
-        Deployment::new(SchemeId::ServerSide, list(&images)),
+        "server-side",
+        |d| json!({ "list": list_file(&images, d) }),
         &images,
     );
     assert_flagged_exactly_list_and_edited(&r, &images, "provider");
@@ -238,16 +262,25 @@ fn s1_server_side_reads_every_image_and_flags_list_and_edited() {
 fn s2_escrow_authority_reads_everything_and_nothing_is_scanned() {
     let images = images();
     let escrow = KeyPair::generate();
-    let mut d = Deployment::new(SchemeId::ExceptionalAccess, list(&images));
-    d.escrow_public = Some(escrow.public());
-    let r = run(d, &images);
+    let public = hex::encode(escrow.public());
+    let r = run(
+        "exceptional-access",
+        |d| {
+            std::fs::write(d.join("escrow.pub"), &public).unwrap();
+            json!({ "escrow_pub": d.join("escrow.pub") })
+        },
+        &images,
+    );
     assert_eq!(r.received, 3);
     assert!(r.reviews.is_empty());
     assert!(r.rows("POST /v1/scan").is_empty());
     // The provider alone cannot read the images…
     assert!(!holds(&r.provider_bytes(), &images.benign));
     // …but the escrow authority reads every message and image from the provider's data.
-    let got = scanlab_schemes::exceptional_access::recover(&r.data, &escrow).unwrap();
+    let secret = escrow.secret_bytes();
+    let view_dir = r.data.parent().unwrap().join("authority");
+    let authority = Authority::open(escrow, &view_dir).unwrap();
+    let got = authority.recover(&r.data).unwrap();
     let texts: Vec<_> = got.iter().filter_map(|m| m.text.clone()).collect();
     assert_eq!(texts, ["listed", "benign", "edited"]);
     let imgs: Vec<_> = got.iter().filter_map(|m| m.image.clone()).collect();
@@ -261,8 +294,47 @@ fn s2_escrow_authority_reads_everything_and_nothing_is_scanned() {
     );
     assert!(got.iter().all(|m| m.sender.as_deref() == Some("alice")));
     // A wrong key reads nothing.
-    let wrong =
-        scanlab_schemes::exceptional_access::recover(&r.data, &KeyPair::generate()).unwrap();
+    // Its own view holds exactly what the design hands it: the capsule of each application
+    // message (as the provider received it), and the blob each opened capsule names; and what
+    // it opened, as derived rows.
+    let view = authority.view().unwrap();
+    let handed: Vec<String> = r
+        .bodies("POST /v1/messages")
+        .iter()
+        .filter_map(|b| b["scheme"]["escrow"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(handed.len(), 3, "one capsule per application message");
+    let capsules: Vec<String> = of_kind(&view, RecordKind::Received, "escrow capsule")
+        .iter()
+        .map(|r| String::from_utf8(r.body.clone().unwrap()).unwrap())
+        .collect();
+    assert_eq!(capsules, handed);
+    let blobs = view
+        .iter()
+        .filter(|r| r.kind == RecordKind::Received && r.endpoint.starts_with("blob "))
+        .count();
+    assert_eq!(blobs, 3);
+    assert_eq!(
+        view.iter()
+            .filter(|r| r.kind == RecordKind::Received)
+            .count(),
+        6
+    );
+    assert_eq!(
+        view.iter()
+            .filter(|r| r.kind == RecordKind::Derived)
+            .count(),
+        6
+    );
+    // And it persists: the view is on disk in the authority's own store.
+    let (mut again, party) = SqliteStore::open_existing(&view_dir).unwrap();
+    assert_eq!(party, "authority");
+    assert_eq!(again.view().unwrap().len(), view.len());
+    drop(secret);
+    let wrong = Authority::open(KeyPair::generate(), &r.data.parent().unwrap().join("other"))
+        .unwrap()
+        .recover(&r.data)
+        .unwrap();
     assert!(
         wrong
             .iter()
@@ -275,7 +347,8 @@ fn s2_escrow_authority_reads_everything_and_nothing_is_scanned() {
 fn s3_device_hash_sends_one_hash_per_image_and_discloses_matches() {
     let images = images();
     let r = run(
-        Deployment::new(SchemeId::DeviceHash, list(&images)),
+        "device-hash",
+        |d| json!({ "list": list_file(&images, d) }),
         &images,
     );
     assert_flagged_exactly_list_and_edited(&r, &images, "alice");
@@ -317,7 +390,8 @@ fn s3_device_hash_sends_one_hash_per_image_and_discloses_matches() {
 fn s4_partial_hash_luma64_is_a_thumbnail_and_the_provider_finishes_the_hash() {
     let images = images();
     let r = run(
-        Deployment::new(SchemeId::PartialHash, list(&images)),
+        "partial-hash",
+        |d| json!({ "list": list_file(&images, d) }),
         &images,
     );
     assert_flagged_exactly_list_and_edited(&r, &images, "alice");
@@ -353,9 +427,11 @@ fn s4_partial_hash_luma64_is_a_thumbnail_and_the_provider_finishes_the_hash() {
 #[test]
 fn s4_partial_hash_dct16_also_finishes_exactly() {
     let images = images();
-    let mut d = Deployment::new(SchemeId::PartialHash, list(&images));
-    d.split = Split::Dct16;
-    let r = run(d, &images);
+    let r = run(
+        "partial-hash",
+        |d| json!({ "list": list_file(&images, d), "split": "dct16" }),
+        &images,
+    );
     assert_flagged_exactly_list_and_edited(&r, &images, "alice");
     for (s, img) in
         r.bodies("POST /v1/scan")
@@ -389,12 +465,11 @@ fn enclave_for(images: &Images) -> Arc<Enclave> {
 #[test]
 fn s5_enclave_over_http_sees_plaintext_only_inside_and_forwards_matches() {
     let images = images();
-    let enclave = enclave_for(&images);
+    let enclave_data = tempfile::tempdir().unwrap();
+    let service = EnclaveService::open(enclave_for(&images), enclave_data.path()).unwrap();
     let enclave_url =
-        scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(enclave)).unwrap();
-    let mut d = Deployment::new(SchemeId::Enclave, list(&images));
-    d.enclave = Some(EnclaveLink::Http(enclave_url));
-    let r = run(d, &images);
+        scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap();
+    let r = run("enclave", |_| json!({ "enclave": enclave_url }), &images);
     assert_flagged_exactly_list_and_edited(&r, &images, "enclave");
     // Without a match, no plaintext at the provider: neither the benign image nor its hash.
     let all = r.provider_bytes();
@@ -403,7 +478,7 @@ fn s5_enclave_over_http_sees_plaintext_only_inside_and_forwards_matches() {
     assert!(!all.windows(64).any(|w| w == h.as_bytes()));
     // The forwards are in the provider view like everything else it receives.
     use sha2::Digest;
-    let forwards: Vec<&ViewRecord> = r.rows("INTERNAL review");
+    let forwards: Vec<&ViewRecord> = of_kind(&r.view, RecordKind::Internal, "review");
     assert_eq!(forwards.len(), 2);
     assert!(forwards.iter().all(|f| f.who.as_deref() == Some("enclave")));
     for (f, img) in forwards.iter().zip([&images.listed[2], &images.edited]) {
@@ -413,18 +488,116 @@ fn s5_enclave_over_http_sees_plaintext_only_inside_and_forwards_matches() {
     let d = r.derived();
     assert_eq!(d.len(), 3);
     assert!(d[1]["enclave_match"].is_null() && !d[0]["enclave_match"].is_null());
+    // The enclave's own view holds exactly what the design sends it: the attestation request
+    // and the three capsules the provider relayed, byte for byte as the client sealed them;
+    // what it sent back (the attestation, three verdicts); and what it derived (three hashes).
+    let (mut store, party) = SqliteStore::open_existing(enclave_data.path()).unwrap();
+    assert_eq!(party, "enclave");
+    let ev = store.view().unwrap();
+    let got = jsons(&of_kind(&ev, RecordKind::Received, "POST /scan"));
+    let relayed = r.bodies("POST /v1/scan");
+    assert_eq!(got, relayed, "the capsules, exactly as sent");
+    assert_eq!(
+        of_kind(&ev, RecordKind::Received, "GET /attestation").len(),
+        1
+    );
+    assert_eq!(
+        ev.iter().filter(|r| r.kind == RecordKind::Received).count(),
+        4
+    );
+    let verdicts = jsons(&of_kind(&ev, RecordKind::Sent, "POST /scan"));
+    assert_eq!(verdicts.len(), 3);
+    assert!(verdicts[1]["image"].is_null() && verdicts[0]["image"].is_string());
+    let derived = jsons(&of_kind(&ev, RecordKind::Derived, "POST /scan"));
+    assert_eq!(
+        derived[1]["hash"], h,
+        "the enclave alone computed the benign image's hash"
+    );
 }
 
 #[test]
 fn s5_client_refuses_an_enclave_off_the_allow_list() {
     let images = images();
-    let mut d = Deployment::new(SchemeId::Enclave, list(&images));
-    d.enclave = Some(EnclaveLink::Local(enclave_for(&images)));
-    d.allow = vec!["ab".repeat(32)];
-    let half = scanlab_schemes::provider_half(d).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let service = EnclaveService::open(enclave_for(&images), dir.path()).unwrap();
+    let url = scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap();
+    let half = registry()
+        .get("enclave")
+        .unwrap()
+        .provider(&json!({ "enclave": url, "allow": ["ab".repeat(32)] }))
+        .unwrap();
     let info = serde_json::json!({ "name": "enclave", "params": half.public_params() });
     assert!(matches!(
-        client_half(&info),
+        registry().client_half(&info),
         Err(scanlab_schemes::SchemeError::Attestation(_))
     ));
+}
+
+#[test]
+fn typed_configuration_names_what_is_missing_and_refuses_what_does_not_apply() {
+    let r = registry();
+    // There is no S2 without an escrow key, no S3 without a list, no S5 without an enclave.
+    for (name, flag) in [
+        ("exceptional-access", "--escrow-pub"),
+        ("device-hash", "--list"),
+        ("enclave", "--enclave"),
+    ] {
+        let e = r.get(name).unwrap().provider(&json!({})).err().unwrap();
+        assert!(
+            matches!(&e, scanlab_schemes::SchemeError::Config(m) if m.contains(flag)),
+            "{name}: {e}"
+        );
+    }
+    // A flag the scheme does not take is an error, not silently ignored.
+    let e = r
+        .get("e2ee")
+        .unwrap()
+        .provider(&json!({ "radius": 10 }))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("radius"), "{e}");
+    assert!(r.get("S9-does-not-exist").is_err());
+    assert_eq!(r.get("S3").unwrap().name(), "device-hash");
+}
+
+#[test]
+fn an_enclave_that_fails_is_a_502_and_an_unreachable_one_a_503() {
+    use scanlab_messenger::scan::ScanError;
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let service = EnclaveService::open(enclave_for(&images), dir.path()).unwrap();
+    let url = scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap();
+    let half = registry()
+        .get("enclave")
+        .unwrap()
+        .provider(&json!({ "enclave": url }))
+        .unwrap();
+    let provider = Provider::with_scheme(
+        Box::new(SqliteStore::open(&dir.path().join("p")).unwrap()),
+        Limits::default(),
+        half,
+    );
+    let purl = scanlab_messenger::spawn_loopback(scanlab_messenger::router(provider)).unwrap();
+    let c = Client::connect(&dir.path().join("a"), "alice", HttpTransport::new(&purl)).unwrap();
+    // A capsule the enclave cannot open: the enclave refuses it, the provider says 502.
+    use scanlab_messenger::client::Transport;
+    let e = c
+        .transport()
+        .post(
+            "/v1/scan",
+            Some(c.token()),
+            &json!({ "blob": "x", "sealed": B64.encode([7u8; 64]) }),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("502"), "{e}");
+    // A malformed request is the client's fault: 400.
+    let e = c
+        .transport()
+        .post("/v1/scan", Some(c.token()), &json!({ "blob": 1 }))
+        .unwrap_err();
+    assert!(e.to_string().contains("400"), "{e}");
+    // Nobody listening: unavailable, 503.
+    let dead = scanlab_schemes::enclave::EnclaveLink::Http("http://127.0.0.1:9".into());
+    let e = ScanError::from(dead.scan("b", &[0; 64]).unwrap_err());
+    assert_eq!(e.status(), 503);
 }

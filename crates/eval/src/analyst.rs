@@ -1,0 +1,311 @@
+//! The scheme-blind analyst: what a party can read from its own records, and from the keys it
+//! holds in a stated threat scenario.
+//!
+//! It knows no scheme. It applies the same decoders to every record of a view (every body it
+//! received, sent, derived or stored, and the images in its review queue), walking each JSON
+//! value to its leaves:
+//!
+//! - **attachment references**: any object with a blob id, key, nonce and digest is tried on the
+//!   blob it names, from the party's own blob store; what opens is that image's plaintext;
+//! - **perceptual hashes**: any 64-digit hex string, or any base64 string of 32 bytes;
+//! - **PDQ intermediates**: base64 strings of 16,384 bytes (a 64×64 array of `f32`) or 1,024
+//!   bytes (16×16), all finite;
+//! - **images**: base64 strings whose bytes start like a JPEG, PNG, GIF, WebP or BMP file;
+//! - **sealed capsules**: in a scenario that hands the party a key, every base64 string is tried
+//!   as an HPKE capsule under that key, with each other string of the same record as associated
+//!   data; what opens is decoded again with the same decoders.
+//!
+//! What it finds in a record is attributed to every blob id that record (or what opened inside
+//! it) names. So a scheme it has never seen, hiding a hash or a thumbnail in any field, is read
+//! the same way as the six it was written beside.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use scanlab_messenger::mls::{AttachmentRef, open_attachment};
+use scanlab_messenger::{Review, ViewRecord};
+use scanlab_pdq::Hash256;
+use scanlab_schemes::Secret;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How the party came to hold an image's plaintext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlainSource {
+    /// It opened the attachment with a key found in its records.
+    AttachmentKey,
+    /// The image itself was in its records (a review upload, a forward, a capsule it opened).
+    Image,
+}
+
+/// What a party can read about one blob (one image send).
+#[derive(Clone, Debug, Default)]
+pub struct Knowledge {
+    /// The image file, and how it was obtained.
+    pub plaintext: Option<(Vec<u8>, PlainSource)>,
+    /// A 64×64 luminance array.
+    pub luma64: Option<Vec<f32>>,
+    /// A 16×16 DCT array.
+    pub dct16: Option<Vec<f32>>,
+    /// 256-bit values that may be perceptual hashes.
+    pub hashes: Vec<Hash256>,
+}
+
+impl Knowledge {
+    /// Whether anything at all is known.
+    pub fn any(&self) -> bool {
+        self.plaintext.is_some()
+            || self.luma64.is_some()
+            || self.dct16.is_some()
+            || !self.hashes.is_empty()
+    }
+
+    fn merge(&mut self, o: Knowledge) {
+        match (&self.plaintext, &o.plaintext) {
+            (None, Some(_))
+            | (Some((_, PlainSource::Image)), Some((_, PlainSource::AttachmentKey))) => {
+                self.plaintext = o.plaintext
+            }
+            _ => {}
+        }
+        self.luma64 = self.luma64.take().or(o.luma64);
+        self.dct16 = self.dct16.take().or(o.dct16);
+        for h in o.hashes {
+            if !self.hashes.contains(&h) {
+                self.hashes.push(h);
+            }
+        }
+    }
+
+    /// Perceptual hashes the party has or can compute: those it holds, else the PDQ of what
+    /// it holds (a thumbnail or the image).
+    pub fn perceptual_hashes(&self) -> Vec<Hash256> {
+        if !self.hashes.is_empty() {
+            return self.hashes.clone();
+        }
+        if let Some(l) = &self.luma64 {
+            let mut buf = [[0f32; 64]; 64];
+            for (row, c) in buf.iter_mut().zip(l.chunks_exact(64)) {
+                row.copy_from_slice(c);
+            }
+            return vec![scanlab_pdq::hash_from_downsample(&buf).hash];
+        }
+        if let Some(d) = &self.dct16 {
+            return vec![scanlab_pdq::hash_from_dct16(&to16(d))];
+        }
+        if let Some((img, _)) = &self.plaintext
+            && let Ok(p) = scanlab_schemes::pdq_of(img)
+        {
+            return vec![p.hash];
+        }
+        Vec::new()
+    }
+}
+
+fn to16(v: &[f32]) -> [[f32; 16]; 16] {
+    let mut d = [[0f32; 16]; 16];
+    for (row, c) in d.iter_mut().zip(v.chunks_exact(16)) {
+        row.copy_from_slice(c);
+    }
+    d
+}
+
+/// The analyst for one party in one scenario: the party's blob store, and the keys it holds.
+pub struct Analyst<'a> {
+    blobs: &'a BTreeMap<String, Vec<u8>>,
+    keys: Vec<&'a Secret>,
+}
+
+/// Findings in one JSON value, before attribution.
+#[derive(Default)]
+struct Found {
+    refs: BTreeSet<String>,
+    knowledge: Knowledge,
+    by_ref: Vec<(String, Knowledge)>,
+}
+
+const IMAGE_MAGIC: [&[u8]; 6] = [
+    b"\xFF\xD8\xFF",
+    b"\x89PNG",
+    b"GIF8",
+    b"RIFF",
+    b"BM",
+    b"II*\0",
+];
+
+fn looks_like_image(b: &[u8]) -> bool {
+    IMAGE_MAGIC.iter().any(|m| b.starts_with(m))
+}
+
+fn f32s(b: &[u8]) -> Option<Vec<f32>> {
+    let v: Vec<f32> = b
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    v.iter().all(|f| f.is_finite()).then_some(v)
+}
+
+fn strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+impl<'a> Analyst<'a> {
+    /// An analyst over `blobs` (the party's stored ciphertexts) holding `keys`.
+    pub fn new(blobs: &'a BTreeMap<String, Vec<u8>>, keys: Vec<&'a Secret>) -> Analyst<'a> {
+        Analyst { blobs, keys }
+    }
+
+    /// Everything the party can read, by blob id, from its view and its review queue.
+    pub fn read(&self, view: &[ViewRecord], reviews: &[Review]) -> BTreeMap<String, Knowledge> {
+        let mut out: BTreeMap<String, Knowledge> = BTreeMap::new();
+        let mut add = |f: Found, extra_refs: &BTreeSet<String>| {
+            for (blob, k) in f.by_ref {
+                out.entry(blob).or_default().merge(k);
+            }
+            if f.knowledge.any() {
+                for b in f.refs.iter().chain(extra_refs) {
+                    out.entry(b.clone()).or_default().merge(f.knowledge.clone());
+                }
+            }
+        };
+        for r in view {
+            let mut refs = BTreeSet::new();
+            // An endpoint can name a blob too (`GET /v1/blobs/ID`).
+            for part in r.endpoint.split(['/', ' ']) {
+                if self.blobs.contains_key(part) {
+                    refs.insert(part.to_string());
+                }
+            }
+            for v in [
+                r.json(),
+                r.extra.as_ref().and_then(|e| serde_json::from_str(e).ok()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add(self.walk(&v, 0), &refs);
+            }
+        }
+        for rv in reviews {
+            let mut k = Knowledge::default();
+            if looks_like_image(&rv.image) {
+                k.plaintext = Some((rv.image.clone(), PlainSource::Image));
+            }
+            out.entry(rv.blob.clone()).or_default().merge(k);
+        }
+        out.retain(|_, k| k.any());
+        out
+    }
+
+    /// Decodes one JSON value (a record body, or what opened inside one).
+    fn walk(&self, v: &Value, depth: usize) -> Found {
+        let mut f = Found::default();
+        let mut all = Vec::new();
+        strings(v, &mut all);
+        for s in &all {
+            if self.blobs.contains_key(*s) {
+                f.refs.insert(s.to_string());
+            }
+        }
+        self.visit(v, &all, depth, &mut f);
+        f
+    }
+
+    fn visit(&self, v: &Value, context: &[&str], depth: usize, f: &mut Found) {
+        match v {
+            Value::Object(o) => {
+                if let Ok(a) = serde_json::from_value::<AttachmentRef>(v.clone())
+                    && let Some(ct) = self.blobs.get(&a.blob)
+                    && let Ok(img) = open_attachment(ct, &a)
+                {
+                    f.by_ref.push((
+                        a.blob.clone(),
+                        Knowledge {
+                            plaintext: Some((img, PlainSource::AttachmentKey)),
+                            ..Default::default()
+                        },
+                    ));
+                }
+                o.values().for_each(|x| self.visit(x, context, depth, f));
+            }
+            Value::Array(a) => a.iter().for_each(|x| self.visit(x, context, depth, f)),
+            Value::String(s) => self.string(s, context, depth, f),
+            _ => {}
+        }
+    }
+
+    fn string(&self, s: &str, context: &[&str], depth: usize, f: &mut Found) {
+        if s.len() == 64
+            && let Ok(h) = s.parse::<Hash256>()
+        {
+            f.knowledge.hashes.push(h);
+            return;
+        }
+        if s.len() < 44 || s.len() % 4 != 0 {
+            return;
+        }
+        let Ok(bytes) = B64.decode(s) else { return };
+        match bytes.len() {
+            32 => {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&bytes);
+                if let Ok(h) = hex::encode(h).parse::<Hash256>() {
+                    f.knowledge.hashes.push(h);
+                }
+                return;
+            }
+            16384 => {
+                if let Some(v) = f32s(&bytes) {
+                    f.knowledge.luma64 = Some(v);
+                    return;
+                }
+            }
+            1024 => {
+                if let Some(v) = f32s(&bytes) {
+                    f.knowledge.dct16 = Some(v);
+                    return;
+                }
+            }
+            _ => {}
+        }
+        if looks_like_image(&bytes) {
+            f.knowledge.plaintext = Some((bytes, PlainSource::Image));
+            return;
+        }
+        if depth < 2 && bytes.len() >= scanlab_schemes::seal::ENC_LEN + 16 {
+            self.try_open(&bytes, context, depth, f);
+        }
+    }
+
+    /// Tries every key the scenario gives on one base64 value, with every short string of the
+    /// record (and nothing) as associated data.
+    fn try_open(&self, capsule: &[u8], context: &[&str], depth: usize, f: &mut Found) {
+        for k in &self.keys {
+            let aads =
+                std::iter::once("").chain(context.iter().copied().filter(|c| c.len() <= 256));
+            for aad in aads {
+                let Ok(pt) = k.key.open(&k.info, aad.as_bytes(), capsule) else {
+                    continue;
+                };
+                if looks_like_image(&pt) {
+                    let mut refs: BTreeSet<String> = BTreeSet::new();
+                    if self.blobs.contains_key(aad) {
+                        refs.insert(aad.to_string());
+                    }
+                    f.knowledge.plaintext = Some((pt.to_vec(), PlainSource::Image));
+                    f.refs.extend(refs);
+                } else if let Ok(v) = serde_json::from_slice::<Value>(&pt) {
+                    let inner = self.walk(&v, depth + 1);
+                    f.refs.extend(inner.refs);
+                    f.by_ref.extend(inner.by_ref);
+                    f.knowledge.merge(inner.knowledge);
+                }
+                return;
+            }
+        }
+    }
+}
