@@ -245,7 +245,7 @@ impl<'a> Analyst<'a> {
             f.knowledge.hashes.push(h);
             return;
         }
-        if s.len() < 44 || s.len() % 4 != 0 {
+        if s.len() < 44 || !s.len().is_multiple_of(4) {
             return;
         }
         let Ok(bytes) = B64.decode(s) else { return };
