@@ -70,13 +70,9 @@ impl Scheme for Probe {
         }))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
-        Ok(Simulation {
-            provider: Arc::new(ProbeProvider {
-                listed: inputs.list.hashes(),
-            }),
-            parties: Vec::new(),
-            secrets: Vec::new(),
-        })
+        Ok(Simulation::provider_only(Arc::new(ProbeProvider {
+            listed: inputs.list.hashes(),
+        })))
     }
 }
 
@@ -159,7 +155,9 @@ impl ProviderScheme for ProbeProvider {
         let Some(f) = f else { return Ok(None) };
         match f["digest"].as_str() {
             Some(d) => Ok(Some(json!({ "digest_seen": d }))),
-            None => Err(ScanError::Refused("an application message carries a digest".into())),
+            None => Err(ScanError::Refused(
+                "an application message carries a digest".into(),
+            )),
         }
     }
     fn on_scheme_message(&self, ctx: &ScanCtx, body: &Value) -> Result<ScanOutcome, ScanError> {

@@ -32,6 +32,13 @@ pub struct Config {
     pub radius: u32,
 }
 
+impl Config {
+    /// The matcher this configuration describes (reads the list file).
+    pub fn matcher(&self) -> Result<Matcher, SchemeError> {
+        Matcher::new(crate::read_list(&self.list)?, self.radius)
+    }
+}
+
 /// What the client sends for each image: `POST /v1/scan`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScanRequest {
@@ -85,23 +92,14 @@ impl Scheme for DeviceHash {
     }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
-        Ok(Arc::new(Provider::new(Matcher::new(
-            crate::read_list(&c.list)?,
-            c.radius,
-        )?)))
+        Ok(Arc::new(Provider::new(c.matcher()?)))
     }
     fn client(&self, _params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
         Ok(Box::new(Client))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
-        Ok(Simulation {
-            provider: Arc::new(Provider::new(Matcher::new(
-                inputs.list.clone(),
-                crate::DEFAULT_RADIUS,
-            )?)),
-            parties: Vec::new(),
-            secrets: Vec::new(),
-        })
+        let m = Matcher::new(inputs.list.clone(), crate::DEFAULT_RADIUS)?;
+        Ok(Simulation::provider_only(Arc::new(Provider::new(m))))
     }
 }
 

@@ -36,11 +36,7 @@ impl Scheme for E2ee {
         Ok(Box::new(Client))
     }
     fn simulate(&self, _inputs: &SimInputs) -> Result<Simulation, SchemeError> {
-        Ok(Simulation {
-            provider: Arc::new(Provider),
-            parties: Vec::new(),
-            secrets: Vec::new(),
-        })
+        Ok(Simulation::provider_only(Arc::new(Provider)))
     }
 }
 

@@ -149,14 +149,11 @@ impl Scheme for PartialHash {
         Ok(Box::new(Client::from_params(params)?))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
-        Ok(Simulation {
-            provider: Arc::new(Provider::new(
-                Matcher::new(inputs.list.clone(), crate::DEFAULT_RADIUS)?,
-                Split::default(),
-            )),
-            parties: Vec::new(),
-            secrets: Vec::new(),
-        })
+        let m = Matcher::new(inputs.list.clone(), crate::DEFAULT_RADIUS)?;
+        Ok(Simulation::provider_only(Arc::new(Provider::new(
+            m,
+            Split::default(),
+        ))))
     }
 }
 

@@ -54,6 +54,17 @@ pub struct Simulation {
     pub secrets: Vec<Secret>,
 }
 
+impl Simulation {
+    /// A deployment with no party but the provider, and no secrets.
+    pub fn provider_only(provider: Arc<dyn ProviderScheme>) -> Simulation {
+        Simulation {
+            provider,
+            parties: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+}
+
 /// A detection scheme, as a plugin: a descriptor and the builders of its two halves.
 pub trait Scheme: Send + Sync + 'static {
     /// Its id in `schemes.md` (`S0` …).

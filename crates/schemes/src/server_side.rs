@@ -46,23 +46,14 @@ impl Scheme for ServerSide {
     }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
-        Ok(Arc::new(Provider::new(Matcher::new(
-            crate::read_list(&c.list)?,
-            c.radius,
-        )?)))
+        Ok(Arc::new(Provider::new(c.matcher()?)))
     }
     fn client(&self, _params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
         Ok(Box::new(Client))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
-        Ok(Simulation {
-            provider: Arc::new(Provider::new(Matcher::new(
-                inputs.list.clone(),
-                crate::DEFAULT_RADIUS,
-            )?)),
-            parties: Vec::new(),
-            secrets: Vec::new(),
-        })
+        let m = Matcher::new(inputs.list.clone(), crate::DEFAULT_RADIUS)?;
+        Ok(Simulation::provider_only(Arc::new(Provider::new(m))))
     }
 }
 

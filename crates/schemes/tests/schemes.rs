@@ -455,6 +455,12 @@ fn s4_partial_hash_dct16_also_finishes_exactly() {
     }
 }
 
+/// A recorded enclave over the test list, on a loopback socket, recording into `dir`.
+fn enclave_url(images: &Images, dir: &Path) -> String {
+    let service = EnclaveService::open(enclave_for(images), dir).unwrap();
+    scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap()
+}
+
 fn enclave_for(images: &Images) -> Arc<Enclave> {
     use sha2::Digest;
     let l = list(images);
@@ -466,10 +472,8 @@ fn enclave_for(images: &Images) -> Arc<Enclave> {
 fn s5_enclave_over_http_sees_plaintext_only_inside_and_forwards_matches() {
     let images = images();
     let enclave_data = tempfile::tempdir().unwrap();
-    let service = EnclaveService::open(enclave_for(&images), enclave_data.path()).unwrap();
-    let enclave_url =
-        scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap();
-    let r = run("enclave", |_| json!({ "enclave": enclave_url }), &images);
+    let url = enclave_url(&images, enclave_data.path());
+    let r = run("enclave", |_| json!({ "enclave": url }), &images);
     assert_flagged_exactly_list_and_edited(&r, &images, "enclave");
     // Without a match, no plaintext at the provider: neither the benign image nor its hash.
     let all = r.provider_bytes();
@@ -519,8 +523,7 @@ fn s5_enclave_over_http_sees_plaintext_only_inside_and_forwards_matches() {
 fn s5_client_refuses_an_enclave_off_the_allow_list() {
     let images = images();
     let dir = tempfile::tempdir().unwrap();
-    let service = EnclaveService::open(enclave_for(&images), dir.path()).unwrap();
-    let url = scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap();
+    let url = enclave_url(&images, dir.path());
     let half = registry()
         .get("enclave")
         .unwrap()
@@ -565,8 +568,7 @@ fn an_enclave_that_fails_is_a_502_and_an_unreachable_one_a_503() {
     use scanlab_messenger::scan::ScanError;
     let images = images();
     let dir = tempfile::tempdir().unwrap();
-    let service = EnclaveService::open(enclave_for(&images), dir.path()).unwrap();
-    let url = scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap();
+    let url = enclave_url(&images, dir.path());
     let half = registry()
         .get("enclave")
         .unwrap()
