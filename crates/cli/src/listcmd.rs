@@ -162,12 +162,25 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                     }
                 }
             }
-            let mut f = std::io::BufWriter::new(
-                std::fs::File::create(&out)
-                    .with_context(|| format!("creating {}", out.display()))?,
-            );
-            write_list(&list, format, &mut f)?;
-            f.flush()?;
+            if list.entries.is_empty() {
+                // Leave any existing --out as it was: an empty list matches nothing.
+                anyhow::bail!(
+                    "no image could be hashed, so no list was written ({} left as it was)",
+                    out.display()
+                );
+            }
+            // Written beside --out and renamed over it only once complete.
+            let tmp = out.with_extension("partial");
+            {
+                let mut f = std::io::BufWriter::new(
+                    std::fs::File::create(&tmp)
+                        .with_context(|| format!("creating {}", tmp.display()))?,
+                );
+                write_list(&list, format, &mut f)?;
+                f.flush()?;
+                f.get_ref().sync_all()?;
+            }
+            std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
             eprintln!(
                 "scanlab: wrote {} entries to {}",
                 list.entries.len(),

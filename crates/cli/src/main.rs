@@ -430,11 +430,15 @@ pub(crate) fn serve_http(listen: &str, router: axum::Router, ready: &[String]) -
             println!("{line}");
         }
         std::io::stdout().flush()?;
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
+        scanlab_messenger::serve_router(
+            listener,
+            router,
+            async {
                 let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            },
+            scanlab_messenger::ServeOptions::default(),
+        )
+        .await?;
         Ok(())
     })
 }

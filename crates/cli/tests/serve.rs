@@ -60,12 +60,12 @@ async fn account(url: &str, name: &str, seed: u8) -> String {
 async fn login(url: &str, name: &str, key: &SigningKey) -> String {
     let c = post(url, "/v1/auth/challenge", None, json!({"name": name})).await;
     let nonce = hex::decode(c["nonce"].as_str().unwrap()).unwrap();
-    let sig = key.sign(&[b"scanlab-auth-v1".as_slice(), &nonce].concat());
+    let sig = key.sign(&scanlab_messenger::provider::auth_message(name, &nonce));
     let t = post(
         url,
         "/v1/auth/token",
         None,
-        json!({"name": name, "signature": hex::encode(sig.to_bytes())}),
+        json!({"name": name, "nonce": c["nonce"], "signature": hex::encode(sig.to_bytes())}),
     )
     .await;
     t["token"].as_str().unwrap().to_string()

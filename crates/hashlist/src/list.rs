@@ -79,6 +79,9 @@ pub enum ListError {
     /// The binary form is damaged.
     #[error("not a scanlab binary list: {0}")]
     Binary(String),
+    /// The list has no entries: a deployment with it would match nothing, silently.
+    #[error("the list has no entries\n  a deployment with an empty list matches nothing")]
+    Empty,
     /// Reading failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -127,13 +130,44 @@ impl HashList {
             return Ok((Self::from_binary(bytes)?.0, ImportReport::default()));
         }
         let text = std::str::from_utf8(bytes).map_err(|e| ListError::Line {
-            line: 1,
+            // The line the first bad byte is on, not line 1.
+            line: 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
             message: format!("not UTF-8: {e}"),
         })?;
-        if text.trim_start().starts_with('{') {
-            Self::from_jsonl(text)
+        // A byte-order mark (as spreadsheet programs write) is not part of the first field.
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+        let (list, report) = if text.trim_start().starts_with('{') {
+            Self::from_jsonl(text)?
         } else {
-            Self::from_csv(text)
+            Self::from_csv(text)?
+        };
+        if list.entries.is_empty() {
+            return Err(ListError::Empty);
+        }
+        Ok((list, report))
+    }
+
+    /// Refuses an explicit id given to two different hashes: entries are named by id in
+    /// reviews and proofs, so two of them under one id could not be told apart.
+    fn check_id(
+        ids: &mut HashMap<u64, usize>,
+        id: u64,
+        line: usize,
+        merged: bool,
+    ) -> Result<(), ListError> {
+        match ids.get(&id) {
+            Some(&earlier) if !merged => Err(ListError::Line {
+                line,
+                message: format!("duplicate id {id} (also on line {earlier})"),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                ids.insert(id, line);
+                Ok(())
+            }
         }
     }
 
@@ -146,6 +180,7 @@ impl HashList {
         // Column positions: hash, id, label, vouched_by, added.
         let mut cols: [Option<usize>; 5] = [Some(0), None, Some(1), None, None];
         let mut first = true;
+        let mut ids = HashMap::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -158,16 +193,26 @@ impl HashList {
             };
             if first {
                 first = false;
-                if Hash256::from_hex(f[0]).is_err()
-                    && !f[0].is_empty()
-                    && f[0]
-                        .chars()
-                        .any(|c| c.is_ascii_alphabetic() && !c.is_ascii_hexdigit())
-                {
-                    let find = |names: &[&str]| {
-                        f.iter()
-                            .position(|c| names.contains(&c.to_ascii_lowercase().as_str()))
-                    };
+                let find = |names: &[&str]| {
+                    f.iter()
+                        .position(|c| names.contains(&c.to_ascii_lowercase().as_str()))
+                };
+                const KNOWN: [&str; 11] = [
+                    "pdq",
+                    "hash",
+                    "pdq_hex",
+                    "signal_value",
+                    "id",
+                    "label",
+                    "category",
+                    "vouched_by",
+                    "vouchers",
+                    "added",
+                    "added_at",
+                ];
+                // A header names at least one known column; a first line that names none is
+                // data, and a bad hash on it is reported as a bad hash.
+                if Hash256::from_hex(f[0]).is_err() && find(&KNOWN).is_some() {
                     cols = [
                         find(&["pdq", "hash", "pdq_hex", "signal_value"]),
                         find(&["id"]),
@@ -215,7 +260,11 @@ impl HashList {
                     .unwrap_or_default(),
                 added,
             };
+            let explicit = cols[1].is_some().then_some(entry.id);
             let (at, new) = list.add(entry, &mut seen);
+            if let Some(id) = explicit {
+                Self::check_id(&mut ids, id, i + 1, !new)?;
+            }
             if new {
                 lines_of.push(i + 1);
             } else {
@@ -231,6 +280,7 @@ impl HashList {
         let mut report = ImportReport::default();
         let mut seen = HashMap::new();
         let mut lines_of = Vec::new();
+        let mut ids = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -239,7 +289,9 @@ impl HashList {
                 line: i + 1,
                 message: e.to_string(),
             })?;
+            let id = e.id;
             let (at, new) = list.add(e, &mut seen);
+            Self::check_id(&mut ids, id, i + 1, !new)?;
             if new {
                 lines_of.push(i + 1);
             } else {
@@ -326,6 +378,38 @@ mod tests {
 
     const A: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
     const B: &str = "30a10efd71cc3d429013d48d0ffffc52e34e0e17ada952a9d29685211ea9e5af";
+
+    #[test]
+    fn parser_gaps_found_in_review_are_closed() {
+        // A non-UTF-8 byte is reported on its own line.
+        let mut bytes = format!("{A}\n{B}\n").into_bytes();
+        bytes.extend(b"\xff\xfe\n");
+        match HashList::read(&bytes) {
+            Err(ListError::Line { line: 3, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        // A byte-order mark is stripped, with or without a header.
+        let (l, _) = HashList::read(format!("\u{FEFF}pdq,label\n{A},x\n").as_bytes()).unwrap();
+        assert_eq!(l.entries[0].label, "x");
+        let (l, _) = HashList::read(format!("\u{FEFF}{A}\n").as_bytes()).unwrap();
+        assert_eq!(l.entries.len(), 1);
+        // A bad hash on line 1 is a bad hash, not a header without a hash column.
+        let bad = format!("zz{}\n{B}\n", &A[2..]);
+        let e = HashList::read(bad.as_bytes()).unwrap_err().to_string();
+        assert!(e.starts_with("line 1:") && !e.contains("header"), "{e}");
+        // Two hashes under one id are refused; the same hash twice is merged as before.
+        let dup = format!("pdq,id\n{A},7\n{B},7\n");
+        let e = HashList::read(dup.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("duplicate id 7") && e.contains("line 2"), "{e}");
+        assert!(HashList::read(format!("pdq,id\n{A},7\n{A},7\n").as_bytes()).is_ok());
+        // An empty list is an error, in every text form.
+        for empty in ["", "# nothing\n", "pdq,label\n"] {
+            assert!(
+                matches!(HashList::read(empty.as_bytes()), Err(ListError::Empty)),
+                "{empty:?}"
+            );
+        }
+    }
 
     #[test]
     fn plain_hex_lines_are_a_list() {

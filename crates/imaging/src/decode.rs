@@ -152,6 +152,74 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     }
 }
 
+/// The process-wide decoding budget: bytes that all decodes in flight may hold together.
+///
+/// The per-image pixel limit bounds one decode, not many: a 777 KB PNG within 100 MP costs
+/// about 1 GB to decode, and eight in parallel (a provider scanning client-chosen blobs, or
+/// `scanlab hash` on eight threads) cost eight. Each decode reserves its worst case from this
+/// budget once it knows the image's size and before it allocates, and waits while the budget
+/// is spent; an image larger than the whole budget waits until it can have all of it.
+struct Budget {
+    used: std::sync::Mutex<(u64, u64)>,
+    cap: std::sync::atomic::AtomicU64,
+    freed: std::sync::Condvar,
+}
+
+static BUDGET: Budget = Budget {
+    used: std::sync::Mutex::new((0, 0)),
+    cap: std::sync::atomic::AtomicU64::new(DEFAULT_DECODE_BUDGET),
+    freed: std::sync::Condvar::new(),
+};
+
+/// The default decoding budget: 1 GiB for all decodes in flight together.
+pub const DEFAULT_DECODE_BUDGET: u64 = 1 << 30;
+
+/// Sets the process-wide decoding budget, in bytes (see [`DEFAULT_DECODE_BUDGET`]).
+pub fn set_decode_budget(bytes: u64) {
+    BUDGET
+        .cap
+        .store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    BUDGET.freed.notify_all();
+}
+
+/// The most bytes decodes have held at once since the last call (and resets it): for tests and
+/// benchmarks that check the budget holds.
+pub fn decode_budget_peak() -> u64 {
+    let mut g = BUDGET.used.lock().unwrap_or_else(|e| e.into_inner());
+    let now = g.0;
+    std::mem::replace(&mut g.1, now)
+}
+
+/// A reservation from the budget, returned on drop.
+struct Reserved(u64);
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        let mut g = BUDGET.used.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 -= self.0;
+        BUDGET.freed.notify_all();
+    }
+}
+
+/// Reserves a decode's worst case of `bytes`, waiting while the budget is spent.
+fn reserve(bytes: u64) -> Reserved {
+    let cap = BUDGET.cap.load(std::sync::atomic::Ordering::Relaxed);
+    let want = bytes.clamp(1, cap);
+    let mut g = BUDGET.used.lock().unwrap_or_else(|e| e.into_inner());
+    while g.0 > 0 && g.0 + want > cap {
+        g = BUDGET.freed.wait(g).unwrap_or_else(|e| e.into_inner());
+    }
+    g.0 += want;
+    g.1 = g.1.max(g.0);
+    Reserved(want)
+}
+
+/// Worst-case bytes a decode of a `w`×`h` image holds: up to 16-bit RGBA (8 bytes a pixel)
+/// in the decoder, plus the 3-byte RGB result.
+fn worst_case(w: u64, h: u64) -> u64 {
+    w.saturating_mul(h).saturating_mul(11)
+}
+
 fn check_pixels(w: u64, h: u64, limits: &Limits) -> Result<(), ImageError> {
     if w.saturating_mul(h) > limits.max_pixels {
         return Err(ImageError::TooManyPixels {
@@ -224,6 +292,10 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
         let mut dec = reader.into_decoder().map_err(|e| corrupt(&e))?;
         let (w, h) = dec.dimensions();
         check_pixels(w as u64, h as u64, &opts.limits)?;
+        if w == 0 || h == 0 {
+            return Err(corrupt(&"zero-sized image"));
+        }
+        let _reserved = reserve(worst_case(w as u64, h as u64));
         let orientation = if opts.exif_orient {
             dec.orientation().ok()
         } else {
@@ -232,14 +304,22 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
         let img = DynamicImage::from_decoder(dec).map_err(|e| corrupt(&e))?;
         (to_rgb_like_pillow(img), orientation)
     };
-    Ok(match orientation {
+    let rgb = match orientation {
         Some(o) => {
             let mut d = DynamicImage::ImageRgb8(rgb);
             d.apply_orientation(o);
             d.into_rgb8()
         }
         None => rgb,
-    })
+    };
+    // Every image handed out has pixels, so nothing downstream meets an empty buffer.
+    if rgb.width() == 0 || rgb.height() == 0 {
+        return Err(ImageError::Corrupt {
+            format,
+            message: "zero-sized image".into(),
+        });
+    }
+    Ok(rgb)
 }
 
 fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<RgbImage, ImageError> {
@@ -254,6 +334,7 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<RgbImage, ImageError> {
     if w == 0 || h == 0 {
         return Err(corrupt(&"zero-sized image"));
     }
+    let _reserved = reserve(worst_case(w as u64, h as u64));
     let cmyk = matches!(
         header.colorspace,
         turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK

@@ -17,7 +17,10 @@ pub mod edits;
 pub mod phash;
 pub mod quality;
 
-pub use decode::{DecodeOptions, FileError, Format, ImageError, Limits, decode, decode_file};
+pub use decode::{
+    DEFAULT_DECODE_BUDGET, DecodeOptions, FileError, Format, ImageError, Limits, decode,
+    decode_budget_peak, decode_file, set_decode_budget,
+};
 pub use edits::{Edit, EditKind};
 pub use image::RgbImage;
 

@@ -147,3 +147,19 @@ fn a_decompression_bomb_header_is_refused() {
     let r = decode(&png, &DecodeOptions::default());
     assert!(r.is_err(), "{r:?}");
 }
+
+#[test]
+fn zero_sized_images_are_errors_not_panics() {
+    // `scanlab hash` used to panic (exit 101) on these, ending a whole folder's batch.
+    for pnm in [
+        &b"P6\n0 5\n255\n"[..],
+        b"P6\n5 0\n255\n",
+        b"P5\n0 0\n255\n",
+        b"P3\n0 1\n255\n",
+    ] {
+        match decode(pnm, &DecodeOptions::default()) {
+            Err(ImageError::Corrupt { .. }) => {}
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(pnm)),
+        }
+    }
+}

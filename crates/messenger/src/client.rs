@@ -172,6 +172,7 @@ impl LocalTransport {
     /// its own recording layer.
     pub fn from_router(router: axum::Router) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .expect("a current-thread runtime");
         LocalTransport { router, rt }
@@ -294,12 +295,13 @@ impl<T: Transport> Client<T> {
             }
         };
         let c = transport.post("/v1/auth/challenge", None, &json!({"name": name}))?;
-        let nonce = hex::decode(c["nonce"].as_str().unwrap_or_default()).map_err(st)?;
-        let sig = key.sign(&[crate::provider::AUTH_CONTEXT, &nonce[..]].concat());
+        let nonce_hex = c["nonce"].as_str().unwrap_or_default();
+        let nonce = hex::decode(nonce_hex).map_err(st)?;
+        let sig = key.sign(&crate::provider::auth_message(name, &nonce));
         let t = transport.post(
             "/v1/auth/token",
             None,
-            &json!({"name": name, "signature": hex::encode(sig.to_bytes())}),
+            &json!({"name": name, "nonce": nonce_hex, "signature": hex::encode(sig.to_bytes())}),
         )?;
         let token = t["token"]
             .as_str()
@@ -588,7 +590,22 @@ impl<T: Transport> Client<T> {
     /// `home/inbox/`. A message that fails to decrypt is acknowledged (it can never succeed)
     /// and reported as an error entry.
     pub fn recv(&mut self) -> Result<Vec<Result<Received, ClientError>>, ClientError> {
+        let mut out = Vec::new();
+        // Pages are bounded in count and bytes; fetch until the provider says there is no more.
+        loop {
+            let (mut page, more) = self.recv_page()?;
+            out.append(&mut page);
+            if !more {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One queue page: its messages, and whether more wait behind it.
+    #[allow(clippy::type_complexity)]
+    fn recv_page(&mut self) -> Result<(Vec<Result<Received, ClientError>>, bool), ClientError> {
         let q = self.transport.get("/v1/queue", Some(&self.token))?;
+        let more = q["more"].as_bool().unwrap_or(false);
         let mut out = Vec::new();
         let mut acks = Vec::new();
         for m in q["messages"].as_array().cloned().unwrap_or_default() {
@@ -613,7 +630,7 @@ impl<T: Transport> Client<T> {
             self.transport
                 .post("/v1/queue/ack", Some(&self.token), &json!({"ids": acks}))?;
         }
-        Ok(out)
+        Ok((out, more && !acks.is_empty()))
     }
 
     fn handle(

@@ -164,8 +164,8 @@ mod tests {
             unmark(keep: bool) -> ();
             register(name: &str, k: &[u8; 32]) -> bool;
             identity_key(name: &str) -> Option<[u8; 32]>;
-            put_token(t: &str, n: &str) -> ();
-            token_owner(t: &str) -> Option<String>;
+            put_token(t: &str, n: &str, i: i64) -> ();
+            token_owner(t: &str) -> Option<(String, i64)>;
             add_key_packages(n: &str, p: &[Vec<u8>]) -> ();
             take_key_package(n: &str) -> Option<Vec<u8>>;
             enqueue(g: &str, s: &str, r: &[String], p: &[u8], f: Option<&str>) -> i64;

@@ -34,15 +34,80 @@ pub use provider::{Limits, Provider, router};
 pub use record::Recorder;
 pub use store::{RecordKind, Review, SqliteStore, Store, StoreError, ViewRecord};
 
+/// How a party's HTTP server treats its connections.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// A connection that takes longer than this to send a request's headers, or that sits
+    /// idle this long between requests, is closed (slow-loris clients hold nothing).
+    pub header_read_timeout: std::time::Duration,
+    /// Most connections open at once; further ones are closed on accept.
+    pub max_connections: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 4096,
+        }
+    }
+}
+
 /// Serves `provider` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     provider: std::sync::Arc<Provider>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(provider))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_router(
+        listener,
+        router(provider),
+        shutdown,
+        ServeOptions::default(),
+    )
+    .await
+}
+
+/// Serves any party's `router` on `listener` until `shutdown` resolves, with header-read and
+/// idle timeouts and a connection limit ([`ServeOptions`]). Request bodies have their own
+/// deadline in the recording layer ([`record::BODY_TIMEOUT`]).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    opts: ServeOptions,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.max_connections));
+    let shutdown = std::pin::pin!(shutdown);
+    let mut shutdown = shutdown;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => return Ok(()),
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            // Out of file descriptors and the like: back off briefly rather than spin.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new())
+                .header_read_timeout(opts.header_read_timeout)
+                .keep_alive(true);
+            let _ = b.serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
 }
 
 /// Serves `router` on a fresh loopback port from a background thread with its own runtime, and
@@ -61,7 +126,9 @@ pub fn spawn_loopback(router: axum::Router) -> std::io::Result<String> {
         .spawn(move || {
             rt.block_on(async move {
                 if let Ok(l) = tokio::net::TcpListener::from_std(listener) {
-                    let _ = axum::serve(l, router).await;
+                    let _ =
+                        serve_router(l, router, std::future::pending(), ServeOptions::default())
+                            .await;
                 }
             })
         })?;

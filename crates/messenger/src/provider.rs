@@ -49,12 +49,38 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Context string of the authentication signature.
-pub const AUTH_CONTEXT: &[u8] = b"scanlab-auth-v1";
+pub const AUTH_CONTEXT: &[u8] = b"scanlab-auth-v2";
+
+/// What a client signs to log in: the context, its account name and the challenge's nonce,
+/// NUL-separated (names cannot contain NUL), so a signature for one name or one challenge is
+/// worth nothing for another.
+pub fn auth_message(name: &str, nonce: &[u8]) -> Vec<u8> {
+    [AUTH_CONTEXT, b"\0", name.as_bytes(), b"\0", nonce].concat()
+}
+
+/// How long a session token is honoured.
+pub const TOKEN_TTL_MS: i64 = 24 * 3600 * 1000;
+/// How long a login challenge can be answered.
+pub const CHALLENGE_TTL: std::time::Duration = std::time::Duration::from_secs(120);
+/// Most login challenges outstanding at once; past it the oldest are dropped first.
+pub const MAX_CHALLENGES: usize = 1 << 16;
+
+/// An outstanding login challenge.
+struct Challenge {
+    name: String,
+    issued: std::time::Instant,
+}
+
+/// The digest under which a token is stored: a stolen database holds no usable token.
+fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
 
 /// Size limits on what the provider accepts.
 #[derive(Clone, Copy, Debug)]
@@ -77,10 +103,14 @@ impl Default for Limits {
 /// The provider's state.
 pub struct Provider {
     db: Db,
-    /// Token → account. Tokens never change once issued, so a cache in front of the store
-    /// saves a database round trip (and a commit wait) on every authenticated request.
-    tokens: RwLock<HashMap<String, String>>,
-    nonces: Mutex<HashMap<String, [u8; 32]>>,
+    /// Token digest → (account, issued ms). Tokens never change once issued, so a cache in
+    /// front of the store saves a database round trip (and a commit wait) on every request.
+    tokens: RwLock<HashMap<String, (String, i64)>>,
+    /// Nonce → challenge. Each challenge has its own nonce, consumed only by a valid signature
+    /// of its own name, so nobody else can spend or replace a user's challenge.
+    challenges: Mutex<HashMap<[u8; 32], Challenge>>,
+    /// Requests refused before authentication: counted, not recorded.
+    refused: std::sync::atomic::AtomicU64,
     limits: Limits,
     scheme: Option<Arc<dyn ProviderScheme>>,
 }
@@ -166,7 +196,8 @@ impl Provider {
         Arc::new(Provider {
             db: Db::start(store),
             tokens: RwLock::new(HashMap::new()),
-            nonces: Mutex::new(HashMap::new()),
+            challenges: Mutex::new(HashMap::new()),
+            refused: Default::default(),
             limits,
             scheme,
         })
@@ -199,24 +230,35 @@ impl Provider {
         self.db.call_blocking(|s| s.reviews())
     }
 
+    /// Requests refused before authentication (bad or no token on a route that needs one,
+    /// failed logins): counted here, not recorded, so a flood of them costs no disk.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     async fn owner(&self, token: &str) -> Result<Option<String>, StoreError> {
-        if let Some(n) = self
+        let digest = token_digest(token);
+        let cached = self
             .tokens
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(token)
-        {
-            return Ok(Some(n.clone()));
-        }
-        let t = token.to_string();
-        let owner = self.db.call(move |s| s.token_owner(&t)).await?;
-        if let Some(n) = &owner {
-            self.tokens
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(token.to_string(), n.clone());
-        }
-        Ok(owner)
+            .get(&digest)
+            .cloned();
+        let found = match cached {
+            Some(c) => Some(c),
+            None => {
+                let d = digest.clone();
+                let owner = self.db.call(move |s| s.token_owner(&d)).await?;
+                if let Some(o) = &owner {
+                    self.tokens
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(digest, o.clone());
+                }
+                owner
+            }
+        };
+        Ok(found.and_then(|(name, issued)| (now_ms() - issued < TOKEN_TTL_MS).then_some(name)))
     }
 }
 
@@ -272,6 +314,17 @@ impl Recorded for Provider {
             None => Ok(None),
         }
     }
+    fn requires_auth(&self, path: &str) -> bool {
+        !matches!(
+            path,
+            "/v1/register" | "/v1/auth/challenge" | "/v1/auth/token" | "/v1/scheme"
+        )
+    }
+    fn count_refusal(&self) -> bool {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -289,8 +342,14 @@ async fn register(
         .ok()
         .and_then(|k| k.try_into().ok())
         .ok_or_else(|| ApiError::BadRequest("identity_key must be 32 bytes of hex".into()))?;
-    VerifyingKey::from_bytes(&key)
+    let vk = VerifyingKey::from_bytes(&key)
         .map_err(|_| ApiError::BadRequest("identity_key is not an Ed25519 key".into()))?;
+    // A small-order key (all zeros, say) verifies signatures nobody made.
+    if vk.is_weak() {
+        return Err(ApiError::BadRequest(
+            "identity_key is a weak (small-order) Ed25519 key".into(),
+        ));
+    }
     if r.name.is_empty()
         || r.name.len() > 64
         || !r
@@ -321,22 +380,37 @@ async fn challenge(
     State(p): State<Arc<Provider>>,
     Json(r): Json<ChallengeReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let name = r.name.clone();
-    if p.db.call(move |s| s.identity_key(&name)).await?.is_none() {
-        return Err(ApiError::AuthFailed);
+    // The same answer whether or not the name exists, so names cannot be enumerated; a nonce
+    // issued for an unknown name can simply never be redeemed.
+    if r.name.len() > 64 {
+        return Err(ApiError::BadRequest("name: at most 64 characters".into()));
     }
     let mut nonce = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
-    p.nonces
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(r.name, nonce);
+    let mut c = p.challenges.lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() >= MAX_CHALLENGES {
+        c.retain(|_, ch| ch.issued.elapsed() < CHALLENGE_TTL);
+    }
+    while c.len() >= MAX_CHALLENGES {
+        let Some(oldest) = c.iter().min_by_key(|(_, ch)| ch.issued).map(|(n, _)| *n) else {
+            break;
+        };
+        c.remove(&oldest);
+    }
+    c.insert(
+        nonce,
+        Challenge {
+            name: r.name,
+            issued: std::time::Instant::now(),
+        },
+    );
     Ok(Json(serde_json::json!({ "nonce": hex::encode(nonce) })))
 }
 
 #[derive(serde::Deserialize)]
 struct TokenReq {
     name: String,
+    nonce: String,
     signature: String,
 }
 
@@ -345,12 +419,21 @@ async fn token(
     pending: Pending,
     Json(r): Json<TokenReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let nonce = p
-        .nonces
+    let nonce: [u8; 32] = hex::decode(&r.nonce)
+        .ok()
+        .and_then(|n| n.try_into().ok())
+        .ok_or(ApiError::AuthFailed)?;
+    // Check before consuming: a wrong signature, or someone else's, leaves the challenge to
+    // its owner.
+    let live = p
+        .challenges
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .remove(&r.name)
-        .ok_or(ApiError::AuthFailed)?;
+        .get(&nonce)
+        .is_some_and(|c| c.name == r.name && c.issued.elapsed() < CHALLENGE_TTL);
+    if !live {
+        return Err(ApiError::AuthFailed);
+    }
     let name = r.name.clone();
     let key =
         p.db.call(move |s| s.identity_key(&name))
@@ -361,20 +444,30 @@ async fn token(
         .ok()
         .and_then(|s| s.try_into().ok())
         .ok_or(ApiError::AuthFailed)?;
-    let msg = [AUTH_CONTEXT, &nonce[..]].concat();
-    key.verify(&msg, &Signature::from_bytes(&sig))
+    key.verify_strict(&auth_message(&r.name, &nonce), &Signature::from_bytes(&sig))
         .map_err(|_| ApiError::AuthFailed)?;
+    // Spent once: a second use of the same signed challenge fails.
+    if p.challenges
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&nonce)
+        .is_none()
+    {
+        return Err(ApiError::AuthFailed);
+    }
     let mut t = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut t);
     let t = hex::encode(t);
-    let (tc, name) = (t.clone(), r.name.clone());
+    let issued = now_ms();
+    let (digest, name) = (token_digest(&t), r.name.clone());
+    let d = digest.clone();
     pending
-        .write_with(&p.db, move |s| s.put_token(&tc, &name))
+        .write_with(&p.db, move |s| s.put_token(&d, &name, issued))
         .await?;
     p.tokens
         .write()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(t.clone(), r.name);
+        .insert(digest, (r.name, issued));
     Ok(Json(serde_json::json!({ "token": t })))
 }
 
@@ -453,6 +546,9 @@ async fn send(
     Json(r): Json<SendReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let payload = b64(&r.payload, "payload")?;
+    if r.recipients.is_empty() {
+        return Err(ApiError::BadRequest("no recipients".into()));
+    }
     if let Some(scheme) = p.scheme.clone() {
         let c = ctx(&p, &me, &pending, "POST /v1/messages");
         let fields = r.scheme.clone();
@@ -481,8 +577,11 @@ async fn send(
 }
 
 async fn queue(State(p): State<Arc<Provider>>, Authed(me): Authed) -> Result<Response, ApiError> {
-    let msgs = p.db.call(move |s| s.pending(&me, 1000)).await?;
+    const PAGE: usize = 1000;
+    let msgs = p.db.call(move |s| s.pending(&me, PAGE)).await?;
     let ids: Vec<i64> = msgs.iter().map(|m| m.id).collect();
+    let bytes: usize = msgs.iter().map(|m| m.payload.len()).sum();
+    let more = msgs.len() == PAGE || bytes >= crate::store::MAX_PAGE_BYTES;
     let out: Vec<_> = msgs
         .into_iter()
         .map(|m| {
@@ -493,7 +592,7 @@ async fn queue(State(p): State<Arc<Provider>>, Authed(me): Authed) -> Result<Res
             v
         })
         .collect();
-    let mut resp = Json(serde_json::json!({ "messages": out })).into_response();
+    let mut resp = Json(serde_json::json!({ "messages": out, "more": more })).into_response();
     // The page is made of stored messages: its record keeps their ids, not a second copy.
     resp.extensions_mut().insert(SentSummary(
         serde_json::json!({ "messages": ids }).to_string(),

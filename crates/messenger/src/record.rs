@@ -47,7 +47,25 @@ pub trait Recorded: Send + Sync + 'static {
     fn keeps_body(&self, path: &str) -> bool {
         !path.starts_with("/v1/blobs")
     }
+    /// Whether `path` needs an authenticated sender. Such a request without one is refused
+    /// before its body is read.
+    fn requires_auth(&self, _path: &str) -> bool {
+        false
+    }
+    /// The largest body accepted from a sender not (yet) authenticated.
+    fn public_body_limit(&self) -> usize {
+        64 << 10
+    }
+    /// Called for a request refused with no authenticated sender; returning `true` means it
+    /// is counted and not recorded (so a flood of refusals costs no disk), `false` that it
+    /// is recorded like any other.
+    fn count_refusal(&self) -> bool {
+        false
+    }
 }
+
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Records that are waiting to be written with the next state change of a request: the
 /// request itself, and what the handler derived so far.
@@ -67,6 +85,11 @@ impl Pending {
     /// Stages a record (typically [`RecordKind::Derived`]) to be written with the next write.
     pub fn stage(&self, r: ViewRecord) {
         self.lock().push(r);
+    }
+
+    /// Whether the request's own record is still waiting (no write has taken it).
+    fn unwritten(&self) -> bool {
+        self.lock().iter().any(|r| r.kind == RecordKind::Received)
     }
 
     fn take(&self) -> Vec<ViewRecord> {
@@ -149,15 +172,9 @@ pub fn derived(who: Option<String>, endpoint: &str, value: &serde_json::Value) -
     )
 }
 
-/// A refusal from the layer itself (a body over the limit), as a JSON error.
-fn too_large(limit: usize) -> Response {
-    (
-        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-        axum::Json(serde_json::json!({
-            "error": format!("request over the limit of {limit} bytes")
-        })),
-    )
-        .into_response()
+/// A refusal from the layer itself, as a JSON error.
+fn refusal(status: axum::http::StatusCode, message: String) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// The recording middleware: see the module docs. Use with
@@ -182,13 +199,38 @@ async fn record_inner<P: Recorded>(
     req: Request,
     next: Next,
 ) -> Result<Response, StoreError> {
+    use axum::http::StatusCode;
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let limit = p.body_limit(&path);
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return Ok(too_large(limit));
-    };
+    // Who is asking is known from the headers alone, so nothing of the body is read (nor
+    // memory spent on it) for a sender who is not allowed to send it.
     let who = p.who(&parts).await?;
+    if who.is_none() && p.requires_auth(&path) {
+        p.count_refusal();
+        return Ok(refusal(
+            StatusCode::UNAUTHORIZED,
+            "authentication required".into(),
+        ));
+    }
+    let limit = match who {
+        Some(_) => p.body_limit(&path),
+        None => p.public_body_limit().min(p.body_limit(&path)),
+    };
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return Ok(refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request over the limit of {limit} bytes"),
+            ));
+        }
+        Err(_) => {
+            return Ok(refusal(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time".into(),
+            ));
+        }
+    };
     let ep = endpoint(&parts);
     let keep = p.keeps_body(&path);
     let pending = Pending::new(ViewRecord::of(
@@ -202,6 +244,12 @@ async fn record_inner<P: Recorded>(
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    if who.is_none() && !resp.status().is_success() && pending.unwritten() && p.count_refusal() {
+        // A refused login or registration that changed nothing: counted, not recorded. (One
+        // whose handler wrote something has its request on record already, and gets its
+        // answer recorded too.)
+        return Ok(resp);
+    }
     let (rparts, rbody) = resp.into_parts();
     let out: Bytes = axum::body::to_bytes(rbody, usize::MAX)
         .await

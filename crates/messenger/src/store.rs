@@ -188,10 +188,10 @@ pub trait Store: Send {
     fn register(&mut self, name: &str, identity_key: &[u8; 32]) -> Result<bool, StoreError>;
     /// The account's identity key.
     fn identity_key(&mut self, name: &str) -> Result<Option<[u8; 32]>, StoreError>;
-    /// Stores a session token for an account.
-    fn put_token(&mut self, token: &str, name: &str) -> Result<(), StoreError>;
-    /// The account a token belongs to.
-    fn token_owner(&mut self, token: &str) -> Result<Option<String>, StoreError>;
+    /// Stores a session token (its digest) for an account, issued at `issued_ms`.
+    fn put_token(&mut self, token: &str, name: &str, issued_ms: i64) -> Result<(), StoreError>;
+    /// The account a token (digest) belongs to, and when it was issued.
+    fn token_owner(&mut self, token: &str) -> Result<Option<(String, i64)>, StoreError>;
     /// Adds key packages for an account.
     fn add_key_packages(&mut self, name: &str, packages: &[Vec<u8>]) -> Result<(), StoreError>;
     /// Removes and returns one key package of an account (each is single-use).
@@ -206,7 +206,8 @@ pub trait Store: Send {
         payload: &[u8],
         fields: Option<&str>,
     ) -> Result<i64, StoreError>;
-    /// Unacknowledged messages for an account, oldest first.
+    /// Unacknowledged messages for an account, oldest first: at most `limit` of them, and no
+    /// more once their payloads pass [`MAX_PAGE_BYTES`] (at least one is always returned).
     fn pending(&mut self, name: &str, limit: usize) -> Result<Vec<Queued>, StoreError>;
     /// Acknowledges messages for an account (ids of others are ignored); returns how many.
     fn ack(&mut self, name: &str, ids: &[i64]) -> Result<usize, StoreError>;
@@ -232,6 +233,10 @@ pub trait Store: Send {
 pub struct SqliteStore {
     db: Connection,
 }
+
+/// A queue page stops growing once its payloads pass this many bytes, so fetching a queue
+/// costs bounded memory however much a sender piles into it.
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
 
 /// The file name of a party's database in its data directory.
 pub fn db_file(party: &str) -> String {
@@ -297,6 +302,7 @@ impl SqliteStore {
         for (table, column, decl) in [
             ("provider_view", "kind", "TEXT NOT NULL DEFAULT 'received'"),
             ("messages", "fields", "TEXT"),
+            ("tokens", "issued_ms", "INTEGER NOT NULL DEFAULT 0"),
         ] {
             let has: bool = db
                 .prepare(&format!(
@@ -353,20 +359,22 @@ impl Store for SqliteStore {
         Ok(k.and_then(|k| k.try_into().ok()))
     }
 
-    fn put_token(&mut self, token: &str, name: &str) -> Result<(), StoreError> {
+    fn put_token(&mut self, token: &str, name: &str, issued_ms: i64) -> Result<(), StoreError> {
         self.db.execute(
-            "INSERT INTO tokens (token, name) VALUES (?1, ?2)",
-            params![token, name],
+            "INSERT INTO tokens (token, name, issued_ms) VALUES (?1, ?2, ?3)",
+            params![token, name, issued_ms],
         )?;
         Ok(())
     }
 
-    fn token_owner(&mut self, token: &str) -> Result<Option<String>, StoreError> {
+    fn token_owner(&mut self, token: &str) -> Result<Option<(String, i64)>, StoreError> {
         Ok(self
             .db
-            .query_row("SELECT name FROM tokens WHERE token = ?1", [token], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT name, issued_ms FROM tokens WHERE token = ?1",
+                [token],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?)
     }
 
@@ -438,7 +446,16 @@ impl Store for SqliteStore {
                 fields: r.get(4)?,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        for q in rows {
+            let q = q?;
+            bytes += q.payload.len() + q.fields.as_ref().map_or(0, String::len);
+            out.push(q);
+            if bytes >= MAX_PAGE_BYTES {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn ack(&mut self, name: &str, ids: &[i64]) -> Result<usize, StoreError> {

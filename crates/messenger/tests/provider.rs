@@ -98,12 +98,12 @@ async fn login(url: &str, u: &User) -> String {
     let nonce = hex::decode(c["nonce"].as_str().unwrap()).unwrap();
     let sig = u
         .key
-        .sign(&[scanlab_messenger::provider::AUTH_CONTEXT, &nonce[..]].concat());
+        .sign(&scanlab_messenger::provider::auth_message(&u.name, &nonce));
     let (s, t) = post(
         url,
         "/v1/auth/token",
         None,
-        json!({"name": u.name, "signature": hex::encode(sig.to_bytes())}),
+        json!({"name": u.name, "nonce": c["nonce"], "signature": hex::encode(sig.to_bytes())}),
     )
     .await;
     assert_eq!(s, 200);
@@ -176,12 +176,12 @@ async fn authentication_is_required_and_checked() {
     let nonce = hex::decode(c["nonce"].as_str().unwrap()).unwrap();
     let sig = mallory
         .key
-        .sign(&[scanlab_messenger::provider::AUTH_CONTEXT, &nonce[..]].concat());
+        .sign(&scanlab_messenger::provider::auth_message("alice", &nonce));
     let (s, _) = post(
         &url,
         "/v1/auth/token",
         None,
-        json!({"name": "alice", "signature": hex::encode(sig.to_bytes())}),
+        json!({"name": "alice", "nonce": c["nonce"], "signature": hex::encode(sig.to_bytes())}),
     )
     .await;
     assert_eq!(s, 401);

@@ -36,6 +36,10 @@ pub fn intermediate(image: &[u8], split: Split) -> Result<Vec<f32>, SchemeError>
     })
 }
 
+/// The largest magnitude an intermediate value may have: luminance is at most 255, and a
+/// coefficient of the 16×16 DCT of 64×64 such values at most 255 · 4096 · (1/√32)² ≈ 32,640.
+pub const MAX_INTERMEDIATE: f32 = 1e5;
+
 /// Encodes `f32`s as little-endian bytes.
 pub fn to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|f| f.to_le_bytes()).collect()
@@ -58,6 +62,13 @@ pub fn from_bytes(b: &[u8], n: usize) -> Result<Vec<f32>, SchemeError> {
         return Err(SchemeError::Malformed(
             "intermediate has non-finite values".into(),
         ));
+    }
+    // Luminance is 0–255 and a 16×16 DCT of it stays within a few thousand; anything far
+    // beyond is not an intermediate of any image, and is refused before it reaches the hash.
+    if v.iter().any(|f| f.abs() > MAX_INTERMEDIATE) {
+        return Err(SchemeError::Malformed(format!(
+            "intermediate has values beyond ±{MAX_INTERMEDIATE}"
+        )));
     }
     Ok(v)
 }
@@ -278,6 +289,7 @@ mod tests {
     fn malformed_intermediates_are_refused() {
         assert!(from_bytes(&[0u8; 12], 4).is_err());
         assert!(from_bytes(&f32::NAN.to_le_bytes(), 1).is_err());
+        assert!(from_bytes(&2e38f32.to_le_bytes(), 1).is_err());
         assert_eq!(from_bytes(&1.5f32.to_le_bytes(), 1).unwrap(), vec![1.5]);
     }
 }
