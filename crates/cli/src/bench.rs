@@ -22,6 +22,19 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 500)]
         messages: usize,
     },
+    /// Registers N accounts at a running provider and prints `name token` lines: the honest
+    /// clients of `scripts/soak.sh`, whose load generator (wrk) needs tokens.
+    Accounts {
+        /// The provider's base URL.
+        #[arg(long)]
+        server: String,
+        /// How many accounts.
+        #[arg(long, default_value_t = 32)]
+        n: usize,
+        /// Where their client homes go.
+        #[arg(long)]
+        homes: PathBuf,
+    },
     /// Times the exact Hamming index on a seeded synthetic list, writing the list and queries
     /// (32 raw bytes per hash) and the per-query hit counts to --dump for scripts/bench-index.sh.
     Index {
@@ -89,6 +102,15 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
     let (reps, paths) = match cmd {
         BenchCmd::Hash { reps, paths } => (reps, paths),
         BenchCmd::Messenger { clients, messages } => return bench_messenger(clients, messages),
+        BenchCmd::Accounts { server, n, homes } => {
+            use scanlab_messenger::client::{Client, HttpTransport};
+            for i in 0..n {
+                let name = format!("soak{i}");
+                let c = Client::connect(&homes.join(&name), &name, HttpTransport::new(&server))?;
+                println!("{name} {}", c.token());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         BenchCmd::Index {
             n,
             shape,

@@ -326,3 +326,34 @@ fn auditable_list_add_prove_verify_and_a_tampered_proof_fails() {
         assert_eq!(o.status.code(), Some(1));
     }
 }
+
+#[test]
+fn a_zero_sized_image_in_a_folder_is_an_error_and_the_batch_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = shared().join("pdq-reference/images/misc-images/wee.jpg");
+    std::fs::copy(&good, dir.path().join("a.jpg")).unwrap();
+    std::fs::write(dir.path().join("b.pnm"), b"P6\n0 7\n255\n").unwrap();
+    std::fs::copy(&good, dir.path().join("c.jpg")).unwrap();
+    let o = scanlab(&["hash", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "not 101: no panic");
+    assert_eq!(stdout(&o).lines().count(), 2, "both good files hashed");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("b.pnm"));
+}
+
+#[test]
+fn a_failed_list_build_leaves_the_old_list_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("list.csv");
+    std::fs::write(&out, "keep me\n").unwrap();
+    let junk = dir.path().join("junk.png");
+    std::fs::write(&junk, b"not an image").unwrap();
+    let o = scanlab(&[
+        "list",
+        "build",
+        "--out",
+        out.to_str().unwrap(),
+        junk.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me\n");
+}

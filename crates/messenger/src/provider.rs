@@ -34,8 +34,35 @@
 //! # Threat assumptions and limits
 //! The provider is honest-but-curious for the baseline: it follows the protocol and records
 //! everything. It sees metadata (who sends to whom, when, how much) by design; the content is
-//! MLS ciphertext. Tokens do not expire (a simulation, not a deployment). Bodies are capped by
-//! [`Limits`]; an oversize body is refused with 413 before it is stored.
+//! MLS ciphertext. Bodies are capped by [`Limits`]; an oversize body is refused with 413 before
+//! it is stored.
+//!
+//! # Against hostile users
+//! - **Login.** Each challenge has its own nonce, kept until a valid signature of *its* name
+//!   spends it ([`auth_message`]): nobody else can spend, replace or expire a user's challenge,
+//!   and a signed answer works once. The challenge endpoint answers unknown names exactly as
+//!   known ones. At most [`MAX_CHALLENGES`] are outstanding, each for [`CHALLENGE_TTL`].
+//! - **Tokens** expire after [`TOKEN_TTL_MS`]; the store keeps their SHA-256 only.
+//! - **Nothing before authentication.** A request to a route that needs a token is refused
+//!   from its headers, before its body is read; a refused request is counted
+//!   ([`Provider::refused`]), not recorded. Public routes (register, login, scheme) accept
+//!   small bodies only.
+//! - **Bounded work.** Queue pages stop at [`crate::store::MAX_PAGE_BYTES`]; bodies must arrive
+//!   within [`crate::record::BODY_TIMEOUT`] and headers within the server's header timeout
+//!   ([`crate::ServeOptions`]); image decodes share one process-wide memory budget.
+//! - **Keys.** Small-order (weak) Ed25519 identity keys are refused at registration, and
+//!   signatures are verified strictly.
+//!
+//! # Design points, settled
+//! - **Key packages can be taken by any user**, as MLS needs (whoever adds you takes one). A
+//!   user draining another's is limited to [`KEY_PACKAGE_TAKES_PER_MINUTE`] takes a minute
+//!   (429 beyond), every take is recorded with its taker, and the owner republishes one per
+//!   welcome it processes. MLS last-resort key packages would remove the drain entirely; they
+//!   are not used yet.
+//! - **Blob ids are bearer capabilities**: 128 random bits, as the CDN URLs of Signal's
+//!   attachments. Whoever has the id (the members, from inside the MLS message) can fetch the
+//!   blob, which is ciphertext under a key only they hold.
+//! - **An empty recipient list** is refused (400): a message to nobody is a way to store bytes.
 
 use crate::commit::Db;
 use crate::record::{Pending, Recorded, SentSummary};
@@ -62,6 +89,9 @@ pub const AUTH_CONTEXT: &[u8] = b"scanlab-auth-v2";
 pub fn auth_message(name: &str, nonce: &[u8]) -> Vec<u8> {
     [AUTH_CONTEXT, b"\0", name.as_bytes(), b"\0", nonce].concat()
 }
+
+/// How many key packages one account may take a minute (of anyone's).
+pub const KEY_PACKAGE_TAKES_PER_MINUTE: u32 = 60;
 
 /// How long a session token is honoured.
 pub const TOKEN_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -111,6 +141,8 @@ pub struct Provider {
     challenges: Mutex<HashMap<[u8; 32], Challenge>>,
     /// Requests refused before authentication: counted, not recorded.
     refused: std::sync::atomic::AtomicU64,
+    /// Taker → (start of its minute, takes in it).
+    takes: Mutex<HashMap<String, (std::time::Instant, u32)>>,
     limits: Limits,
     scheme: Option<Arc<dyn ProviderScheme>>,
 }
@@ -137,6 +169,9 @@ pub enum ApiError {
     /// Over a size limit.
     #[error("request of {0} bytes is over the limit")]
     TooLarge(usize),
+    /// Too many requests of this kind; try again later.
+    #[error("too many requests: {0}")]
+    RateLimited(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -157,6 +192,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Scheme(e) => e.status(),
         }
@@ -198,6 +234,7 @@ impl Provider {
             tokens: RwLock::new(HashMap::new()),
             challenges: Mutex::new(HashMap::new()),
             refused: Default::default(),
+            takes: Mutex::new(HashMap::new()),
             limits,
             scheme,
         })
@@ -496,10 +533,26 @@ async fn publish_key_packages(
 
 async fn take_key_package(
     State(p): State<Arc<Provider>>,
-    _me: Authed,
+    Authed(me): Authed,
     pending: Pending,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    {
+        let mut t = p.takes.lock().unwrap_or_else(|e| e.into_inner());
+        if t.len() > 100_000 {
+            t.retain(|_, (since, _)| since.elapsed().as_secs() < 60);
+        }
+        let slot = t.entry(me).or_insert((std::time::Instant::now(), 0));
+        if slot.0.elapsed().as_secs() >= 60 {
+            *slot = (std::time::Instant::now(), 0);
+        }
+        if slot.1 >= KEY_PACKAGE_TAKES_PER_MINUTE {
+            return Err(ApiError::RateLimited(format!(
+                "at most {KEY_PACKAGE_TAKES_PER_MINUTE} key packages a minute"
+            )));
+        }
+        slot.1 += 1;
+    }
     let pk = pending
         .write_with(&p.db, move |s| s.take_key_package(&name))
         .await?

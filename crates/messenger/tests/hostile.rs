@@ -320,3 +320,51 @@ async fn a_slow_client_is_dropped_after_the_header_timeout() {
     );
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn one_user_cannot_drain_anothers_key_packages_at_will() {
+    let srv = start(ServeOptions::default()).await;
+    let (a, b) = (
+        SigningKey::from_bytes(&[1; 32]),
+        SigningKey::from_bytes(&[2; 32]),
+    );
+    register(&srv.url, "a", &a).await;
+    register(&srv.url, "b", &b).await;
+    let token = |name: &'static str, k: SigningKey| {
+        let url = srv.url.clone();
+        async move {
+            let (_, n) = challenge(&url, name).await;
+            answer(&url, name, &n, &k).await.1["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let (ta, tb) = (token("a", a).await, token("b", b).await);
+    let packages: Vec<String> = (0..100).map(|i| B64.encode([i as u8; 40])).collect();
+    let (s, _) = post(
+        &srv.url,
+        "/v1/keypackages",
+        Some(&tb),
+        json!({ "packages": packages }),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let limit = scanlab_messenger::provider::KEY_PACKAGE_TAKES_PER_MINUTE;
+    let c = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..limit + 5 {
+        let r = c
+            .get(format!("{}/v1/keypackages/b", srv.url))
+            .bearer_auth(&ta)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses[..limit as usize].iter().all(|&s| s == 200));
+    assert!(
+        statuses[limit as usize..].iter().all(|&s| s == 429),
+        "{statuses:?}"
+    );
+}

@@ -219,6 +219,11 @@ impl Recorded for EnclaveService {
     fn body_limit(&self, _path: &str) -> usize {
         64 << 20
     }
+    // It authenticates nobody (its one caller is the provider), so its public limit is its
+    // only limit.
+    fn public_body_limit(&self) -> usize {
+        64 << 20
+    }
     async fn who(&self, _: &axum::http::request::Parts) -> Result<Option<String>, StoreError> {
         // Its one caller is the provider; it does not authenticate it.
         Ok(None)

@@ -1,0 +1,18 @@
+//! Every image decoder on arbitrary bytes, then PDQ on whatever decodes: a typed error or a
+//! hash, never a panic, a hang or an allocation beyond the limits.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use scanlab_imaging::{DecodeOptions, Limits, decode, pdq_image};
+
+fuzz_target!(|data: &[u8]| {
+    let opts = DecodeOptions {
+        limits: Limits {
+            max_pixels: 4_000_000,
+            max_bytes: 8 << 20,
+        },
+        exif_orient: data.first().is_some_and(|b| b & 1 == 1),
+    };
+    if let Ok(img) = decode(data, &opts) {
+        let _ = scanlab_pdq::Hasher::new().hash(&pdq_image(&img));
+    }
+});
