@@ -14,6 +14,11 @@ cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
 SHARED="${SCANLAB_SHARED:-$(cd .. && pwd)/shared}"
 TARGETS=(decode list_parse log_proofs provider_requests mls_process scheme_halves)
+# Long runs: optimised, with debug assertions and overflow checks (cargo-fuzz's default), and
+# more codegen units for a faster build. The smoke run builds unoptimised, which builds much
+# faster and is plenty for a few seconds.
+BUILD=(--codegen-units 16)
+[ "${1:-smoke}" = smoke ] && BUILD=(--dev)
 
 command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz missing (bash scripts/setup.sh installs it)" >&2; exit 1; }
 
@@ -44,7 +49,7 @@ seed() {
 
 run() {
   local target=$1 secs=$2
-  cargo fuzz run --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
+  cargo fuzz run --fuzz-dir fuzz "${BUILD[@]}" "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$secs" -rss_limit_mb=3072 -timeout=20 -print_final_stats=1 2>&1 |
     grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY|Done)" || true
   if ls "fuzz/artifacts/$target"/crash-* "fuzz/artifacts/$target"/timeout-* "fuzz/artifacts/$target"/oom-* >/dev/null 2>&1; then
@@ -56,13 +61,14 @@ run() {
 case "${1:-smoke}" in
   smoke)
     seed
-    cargo fuzz build --fuzz-dir fuzz -O >/dev/null
+    cargo fuzz build --fuzz-dir fuzz "${BUILD[@]}" >/dev/null
     for t in "${TARGETS[@]}"; do echo "fuzz: $t"; run "$t" "${FUZZ_SMOKE_SECONDS:-8}"; done
+    echo "fuzz smoke: all ${#TARGETS[@]} targets ran clean"
     ;;
-  run) seed; run "$2" "$3" ;;
+  run) seed; cargo fuzz build --fuzz-dir fuzz "${BUILD[@]}" "$2" >/dev/null; run "$2" "$3" ;;
   all)
     seed
-    cargo fuzz build --fuzz-dir fuzz -O >/dev/null
+    cargo fuzz build --fuzz-dir fuzz "${BUILD[@]}" >/dev/null
     for ((i = 0; i < ${#TARGETS[@]}; i += 2)); do
       run "${TARGETS[i]}" "$2" > "fuzz/${TARGETS[i]}.log" &
       [ $((i + 1)) -lt ${#TARGETS[@]} ] && run "${TARGETS[i + 1]}" "$2" > "fuzz/${TARGETS[i + 1]}.log" &

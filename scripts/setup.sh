@@ -18,4 +18,8 @@ fi
 if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-echo "setup: build tools present (cmake, nasm); package lists fresh" >&2
+# cargo-fuzz runs the fuzz targets (scripts/fuzz.sh), which the tests smoke-run.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --quiet
+fi
+echo "setup: build tools present (cmake, nasm, cargo-fuzz); package lists fresh" >&2

@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+# A few seconds of every fuzz target: each must build and run clean.
+bash scripts/fuzz.sh smoke
