@@ -7,7 +7,7 @@ use scanlab_imaging::{DecodeOptions, Limits, decode, pdq_image};
 fuzz_target!(|data: &[u8]| {
     let opts = DecodeOptions {
         limits: Limits {
-            max_pixels: 4_000_000,
+            max_pixels: 1_000_000,
             max_bytes: 8 << 20,
         },
         exif_orient: data.first().is_some_and(|b| b & 1 == 1),
