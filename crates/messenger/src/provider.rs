@@ -7,8 +7,8 @@
 //! | endpoint | auth | what |
 //! |---|---|---|
 //! | `POST /v1/register {name, identity_key}` | no | create an account bound to an Ed25519 key |
-//! | `POST /v1/auth/challenge {name}` → `{nonce}` | no | a fresh single-use nonce |
-//! | `POST /v1/auth/token {name, signature}` → `{token}` | no | signature over `scanlab-auth-v1 ‖ nonce` |
+//! | `POST /v1/auth/challenge {name}` → `{nonce}` | no | a fresh nonce of its own (unknown names too) |
+//! | `POST /v1/auth/token {name, nonce, signature}` → `{token}` | no | signature over [`auth_message`] (`scanlab-auth-v2 ‖ 0 ‖ name ‖ 0 ‖ nonce`) |
 //! | `POST /v1/keypackages {packages}` | yes | publish MLS key packages |
 //! | `GET /v1/keypackages/{name}` → `{package}` | yes | take one (single-use) |
 //! | `POST /v1/messages {group, recipients, payload}` → `{id}` | yes | fan out to each recipient's queue |
