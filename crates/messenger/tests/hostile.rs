@@ -77,6 +77,17 @@ async fn answer(url: &str, name: &str, nonce: &str, key: &SigningKey) -> (u16, V
     .await
 }
 
+/// Registers `name` with a key from `seed` and logs in; returns the token.
+async fn user(url: &str, name: &str, seed: u8) -> String {
+    let k = SigningKey::from_bytes(&[seed; 32]);
+    register(url, name, &k).await;
+    let (_, n) = challenge(url, name).await;
+    answer(url, name, &n, &k).await.1["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test]
 async fn nobody_but_the_signer_can_spend_or_replace_a_login_challenge() {
     let srv = start(ServeOptions::default()).await;
@@ -215,23 +226,7 @@ async fn weak_keys_and_empty_sends_are_refused() {
 #[tokio::test]
 async fn queue_pages_are_bounded_in_bytes() {
     let srv = start(ServeOptions::default()).await;
-    let (a, b) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-    );
-    register(&srv.url, "a", &a).await;
-    register(&srv.url, "b", &b).await;
-    let login = |name: &'static str, k: SigningKey| {
-        let url = srv.url.clone();
-        async move {
-            let (_, n) = challenge(&url, name).await;
-            answer(&url, name, &n, &k).await.1["token"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let (ta, tb) = (login("a", a).await, login("b", b).await);
+    let (ta, tb) = (user(&srv.url, "a", 1).await, user(&srv.url, "b", 2).await);
     let big = B64.encode(vec![7u8; 2 << 20]);
     for _ in 0..5 {
         let (s, _) = post(
@@ -324,23 +319,7 @@ async fn a_slow_client_is_dropped_after_the_header_timeout() {
 #[tokio::test]
 async fn one_user_cannot_drain_anothers_key_packages_at_will() {
     let srv = start(ServeOptions::default()).await;
-    let (a, b) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-    );
-    register(&srv.url, "a", &a).await;
-    register(&srv.url, "b", &b).await;
-    let token = |name: &'static str, k: SigningKey| {
-        let url = srv.url.clone();
-        async move {
-            let (_, n) = challenge(&url, name).await;
-            answer(&url, name, &n, &k).await.1["token"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let (ta, tb) = (token("a", a).await, token("b", b).await);
+    let (ta, tb) = (user(&srv.url, "a", 1).await, user(&srv.url, "b", 2).await);
     let packages: Vec<String> = (0..100).map(|i| B64.encode([i as u8; 40])).collect();
     let (s, _) = post(
         &srv.url,
