@@ -2,6 +2,8 @@
 //! openmls parses them; scanlab's client must turn every failure into a typed error.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+
+mod common;
 use scanlab_messenger::mls::MlsClient;
 use std::sync::OnceLock;
 
@@ -17,9 +19,7 @@ unsafe impl Send for Setup {}
 fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = tempfile::tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .unwrap();
+        let dir = common::scratch();
         let client = MlsClient::open(dir.path(), "fz").unwrap();
         client.create_group("g").unwrap();
         Setup { client, _dir: dir }

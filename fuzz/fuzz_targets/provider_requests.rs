@@ -3,6 +3,8 @@
 //! status; nothing panics, and a malformed body is never a 500.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+
+mod common;
 use scanlab_messenger::client::{Client, LocalTransport, Transport};
 use scanlab_messenger::{Limits, Provider, SqliteStore};
 use std::sync::OnceLock;
@@ -13,15 +15,10 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-fn scratch() -> tempfile::TempDir {
-    // On tmpfs where there is one: every request is a committed SQLite write.
-    tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap()
-}
-
 fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = scratch();
+        let dir = common::scratch();
         let provider = Provider::new(
             Box::new(SqliteStore::open(&dir.path().join("p")).unwrap()),
             Limits::default(),

@@ -3,6 +3,8 @@
 //! real router. Answers are statuses; nothing panics or hangs, and bad input is never a 500.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+
+mod common;
 use scanlab_messenger::client::{Client, LocalTransport, Transport};
 use scanlab_messenger::{Limits, Provider, SqliteStore};
 use std::sync::OnceLock;
@@ -20,9 +22,7 @@ struct Setup {
 fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = tempfile::tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .unwrap();
+        let dir = common::scratch();
         let list = scanlab_hashlist::HashList::read(
             b"f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22\n",
         )

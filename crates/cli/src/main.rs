@@ -79,9 +79,10 @@ enum Cmd {
         scheme: schemecmd::SchemeArgs,
     },
     /// Run the simulated enclave of scheme S5 as its own process (see `serve --enclave`).
+    #[command(name = "enclave")]
     ///
     /// Prints `listening on http://ADDR` and `measurement HEX` once ready.
-    Enclave {
+    EnclaveProcess {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8732")]
         listen: String,
@@ -225,7 +226,7 @@ fn main() -> ExitCode {
             data,
             scheme,
         } => cmd_serve(&listen, &data, &scheme),
-        Cmd::Enclave {
+        Cmd::EnclaveProcess {
             listen,
             list,
             radius,

@@ -253,9 +253,7 @@ impl<'a> Analyst<'a> {
             32 => {
                 let mut h = [0u8; 32];
                 h.copy_from_slice(&bytes);
-                if let Ok(h) = hex::encode(h).parse::<Hash256>() {
-                    f.knowledge.hashes.push(h);
-                }
+                f.knowledge.hashes.push(Hash256::from_bytes(h));
                 return;
             }
             16384 => {
@@ -292,12 +290,11 @@ impl<'a> Analyst<'a> {
                     continue;
                 };
                 if looks_like_image(&pt) {
-                    let mut refs: BTreeSet<String> = BTreeSet::new();
+                    // The associated data that opened it names the blob it belongs to.
                     if self.blobs.contains_key(aad) {
-                        refs.insert(aad.to_string());
+                        f.refs.insert(aad.to_string());
                     }
                     f.knowledge.plaintext = Some((pt.to_vec(), PlainSource::Image));
-                    f.refs.extend(refs);
                 } else if let Ok(v) = serde_json::from_slice::<Value>(&pt) {
                     let inner = self.walk(&v, depth + 1);
                     f.refs.extend(inner.refs);
@@ -307,5 +304,95 @@ impl<'a> Analyst<'a> {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The decoders on records whose answer is known: each finding must be made, attributed
+    //! to the right blob, and not made where there is nothing.
+    use super::*;
+    use scanlab_messenger::RecordKind;
+    use scanlab_schemes::seal::KeyPair;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    const H: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+
+    fn rec(v: Value) -> ViewRecord {
+        ViewRecord::of(
+            RecordKind::Received,
+            None,
+            "POST /x",
+            v.to_string().as_bytes(),
+            true,
+        )
+    }
+
+    fn blobs() -> BTreeMap<String, Vec<u8>> {
+        ["b1", "b2"].map(|b| (b.to_string(), vec![0u8; 600])).into()
+    }
+
+    #[test]
+    fn hashes_and_thumbnails_hidden_in_any_field_are_found_and_attributed() {
+        let bl = blobs();
+        let luma: Vec<u8> = (0..4096)
+            .flat_map(|i| (i as f32 % 255.0).to_le_bytes())
+            .collect();
+        let view = vec![
+            // A hash in an innocuous field, hex; another as base64 of 32 bytes.
+            rec(json!({ "ref": "b1", "note": { "deep": [H] } })),
+            rec(json!({ "ref": "b2", "padding": B64.encode([7u8; 32]) })),
+            // A thumbnail in a field named for something else.
+            rec(json!({ "id": "b2", "telemetry": B64.encode(&luma) })),
+            // A hash with no blob named: known, but about nothing.
+            rec(json!({ "orphan": H })),
+        ];
+        let k = Analyst::new(&bl, vec![]).read(&view, &[]);
+        assert_eq!(k["b1"].hashes, vec![H.parse::<Hash256>().unwrap()]);
+        assert_eq!(k["b2"].hashes, vec![Hash256::from_bytes([7; 32])]);
+        assert_eq!(k["b2"].luma64.as_ref().unwrap().len(), 4096);
+        assert!(k["b1"].luma64.is_none() && k["b1"].plaintext.is_none());
+        assert_eq!(k.len(), 2);
+    }
+
+    #[test]
+    fn ciphertext_and_metadata_alone_yield_nothing() {
+        let bl = blobs();
+        let view = vec![
+            rec(json!({ "group": "g", "recipients": ["bob"], "payload": B64.encode([9u8; 300]) })),
+            rec(json!({ "id": "b1" })),
+            rec(json!({ "blob": "b2", "sealed": B64.encode([3u8; 700]) })),
+        ];
+        assert!(Analyst::new(&bl, vec![]).read(&view, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_capsule_opens_only_for_the_analyst_holding_its_key() {
+        let png = {
+            let img = image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3]));
+            let mut out = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+                .unwrap();
+            out
+        };
+        let key = KeyPair::generate();
+        let capsule = scanlab_schemes::seal::seal(&key.public(), b"ctx", b"b2", &png).unwrap();
+        let view = vec![rec(json!({ "blob": "b2", "sealed": B64.encode(&capsule) }))];
+        let bl = blobs();
+        assert!(Analyst::new(&bl, vec![]).read(&view, &[]).is_empty());
+        let secret = Secret {
+            holder: "test".into(),
+            key: Arc::new(key),
+            info: b"ctx".to_vec(),
+        };
+        let k = Analyst::new(&bl, vec![&secret]).read(&view, &[]);
+        assert_eq!(k["b2"].plaintext.as_ref().unwrap().0, png);
+        // The wrong context opens nothing.
+        let wrong = Secret {
+            info: b"other".to_vec(),
+            ..secret
+        };
+        assert!(Analyst::new(&bl, vec![&wrong]).read(&view, &[]).is_empty());
     }
 }

@@ -571,7 +571,7 @@ struct SendReq {
     scheme: Option<serde_json::Value>,
 }
 
-/// A scheme context for one request, and the scheme; `None` when no scheme is deployed.
+/// The scheme context of one request: who asked, and the recorder's pending records.
 fn ctx(p: &Provider, me: &str, pending: &Pending, endpoint: &str) -> ScanCtx {
     ScanCtx {
         db: p.db.clone(),

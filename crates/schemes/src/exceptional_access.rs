@@ -11,7 +11,7 @@
 //! - **Provider half:** stores the capsules (they are in the provider view) and checks that each
 //!   is well formed. It cannot open them.
 //! - **Access:** whoever holds the escrow key — or can compel, steal or leak it — reads every
-//!   stored message and image from the provider's data: [`recover`], `scanlab escrow decrypt`.
+//!   stored message and image from the provider's data: [`Authority::recover`], `scanlab escrow decrypt`.
 //!   There is no matching; access is on demand, for any content.
 //!
 //! Handshake messages (MLS commits and welcomes) carry no capsule: they hold no content.
