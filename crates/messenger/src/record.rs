@@ -289,3 +289,35 @@ impl Recorder {
         self.db.call_blocking(|s| s.view())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[test]
+    fn a_request_whose_write_fails_is_recorded_once_and_a_kept_write_takes_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::start(Box::new(SqliteStore::open(dir.path()).unwrap()));
+        let rec = |ep: &str| ViewRecord::of(RecordKind::Received, None, ep, b"body", true);
+        // The write fails after its record: both are undone, and the record waits again.
+        let p = Pending::new(rec("POST /a"));
+        let failed = p.write_with_blocking(&db, |s| {
+            s.enqueue("g", "x", &["y".into()], b"m", None)?;
+            Err::<(), _>(StoreError::WriterGone)
+        });
+        assert!(failed.is_err());
+        assert!(p.unwritten(), "the record went back to pending");
+        assert!(db.call_blocking(|s| s.view()).unwrap().is_empty());
+        assert!(db.call_blocking(|s| s.pending("y", 10)).unwrap().is_empty());
+        p.write_with_blocking(&db, |_| Ok(())).unwrap();
+        // A write that succeeds takes the record with it, in the same job.
+        let q = Pending::new(rec("POST /b"));
+        q.write_with_blocking(&db, |s| s.enqueue("g", "x", &["y".into()], b"m", None))
+            .unwrap();
+        assert!(!q.unwritten());
+        let view = db.call_blocking(|s| s.view()).unwrap();
+        let eps: Vec<&str> = view.iter().map(|r| r.endpoint.as_str()).collect();
+        assert_eq!(eps, ["POST /a", "POST /b"]);
+    }
+}
