@@ -30,7 +30,7 @@ python3 scripts/soak/slowloris.py 127.0.0.1 "$PORT" "$SLOW" "$SECS" > "$TMP/slow
 SLOWPID=$!
 wrk -t1 -c "$HOSTILE" -d "${SECS}s" --timeout 10s -s scripts/soak/hostile.lua "$URL" > "$TMP/hostile.txt" 2>&1 &
 HOSTILEPID=$!
-SOAK_TOKENS="$TMP/tokens" wrk -t1 -c "$HONEST" -d "${SECS}s" --timeout 10s --latency \
+SOAK_TOKENS="$TMP/tokens" wrk -t "$HONEST" -c "$HONEST" -d "${SECS}s" --timeout 10s --latency \
   -s scripts/soak/honest.lua "$URL" > "$TMP/honest.txt" 2>&1
 wait "$HOSTILEPID" "$SLOWPID" || true
 sleep 1

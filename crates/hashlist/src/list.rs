@@ -28,6 +28,9 @@ pub enum HashKind {
     Pdq,
 }
 
+/// Separates voucher names inside the CSV `vouched_by` field, so a voucher name may not hold it.
+pub const VOUCHER_SEP: &str = ";";
+
 /// One list entry.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
@@ -47,6 +50,36 @@ pub struct Entry {
     /// When it was added, seconds since the Unix epoch.
     #[serde(default)]
     pub added: u64,
+}
+
+impl Entry {
+    /// The form every parser keeps: label and voucher names trimmed, empty voucher names
+    /// dropped, and a voucher name holding [`VOUCHER_SEP`] refused (the CSV form could not
+    /// keep it apart). A label may hold anything else: CSV quotes it. So every list read in
+    /// one format writes and reads back equal in the others.
+    pub fn canonical(mut self, line: usize) -> Result<Entry, ListError> {
+        let trimmed = self.label.trim();
+        if trimmed.len() != self.label.len() {
+            self.label = trimmed.to_string();
+        }
+        let mut vouchers = Vec::with_capacity(self.vouched_by.len());
+        for v in self.vouched_by {
+            let v = v.trim();
+            if v.contains(VOUCHER_SEP) {
+                return Err(ListError::Line {
+                    line,
+                    message: format!(
+                        "voucher name {v:?} holds {VOUCHER_SEP:?}, which separates voucher names"
+                    ),
+                });
+            }
+            if !v.is_empty() && !vouchers.iter().any(|w: &String| w == v) {
+                vouchers.push(v.to_string());
+            }
+        }
+        self.vouched_by = vouchers;
+        Ok(self)
+    }
 }
 
 /// A list: entries in order of addition.
@@ -127,7 +160,12 @@ impl HashList {
     /// Reads any of the three formats, guessing from the first bytes.
     pub fn read(bytes: &[u8]) -> Result<(HashList, ImportReport), ListError> {
         if bytes.starts_with(&BINARY_MAGIC[..15]) {
-            return Ok((Self::from_binary(bytes)?.0, ImportReport::default()));
+            // The binary form is held to the same rule as the text forms: no empty list.
+            let list = Self::from_binary(bytes)?.0;
+            if list.entries.is_empty() {
+                return Err(ListError::Empty);
+            }
+            return Ok((list, ImportReport::default()));
         }
         let text = std::str::from_utf8(bytes).map_err(|e| ListError::Line {
             // The line the first bad byte is on, not line 1.
@@ -171,7 +209,8 @@ impl HashList {
         }
     }
 
-    /// Parses CSV (see the module docs).
+    /// Parses CSV (see the module docs) with the `csv` crate, so quoted fields (a label with a
+    /// comma, a quote or a line break in it) read back as written.
     pub fn from_csv(text: &str) -> Result<(HashList, ImportReport), ListError> {
         let mut list = HashList::default();
         let mut report = ImportReport::default();
@@ -181,16 +220,32 @@ impl HashList {
         let mut cols: [Option<usize>; 5] = [Some(0), None, Some(1), None, None];
         let mut first = true;
         let mut ids = HashMap::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let mut record = csv::StringRecord::new();
+        loop {
+            let at = reader.position().line() as usize;
+            match reader.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let line = e.position().map_or(at, |p| p.line() as usize);
+                    return Err(ListError::Line {
+                        line,
+                        message: e.to_string(),
+                    });
+                }
+            }
+            let line = record.position().map_or(at, |p| p.line() as usize);
+            let f: Vec<&str> = record.iter().collect();
+            if f.iter().all(|c| c.is_empty()) {
                 continue;
             }
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let err = |message: String| ListError::Line {
-                line: i + 1,
-                message,
-            };
+            let err = |message: String| ListError::Line { line, message };
             if first {
                 first = false;
                 let find = |names: &[&str]| {
@@ -251,24 +306,20 @@ impl HashList {
                 hash,
                 label: get(2).unwrap_or("").to_string(),
                 vouched_by: get(3)
-                    .map(|s| {
-                        s.split(';')
-                            .map(|v| v.trim().to_string())
-                            .filter(|v| !v.is_empty())
-                            .collect()
-                    })
+                    .map(|s| s.split(VOUCHER_SEP).map(str::to_string).collect())
                     .unwrap_or_default(),
                 added,
-            };
+            }
+            .canonical(line)?;
             let explicit = cols[1].is_some().then_some(entry.id);
             let (at, new) = list.add(entry, &mut seen);
             if let Some(id) = explicit {
-                Self::check_id(&mut ids, id, i + 1, !new)?;
+                Self::check_id(&mut ids, id, line, !new)?;
             }
             if new {
-                lines_of.push(i + 1);
+                lines_of.push(line);
             } else {
-                report.duplicates.push((i + 1, lines_of[at]));
+                report.duplicates.push((line, lines_of[at]));
             }
         }
         Ok((list, report))
@@ -285,10 +336,12 @@ impl HashList {
             if line.trim().is_empty() {
                 continue;
             }
-            let e: Entry = serde_json::from_str(line).map_err(|e| ListError::Line {
-                line: i + 1,
-                message: e.to_string(),
-            })?;
+            let e: Entry = serde_json::from_str::<Entry>(line)
+                .map_err(|e| ListError::Line {
+                    line: i + 1,
+                    message: e.to_string(),
+                })?
+                .canonical(i + 1)?;
             let id = e.id;
             let (at, new) = list.add(e, &mut seen);
             Self::check_id(&mut ids, id, i + 1, !new)?;
@@ -301,20 +354,26 @@ impl HashList {
         Ok((list, report))
     }
 
-    /// CSV with a header row: `pdq,id,label,vouched_by,added`.
+    /// CSV with a header row: `pdq,id,label,vouched_by,added`, written by the `csv` crate: a
+    /// field with a comma, a quote or a line break is quoted, so every list that
+    /// [`HashList::read`] accepts reads back equal.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("pdq,id,label,vouched_by,added\n");
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let row = w.write_record(["pdq", "id", "label", "vouched_by", "added"]);
+        row.expect("writing to memory cannot fail");
         for e in &self.entries {
-            s.push_str(&format!(
-                "{},{},{},{},{}\n",
-                e.hash,
-                e.id,
-                e.label,
-                e.vouched_by.join(";"),
-                e.added
-            ));
+            let fields = [
+                e.hash.to_hex(),
+                e.id.to_string(),
+                e.label.clone(),
+                e.vouched_by.join(VOUCHER_SEP),
+                e.added.to_string(),
+            ];
+            w.write_record(&fields)
+                .expect("writing to memory cannot fail");
         }
-        s
+        let bytes = w.into_inner().expect("writing to memory cannot fail");
+        String::from_utf8(bytes).expect("the fields are UTF-8")
     }
 
     /// JSON lines.
@@ -450,5 +509,63 @@ mod tests {
         assert_eq!(root, [7; 32]);
         assert_eq!(back.hashes(), l.hashes());
         assert!(HashList::from_binary(&bin[..bin.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn labels_with_commas_quotes_and_line_breaks_round_trip() {
+        // The label that read back as label `cat` and voucher `dog` before the CSV was quoted.
+        let mut l = HashList::default();
+        let mut seen = HashMap::new();
+        for (i, label) in [
+            "cat, dog",
+            "say \"hi\"",
+            "two\nlines",
+            "# not a comment",
+            "",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut hash = Hash256::from_hex(A).unwrap();
+            hash.0[0] ^= i as u64 + 1;
+            let entry = Entry {
+                id: i as u64,
+                kind: HashKind::Pdq,
+                hash,
+                label: label.into(),
+                vouched_by: vec!["org A".into(), "org,B".into()],
+                added: 5,
+            };
+            l.add(entry, &mut seen);
+        }
+        let csv = l.to_csv();
+        assert_eq!(HashList::read(csv.as_bytes()).unwrap().0, l, "{csv}");
+        assert_eq!(HashList::read(l.to_jsonl().as_bytes()).unwrap().0, l);
+    }
+
+    #[test]
+    fn an_empty_binary_list_is_refused_like_an_empty_text_list() {
+        // What the fuzzer found: a binary list of no entries was read as a list, and the CSV it
+        // wrote (a header alone) was refused as empty.
+        let found = b"scanlab-hashes\x00\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0d\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00ched_by\x22,\x0a";
+        assert!(matches!(HashList::read(found), Err(ListError::Empty)));
+        let empty = HashList::default().to_binary([0; 32]);
+        assert!(matches!(HashList::read(&empty), Err(ListError::Empty)));
+    }
+
+    #[test]
+    fn a_voucher_name_that_csv_cannot_keep_is_refused_with_its_line() {
+        let line = format!("{{\"id\":1,\"hash\":\"{A}\",\"vouched_by\":[\"a;b\"]}}");
+        let err = HashList::read(format!("\n{line}\n").as_bytes()).unwrap_err();
+        assert!(matches!(err, ListError::Line { line: 2, .. }), "{err}");
+        // Padding and empty names are dropped the same way in every format.
+        let line = format!(
+            "{{\"id\":1,\"hash\":\"{A}\",\"label\":\" x \",\"vouched_by\":[\" a \",\"\"]}}"
+        );
+        let (l, _) = HashList::read(line.as_bytes()).unwrap();
+        assert_eq!(
+            (l.entries[0].label.as_str(), &l.entries[0].vouched_by[..]),
+            ("x", &["a".to_string()][..])
+        );
     }
 }

@@ -119,6 +119,8 @@ pub struct Limits {
     pub max_blob: usize,
     /// Largest JSON request, in bytes (default 4 MiB).
     pub max_request: usize,
+    /// How long a session token is good for, in milliseconds (default [`TOKEN_TTL_MS`]).
+    pub token_ttl_ms: i64,
 }
 
 impl Default for Limits {
@@ -126,6 +128,7 @@ impl Default for Limits {
         Limits {
             max_blob: 32 << 20,
             max_request: 4 << 20,
+            token_ttl_ms: TOKEN_TTL_MS,
         }
     }
 }
@@ -295,7 +298,9 @@ impl Provider {
                 owner
             }
         };
-        Ok(found.and_then(|(name, issued)| (now_ms() - issued < TOKEN_TTL_MS).then_some(name)))
+        Ok(found.and_then(|(name, issued)| {
+            (now_ms() - issued < self.limits.token_ttl_ms).then_some(name)
+        }))
     }
 }
 

@@ -17,11 +17,12 @@ struct Srv {
 }
 
 async fn start(opts: ServeOptions) -> Srv {
+    start_with(opts, Limits::default()).await
+}
+
+async fn start_with(opts: ServeOptions, limits: Limits) -> Srv {
     let dir = tempfile::tempdir().unwrap();
-    let provider = Provider::new(
-        Box::new(SqliteStore::open(dir.path()).unwrap()),
-        Limits::default(),
-    );
+    let provider = Provider::new(Box::new(SqliteStore::open(dir.path()).unwrap()), limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = scanlab_messenger::router(provider.clone());
@@ -79,8 +80,13 @@ async fn answer(url: &str, name: &str, nonce: &str, key: &SigningKey) -> (u16, V
 
 /// Registers `name` with a key from `seed` and logs in; returns the token.
 async fn user(url: &str, name: &str, seed: u8) -> String {
+    register(url, name, &SigningKey::from_bytes(&[seed; 32])).await;
+    user_login(url, name, seed).await
+}
+
+/// Logs `name` (key from `seed`) in; returns the token.
+async fn user_login(url: &str, name: &str, seed: u8) -> String {
     let k = SigningKey::from_bytes(&[seed; 32]);
-    register(url, name, &k).await;
     let (_, n) = challenge(url, name).await;
     answer(url, name, &n, &k).await.1["token"]
         .as_str()
@@ -346,4 +352,38 @@ async fn one_user_cannot_drain_anothers_key_packages_at_will() {
         statuses[limit as usize..].iter().all(|&s| s == 429),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn a_token_stops_working_when_it_expires() {
+    // A short lifetime stands in for the default 24 h; the check is the same comparison.
+    let limits = Limits {
+        token_ttl_ms: 1500,
+        ..Limits::default()
+    };
+    let srv = start_with(ServeOptions::default(), limits).await;
+    let token = user(&srv.url, "alice", 1).await;
+    let queue = |t: String| {
+        let url = srv.url.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!("{url}/v1/queue"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    // Fresh, the token works (and is now in the provider's cache, which must not outlive it).
+    assert_eq!(queue(token.clone()).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+    assert_eq!(
+        queue(token.clone()).await,
+        401,
+        "an expired token is refused"
+    );
+    // Logging in again gives a token that works.
+    let fresh = user_login(&srv.url, "alice", 1).await;
+    assert_eq!(queue(fresh).await, 200);
 }
