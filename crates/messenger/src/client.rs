@@ -10,14 +10,16 @@
 //! records the ids it has processed, so a redelivered message is acknowledged again but never
 //! shown twice.
 
+use crate::identity::{Identity, safety_number};
 use crate::mls::{
-    AttachmentRef, Incoming, Media, MlsClient, MlsError, open_attachment, seal_attachment,
+    AttachmentRef, Incoming, Media, MlsClient, MlsError, check_binding, open_attachment,
+    seal_attachment,
 };
 use crate::scan::{ClientCtx, ClientScheme, Delivered, Outgoing, ScanAction};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -38,6 +40,15 @@ pub enum ClientError {
     /// The scheme's client half failed, or does not fit the provider's scheme.
     #[error("scheme: {0}")]
     Scheme(String),
+    /// A peer's identity is not the one this client trusts (a changed or unregistered key), or
+    /// a message's claimed sender is not its MLS sender.
+    #[error(
+        "identity: {0}\n  compare safety numbers with them (`scanlab client safety-number PEER`) before trusting a new key"
+    )]
+    Identity(String),
+    /// A name or id that would go into a URL is not a plain name.
+    #[error("{0:?} is not a valid name or id (letters, digits, '-' and '_' only)")]
+    BadId(String),
     /// A peer has published no key package.
     #[error(
         "{0} has no key package left at the provider\n  ask them to run the client once to publish more"
@@ -47,6 +58,20 @@ pub enum ClientError {
 
 fn st<E: std::fmt::Display>(e: E) -> ClientError {
     ClientError::State(e.to_string())
+}
+
+/// A name or id that goes into a URL path: letters, digits, `-` and `_` only (account names
+/// and blob ids are), so a peer's `../` cannot reach another endpoint with this client's token.
+pub fn url_id(s: &str) -> Result<&str, ClientError> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(s)
+    } else {
+        Err(ClientError::BadId(s.into()))
+    }
 }
 
 /// How a client reaches the provider: one request primitive, and JSON helpers over it.
@@ -241,6 +266,7 @@ pub struct Received {
 /// A messenger client: identity, MLS state and bookkeeping under `home`.
 pub struct Client<T: Transport> {
     home: PathBuf,
+    identity: SigningKey,
     mls: MlsClient,
     transport: T,
     token: String,
@@ -262,7 +288,7 @@ impl<T: Transport> Client<T> {
     /// Registers `name` at the provider (first run) or logs in again (later runs), and keeps
     /// key packages published.
     pub fn connect(home: &Path, name: &str, transport: T) -> Result<Self, ClientError> {
-        let mls = MlsClient::open(home, name)?;
+        std::fs::create_dir_all(home).map_err(st)?;
         let db = Connection::open(home.join("client.sqlite")).map_err(st)?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS account (auth_secret TEXT NOT NULL);
@@ -270,7 +296,8 @@ impl<T: Transport> Client<T> {
              CREATE TABLE IF NOT EXISTS published (n INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS scheme_state (scheme TEXT NOT NULL, key TEXT NOT NULL,
                  value BLOB NOT NULL, PRIMARY KEY (scheme, key));
-             CREATE TABLE IF NOT EXISTS received (id INTEGER PRIMARY KEY, message TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS received (id INTEGER PRIMARY KEY, message TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS contacts (name TEXT PRIMARY KEY, identity_key BLOB NOT NULL);",
         )
         .map_err(st)?;
         let existing: Option<String> = db
@@ -294,6 +321,7 @@ impl<T: Transport> Client<T> {
                 key
             }
         };
+        let mls = MlsClient::open(home, name, &key)?;
         let c = transport.post("/v1/auth/challenge", None, &json!({"name": name}))?;
         let nonce_hex = c["nonce"].as_str().unwrap_or_default();
         let nonce = hex::decode(nonce_hex).map_err(st)?;
@@ -310,6 +338,7 @@ impl<T: Transport> Client<T> {
         let first_run = existing_is_none(&db)?;
         let client = Client {
             home: home.to_owned(),
+            identity: key,
             mls,
             transport,
             token,
@@ -344,6 +373,101 @@ impl<T: Transport> Client<T> {
     /// This client's name.
     pub fn name(&self) -> &str {
         self.mls.name()
+    }
+
+    /// This account's identity, as its leaves present it.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            name: self.name().into(),
+            key: *self.identity.verifying_key().as_bytes(),
+        }
+    }
+
+    /// The identity key this client trusts for `name`: pinned on first contact.
+    pub fn pinned(&self, name: &str) -> Result<Option<[u8; 32]>, ClientError> {
+        let k: Option<Vec<u8>> = self
+            .db
+            .query_row(
+                "SELECT identity_key FROM contacts WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(st)?;
+        k.map(|k| k.try_into().map_err(|_| st("a pinned key is not 32 bytes")))
+            .transpose()
+    }
+
+    /// The safety number of this account and `peer` (as pinned): the same 60 digits on both
+    /// devices exactly when neither was given a false key. Users compare it out of band.
+    pub fn safety_number(&self, peer: &str) -> Result<String, ClientError> {
+        let key = self.pinned(peer)?.ok_or_else(|| {
+            ClientError::Identity(format!("no identity key known for {peer:?} yet"))
+        })?;
+        Ok(safety_number(
+            &self.identity(),
+            &Identity {
+                name: peer.into(),
+                key,
+            },
+        ))
+    }
+
+    /// Trusts `identity` from now on, replacing any earlier key for its name: what a user does
+    /// after comparing safety numbers.
+    pub fn trust(&self, identity: &Identity) -> Result<(), ClientError> {
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO contacts (name, identity_key) VALUES (?1, ?2)",
+                rusqlite::params![identity.name, identity.key.to_vec()],
+            )
+            .map_err(st)?;
+        Ok(())
+    }
+
+    /// The trust decision on one leaf whose binding verified: this account's own key for its
+    /// own name; for others, the pinned key, or on first contact the provider's directory entry,
+    /// which is then pinned.
+    fn vet(&self, id: &Identity) -> Result<(), ClientError> {
+        if id.name == self.name() {
+            return if id.key == self.identity().key {
+                Ok(())
+            } else {
+                Err(ClientError::Identity(format!(
+                    "a leaf claims to be this account with another key ({})",
+                    hex::encode(id.key)
+                )))
+            };
+        }
+        match self.pinned(&id.name)? {
+            Some(k) if k == id.key => Ok(()),
+            Some(k) => Err(ClientError::Identity(format!(
+                "{:?} presents identity key {}, not the {} pinned for them",
+                id.name,
+                hex::encode(id.key),
+                hex::encode(k)
+            ))),
+            None => {
+                let d = self.transport.get(
+                    &format!("/v1/identity/{}", url_id(&id.name)?),
+                    Some(&self.token),
+                )?;
+                let listed = d["identity_key"].as_str().unwrap_or_default();
+                if listed != hex::encode(id.key) {
+                    return Err(ClientError::Identity(format!(
+                        "{:?}'s leaf is bound to {}, but the directory lists {listed:?}",
+                        id.name,
+                        hex::encode(id.key)
+                    )));
+                }
+                self.trust(id)
+            }
+        }
+    }
+
+    /// [`Client::vet`] as the MLS layer takes it.
+    fn vetter(&self) -> impl Fn(&Identity) -> Result<(), MlsError> + '_ {
+        move |id| self.vet(id).map_err(|e| MlsError::Refused(e.to_string()))
     }
 
     /// The deployment's scheme as the provider announces it: `{name, params}`.
@@ -444,14 +568,17 @@ impl<T: Transport> Client<T> {
         for p in peers {
             let r = self
                 .transport
-                .get(&format!("/v1/keypackages/{p}"), Some(&self.token))
+                .get(
+                    &format!("/v1/keypackages/{}", url_id(p)?),
+                    Some(&self.token),
+                )
                 .map_err(|_| ClientError::NoKeyPackage(p.to_string()))?;
             kps.push(
                 B64.decode(r["package"].as_str().unwrap_or_default())
                     .map_err(st)?,
             );
         }
-        let (commit, welcome) = self.mls.add(chat, &kps)?;
+        let (commit, welcome) = self.mls.add(chat, &kps, &self.vetter())?;
         self.deliver(chat, &existing, 0, &commit)?;
         let new: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
         self.deliver(chat, &new, 1, &welcome)?;
@@ -502,7 +629,7 @@ impl<T: Transport> Client<T> {
     ) -> Result<Sent, ClientError> {
         let attachment = match file {
             Some((bytes, media)) => {
-                let (ct, mut r) = seal_attachment(bytes)?;
+                let (ct, mut r) = seal_attachment(bytes, self.name(), chat)?;
                 r.media = media;
                 let up = self
                     .transport
@@ -526,6 +653,16 @@ impl<T: Transport> Client<T> {
             id,
             blob: attachment.map(|a| a.blob),
         })
+    }
+
+    /// Sends `body` as an application message's plaintext, exactly as given and with no
+    /// scheme hook run: what a modified client can send. For adversary experiments and tests
+    /// of what recipients refuse.
+    pub fn send_raw(&mut self, chat: &str, body: &Value) -> Result<i64, ClientError> {
+        let ct = self
+            .mls
+            .encrypt(chat, &serde_json::to_vec(body).map_err(st)?)?;
+        self.deliver_with(chat, &self.others(chat)?, 0, &ct, None)
     }
 
     /// Sends the scheme messages the client half has queued.
@@ -624,7 +761,8 @@ impl<T: Transport> Client<T> {
                 .decode(m["payload"].as_str().unwrap_or_default())
                 .map_err(st)?;
             let fields = m.get("scheme").filter(|f| !f.is_null()).cloned();
-            out.extend(self.handle(id, &chat, &payload, fields).transpose());
+            let from = m["sender"].as_str().unwrap_or_default().to_string();
+            out.extend(self.handle(id, &chat, &from, &payload, fields).transpose());
         }
         if !acks.is_empty() {
             self.transport
@@ -633,10 +771,16 @@ impl<T: Transport> Client<T> {
         Ok((out, more && !acks.is_empty()))
     }
 
+    /// Processes one MLS message with this client's trust decisions on its leaves.
+    fn process_mls(&self, chat: &str, mls: &[u8]) -> Result<Incoming, MlsError> {
+        self.mls.process(chat, mls, &self.vetter())
+    }
+
     fn handle(
         &mut self,
         id: i64,
         chat: &str,
+        from: &str,
         payload: &[u8],
         fields: Option<Value>,
     ) -> Result<Option<Received>, ClientError> {
@@ -645,21 +789,31 @@ impl<T: Transport> Client<T> {
             .ok_or_else(|| MlsError::Malformed("empty payload".into()))?;
         match kind {
             1 => {
-                self.mls.join(mls)?;
+                self.mls.join(mls, &self.vetter())?;
                 self.publish_key_packages(1)?;
                 Ok(None)
             }
-            0 => match self.mls.process(chat, mls)? {
+            0 => match self.process_mls(chat, mls)? {
                 Incoming::Application { sender, plaintext } => {
+                    // The account the provider says sent it must be the MLS sender: a member
+                    // cannot pass its words off as another's, nor the provider re-attribute them.
+                    if sender != from {
+                        return Err(ClientError::Identity(format!(
+                            "message {id} came from account {from:?} but is signed by {sender:?}"
+                        )));
+                    }
                     let v: Value = serde_json::from_slice(&plaintext)
                         .map_err(|e| MlsError::Malformed(e.to_string()))?;
                     let image = match v.get("attachment").filter(|a| !a.is_null()) {
                         Some(a) => {
                             let r: AttachmentRef = serde_json::from_value(a.clone())
                                 .map_err(|e| MlsError::Malformed(e.to_string()))?;
-                            let blob = self
-                                .transport
-                                .get_bytes(&format!("/v1/blobs/{}", r.blob), Some(&self.token))?;
+                            // The reference must be the message's own: its sender, its chat.
+                            check_binding(&r, &sender, chat)?;
+                            let blob = self.transport.get_bytes(
+                                &format!("/v1/blobs/{}", url_id(&r.blob)?),
+                                Some(&self.token),
+                            )?;
                             let img = open_attachment(&blob, &r)?;
                             let dir = self.home.join("inbox");
                             std::fs::create_dir_all(&dir).map_err(st)?;

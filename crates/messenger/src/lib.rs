@@ -24,6 +24,7 @@
 
 pub mod client;
 pub mod commit;
+pub mod identity;
 pub mod mls;
 pub mod provider;
 pub mod record;

@@ -8,12 +8,35 @@
 //! a group of two. The committer merges its own commit at once; other members merge it when it
 //! arrives. Welcomes carry the ratchet tree, so no tree is delivered out of band.
 //!
-//! # Attachments (as Signal does them)
-//! The image is encrypted under a fresh random AES-256-GCM key ([`seal_attachment`]) and
-//! uploaded as an opaque blob. The key, the nonce and the SHA-256 of the plaintext travel inside
-//! the MLS application message ([`AttachmentRef`]); the recipient decrypts and checks the digest
-//! ([`open_attachment`]). The provider sees only the blob's length.
+//! # Attachments (as Signal does them), committed to their key
+//! The image is encrypted under a fresh random key ([`seal_attachment`]) and uploaded as an
+//! opaque blob. The key, the nonce, the SHA-256 of the plaintext, the sender and the chat
+//! travel inside the MLS application message ([`AttachmentRef`]); the recipient checks that the
+//! sender and chat are the message's own, decrypts, and checks the digest and the padding
+//! ([`open_attachment`]). The provider sees only the blob's padded length.
+//!
+//! AES-GCM alone does not commit to its key: one ciphertext can be made to decrypt, with valid
+//! tags, under two keys to two different files (Dodis, Grubbs, Ristenpart and Woodage, CRYPTO
+//! 2018, "invisible salamanders"; Albertini, Duong, Gueron, Kölbl, Luykx and Schmieg, USENIX
+//! Security 2022). Under a scanning scheme that is an evasion: the scanner is handed one key and
+//! sees a benign image, the recipient another and sees the real one. So blobs use the
+//! key-commitment transform of Albertini et al. (their §5): from the attachment key `K`,
+//! HKDF-SHA256 (RFC 5869, info `scanlab attachment v2`) derives 64 bytes, the AES-256-GCM key
+//! `K_enc` and a commitment `C`, and the blob carries `C` in its header:
+//!
+//! ```text
+//! blob = "SLA2" ‖ C (32) ‖ AES-256-GCM(K_enc, nonce, padded plaintext, aad)
+//! aad  = "SLA2" ‖ C ‖ u16 len ‖ sender ‖ u16 len ‖ chat
+//! ```
+//!
+//! Every opener recomputes `C` from its key and compares it (in constant time) before it
+//! decrypts, so a second key that opens the same blob would be a SHA-256 collision. The
+//! associated data binds the blob to its sender and chat: a blob re-sent under another sender's
+//! or chat's reference does not open. The blob id is not in it, because the provider assigns
+//! the id after the upload; the commitment already makes the blob and its key one thing.
+//! Padding is zeros up to [`padded_len`], and anything else is refused.
 
+use crate::identity::{Identity, claimed, credential_bytes, verify_credential};
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
@@ -60,6 +83,41 @@ pub enum MlsError {
     /// The decrypted attachment does not have the digest the sender committed to.
     #[error("attachment digest mismatch: the blob is not the one the sender attached")]
     Digest,
+    /// The blob's key commitment is not this key's: the blob was made to open under another
+    /// key (an "invisible salamander"), or it is not the reference's blob.
+    #[error(
+        "attachment key does not match the blob's commitment\n  the blob was made for another key; it is refused before decryption"
+    )]
+    Commitment,
+    /// The reference names another sender or chat than the message it came in.
+    #[error("attachment reference is bound to {0}, not to this message's sender and chat")]
+    Binding(String),
+    /// The plaintext's padding is not zeros of the expected length.
+    #[error("attachment padding is not zeros up to the padded length")]
+    Padding,
+    /// A leaf's credential is not bound to the identity key it names.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// A leaf was refused: its identity is not the one this client trusts for its name, or the
+    /// name is already a member.
+    #[error("member refused: {0}")]
+    Refused(String),
+}
+
+/// The client's trust decision on one verified leaf identity: `Ok` to accept it.
+pub type Vet<'a> = &'a dyn Fn(&Identity) -> Result<(), MlsError>;
+
+/// Verifies a leaf's credential against its signature key.
+fn leaf_identity(credential: &Credential, signature_key: &[u8]) -> Result<Identity, MlsError> {
+    Ok(verify_credential(
+        credential.serialized_content(),
+        signature_key,
+    )?)
+}
+
+/// The name a member's (already verified) credential claims.
+fn member_name(credential: &Credential) -> String {
+    claimed(credential.serialized_content()).map_or_else(|_| "<unbound>".into(), |i| i.name)
 }
 
 fn state<E: std::fmt::Display>(e: E) -> MlsError {
@@ -133,8 +191,13 @@ pub struct MlsClient {
 }
 
 impl MlsClient {
-    /// Opens the client stored in `home`, creating identity `name` on first use.
-    pub fn open(home: &Path, name: &str) -> Result<Self, MlsError> {
+    /// Opens the client stored in `home`, creating identity `name` on first use. Its leaves'
+    /// credentials are bound to the account's `identity` key (see [`crate::identity`]).
+    pub fn open(
+        home: &Path,
+        name: &str,
+        identity: &ed25519_dalek::SigningKey,
+    ) -> Result<Self, MlsError> {
         std::fs::create_dir_all(home).map_err(state)?;
         let conn = Connection::open(home.join("mls.sqlite")).map_err(state)?;
         let mut storage = SqliteStorageProvider::<JsonCodec, Connection>::new(conn);
@@ -177,7 +240,8 @@ impl MlsClient {
             }
         };
         let credential = CredentialWithKey {
-            credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
+            credential: BasicCredential::new(credential_bytes(name, identity, signer.public())?)
+                .into(),
             signature_key: signer.public().into(),
         };
         Ok(MlsClient {
@@ -235,23 +299,32 @@ impl MlsClient {
         Ok(())
     }
 
-    /// Adds members by their key packages. Returns the commit (for existing members) and the
-    /// welcome (for the new ones).
+    /// Adds members by their key packages. Each leaf's identity is verified and put to `vet`,
+    /// and a name already in the group (or twice among the new) is refused, before anything
+    /// is committed. Returns the commit (for existing members) and the welcome (for the new
+    /// ones).
     pub fn add(
         &self,
         group: &str,
         key_packages: &[Vec<u8>],
+        vet: Vet,
     ) -> Result<(Vec<u8>, Vec<u8>), MlsError> {
         let mut g = self.load(group)?;
+        let mut names: Vec<String> = g.members().map(|m| member_name(&m.credential)).collect();
         let kps = key_packages
             .iter()
             .map(|b| {
                 let kp = KeyPackageIn::tls_deserialize_exact(b.as_slice())
                     .map_err(|e| MlsError::Malformed(e.to_string()))?;
-                kp.validate(self.provider.crypto(), ProtocolVersion::Mls10)
-                    .map_err(protocol)
+                let kp = kp
+                    .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                    .map_err(protocol)?;
+                let leaf = kp.leaf_node();
+                let id = leaf_identity(leaf.credential(), leaf.signature_key().as_slice())?;
+                admit(&mut names, &id, vet)?;
+                Ok(kp)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, MlsError>>()?;
         let (commit, welcome, _) = g
             .add_members(&self.provider, &self.signer, &kps)
             .map_err(protocol)?;
@@ -267,11 +340,7 @@ impl MlsClient {
         let mut g = self.load(group)?;
         let idx: Vec<LeafNodeIndex> = g
             .members()
-            .filter(|m| {
-                names
-                    .iter()
-                    .any(|n| m.credential.serialized_content() == n.as_bytes())
-            })
+            .filter(|m| names.iter().any(|n| member_name(&m.credential) == *n))
             .map(|m| m.index)
             .collect();
         if idx.len() != names.len() {
@@ -286,8 +355,9 @@ impl MlsClient {
         commit.to_bytes().map_err(protocol)
     }
 
-    /// Joins a group from a welcome; returns the group id.
-    pub fn join(&self, welcome: &[u8]) -> Result<String, MlsError> {
+    /// Joins a group from a welcome; returns the group id. Every member's identity is
+    /// verified and put to `vet`, and duplicate names are refused, before the group is stored.
+    pub fn join(&self, welcome: &[u8], vet: Vet) -> Result<String, MlsError> {
         let msg = MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(|e| MlsError::Malformed(e.to_string()))?;
         let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
@@ -296,10 +366,20 @@ impl MlsClient {
         let config = MlsGroupJoinConfig::builder()
             .use_ratchet_tree_extension(true)
             .build();
-        let g = StagedWelcome::new_from_welcome(&self.provider, &config, w, None)
-            .map_err(protocol)?
-            .into_group(&self.provider)
-            .map_err(protocol)?;
+        let staged =
+            StagedWelcome::new_from_welcome(&self.provider, &config, w, None).map_err(protocol)?;
+        let mut names = Vec::new();
+        for m in staged.members() {
+            let id = leaf_identity(&m.credential, &m.signature_key)?;
+            if id.name == self.name && m.signature_key != self.signer.public() {
+                return Err(MlsError::Refused(format!(
+                    "another leaf claims to be this account, {:?}",
+                    self.name
+                )));
+            }
+            admit(&mut names, &id, vet)?;
+        }
+        let g = staged.into_group(&self.provider).map_err(protocol)?;
         Ok(String::from_utf8_lossy(g.group_id().as_slice()).into())
     }
 
@@ -312,8 +392,10 @@ impl MlsClient {
             .map_err(protocol)
     }
 
-    /// Processes an incoming handshake or application message for `group`.
-    pub fn process(&self, group: &str, bytes: &[u8]) -> Result<Incoming, MlsError> {
+    /// Processes an incoming handshake or application message for `group`. A commit's new and
+    /// updated leaves are verified and put to `vet` before it is merged: an added name must be
+    /// new to the group, and an updated leaf must keep its owner's identity.
+    pub fn process(&self, group: &str, bytes: &[u8], vet: Vet) -> Result<Incoming, MlsError> {
         let mut g = self.load(group)?;
         let msg = MlsMessageIn::tls_deserialize_exact(bytes)
             .map_err(|e| MlsError::Malformed(e.to_string()))?;
@@ -321,14 +403,36 @@ impl MlsClient {
             .try_into_protocol_message()
             .map_err(|e| MlsError::Malformed(format!("{e:?}")))?;
         let processed = g.process_message(&self.provider, pm).map_err(protocol)?;
-        let sender =
-            String::from_utf8_lossy(processed.credential().serialized_content()).to_string();
+        let sender = member_name(processed.credential());
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(m) => Ok(Incoming::Application {
                 sender,
                 plaintext: m.into_bytes(),
             }),
             ProcessedMessageContent::StagedCommitMessage(c) => {
+                let mut names: Vec<String> =
+                    g.members().map(|m| member_name(&m.credential)).collect();
+                for a in c.add_proposals() {
+                    let leaf = a.add_proposal().key_package().leaf_node();
+                    let id = leaf_identity(leaf.credential(), leaf.signature_key().as_slice())?;
+                    admit(&mut names, &id, vet)?;
+                }
+                let updated = c
+                    .update_proposals()
+                    .map(|u| u.update_proposal().leaf_node().clone())
+                    .chain(c.update_path_leaf_node().cloned());
+                for leaf in updated {
+                    let id = leaf_identity(leaf.credential(), leaf.signature_key().as_slice())?;
+                    let same = g
+                        .members()
+                        .any(|m| claimed(m.credential.serialized_content()).is_ok_and(|c| c == id));
+                    if !same {
+                        return Err(MlsError::Refused(format!(
+                            "an update gives {:?} an identity key it did not have",
+                            id.name
+                        )));
+                    }
+                }
                 g.merge_staged_commit(&self.provider, *c)
                     .map_err(protocol)?;
                 Ok(Incoming::Commit {
@@ -349,9 +453,31 @@ impl MlsClient {
         Ok(self
             .load(group)?
             .members()
-            .map(|m| String::from_utf8_lossy(m.credential.serialized_content()).into())
+            .map(|m| member_name(&m.credential))
             .collect())
     }
+
+    /// The group's members with their identity keys, each leaf verified again.
+    pub fn identities(&self, group: &str) -> Result<Vec<Identity>, MlsError> {
+        self.load(group)?
+            .members()
+            .map(|m| leaf_identity(&m.credential, &m.signature_key))
+            .collect()
+    }
+}
+
+/// Admits a verified leaf to a group whose members are `names`: refused if the name is taken,
+/// or if `vet` refuses the identity.
+fn admit(names: &mut Vec<String>, id: &Identity, vet: Vet) -> Result<(), MlsError> {
+    if names.contains(&id.name) {
+        return Err(MlsError::Refused(format!(
+            "{:?} is already a member",
+            id.name
+        )));
+    }
+    vet(id)?;
+    names.push(id.name.clone());
+    Ok(())
 }
 
 /// What an attachment is, so that schemes fingerprint each kind its own way (PDQ for images,
@@ -391,6 +517,12 @@ pub struct AttachmentRef {
     pub sha256: String,
     /// Plaintext length.
     pub len: usize,
+    /// The sender the blob is bound to (in its associated data).
+    #[serde(default)]
+    pub sender: String,
+    /// The chat the blob is bound to (in its associated data).
+    #[serde(default)]
+    pub chat: String,
     /// What the attachment is.
     #[serde(default, skip_serializing_if = "Media::is_image")]
     pub media: Media,
@@ -408,9 +540,48 @@ pub fn padded_len(len: usize) -> usize {
     p
 }
 
-/// Encrypts an attachment under a fresh random key, padded to [`padded_len`]. Returns the
-/// ciphertext to upload and the reference (without the blob id, which the upload assigns).
-pub fn seal_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentRef), MlsError> {
+/// The blob header's magic: format version 2, key-committed.
+pub const BLOB_MAGIC: &[u8; 4] = b"SLA2";
+
+/// Bytes a blob adds to its padded plaintext: magic, commitment, GCM tag.
+pub const BLOB_OVERHEAD: usize = 4 + 32 + 16;
+
+/// `(K_enc, C)` from the attachment key (see the module docs); public so that auditors and
+/// tests can rebuild a blob's parts.
+pub fn attachment_keys(key: &[u8; 32]) -> (Zeroizing<[u8; 32]>, [u8; 32]) {
+    let mut okm = Zeroizing::new([0u8; 64]);
+    hkdf::Hkdf::<Sha256>::new(None, key)
+        .expand(b"scanlab attachment v2", okm.as_mut())
+        .expect("64 bytes is a valid HKDF-SHA256 length");
+    let mut enc = Zeroizing::new([0u8; 32]);
+    enc.copy_from_slice(&okm[..32]);
+    let mut commit = [0u8; 32];
+    commit.copy_from_slice(&okm[32..]);
+    (enc, commit)
+}
+
+/// The associated data of a blob with commitment `commit` from `sender` in `chat`.
+pub fn attachment_aad(commit: &[u8; 32], sender: &str, chat: &str) -> Result<Vec<u8>, MlsError> {
+    let mut aad = Vec::with_capacity(40 + sender.len() + chat.len());
+    aad.extend_from_slice(BLOB_MAGIC);
+    aad.extend_from_slice(commit);
+    for part in [sender, chat] {
+        let n = u16::try_from(part.len())
+            .map_err(|_| MlsError::Binding(format!("a {}-byte name", part.len())))?;
+        aad.extend_from_slice(&n.to_be_bytes());
+        aad.extend_from_slice(part.as_bytes());
+    }
+    Ok(aad)
+}
+
+/// Encrypts an attachment from `sender` in `chat` under a fresh random key, padded to
+/// [`padded_len`] and committed to its key (see the module docs). Returns the blob to upload
+/// and the reference (without the blob id, which the upload assigns).
+pub fn seal_attachment(
+    plaintext: &[u8],
+    sender: &str,
+    chat: &str,
+) -> Result<(Vec<u8>, AttachmentRef), MlsError> {
     if plaintext.len() > MAX_ATTACHMENT {
         return Err(MlsError::TooLarge(plaintext.len()));
     }
@@ -418,70 +589,129 @@ pub fn seal_attachment(plaintext: &[u8]) -> Result<(Vec<u8>, AttachmentRef), Mls
     let mut nonce = [0u8; 12];
     rand::RngCore::fill_bytes(&mut rand::rng(), key.as_mut());
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
-    let cipher = Aes256Gcm::new_from_slice(key.as_ref()).expect("32-byte key");
+    let (enc, commit) = attachment_keys(&key);
+    let aad = attachment_aad(&commit, sender, chat)?;
+    let cipher = Aes256Gcm::new_from_slice(enc.as_ref()).expect("32-byte key");
     let mut padded = Zeroizing::new(Vec::with_capacity(padded_len(plaintext.len())));
     padded.extend_from_slice(plaintext);
     padded.resize(padded_len(plaintext.len()), 0);
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), padded.as_slice())
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            aes_gcm::aead::Payload {
+                msg: padded.as_slice(),
+                aad: &aad,
+            },
+        )
         .map_err(|_| MlsError::WrongKey)?;
+    let mut blob = Vec::with_capacity(36 + ct.len());
+    blob.extend_from_slice(BLOB_MAGIC);
+    blob.extend_from_slice(&commit);
+    blob.extend_from_slice(&ct);
     Ok((
-        ct,
+        blob,
         AttachmentRef {
             blob: String::new(),
             key: hex::encode(key.as_ref()),
             nonce: hex::encode(nonce),
             sha256: hex::encode(Sha256::digest(plaintext)),
             len: plaintext.len(),
+            sender: sender.into(),
+            chat: chat.into(),
             media: Media::Image,
         },
     ))
 }
 
-/// Decrypts an attachment blob and checks its digest.
+/// Checks that `r` is bound to the message it arrived in (the MLS sender and the chat), as a
+/// recipient must before [`open_attachment`]: otherwise a member could pass off another's
+/// attachment as their own, or one chat's as another's.
+pub fn check_binding(r: &AttachmentRef, sender: &str, chat: &str) -> Result<(), MlsError> {
+    if r.sender != sender || r.chat != chat {
+        return Err(MlsError::Binding(format!(
+            "sender {:?} in chat {:?}",
+            r.sender, r.chat
+        )));
+    }
+    Ok(())
+}
+
+/// Opens an attachment blob: checks the key commitment first, then decrypts with the
+/// reference's sender and chat as associated data, then checks the padding and the digest.
 pub fn open_attachment(blob: &[u8], r: &AttachmentRef) -> Result<Vec<u8>, MlsError> {
-    if blob.len() > padded_len(MAX_ATTACHMENT) + 16 {
+    if blob.len() > padded_len(MAX_ATTACHMENT) + BLOB_OVERHEAD {
         return Err(MlsError::TooLarge(blob.len()));
     }
     let key = Zeroizing::new(hex::decode(&r.key).map_err(|_| MlsError::WrongKey)?);
     let nonce = hex::decode(&r.nonce).map_err(|_| MlsError::WrongKey)?;
-    if key.len() != 32 || nonce.len() != 12 {
+    let (Ok(key), 12) = (<[u8; 32]>::try_from(key.as_slice()), nonce.len()) else {
         return Err(MlsError::WrongKey);
+    };
+    let key = Zeroizing::new(key);
+    if blob.len() < BLOB_OVERHEAD || &blob[..4] != BLOB_MAGIC {
+        return Err(MlsError::Malformed(
+            "not a version-2 attachment blob".into(),
+        ));
     }
-    let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| MlsError::WrongKey)?;
-    let mut pt = cipher
-        .decrypt(Nonce::from_slice(&nonce), blob)
-        .map_err(|_| MlsError::WrongKey)?;
-    if r.len > pt.len() {
-        return Err(MlsError::Digest);
+    let (enc, commit) = attachment_keys(&key);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&commit[..], &blob[4..36])) {
+        return Err(MlsError::Commitment);
+    }
+    let aad = attachment_aad(&commit, &r.sender, &r.chat)?;
+    let cipher = Aes256Gcm::new_from_slice(enc.as_ref()).map_err(|_| MlsError::WrongKey)?;
+    let mut pt = Zeroizing::new(
+        cipher
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                aes_gcm::aead::Payload {
+                    msg: &blob[36..],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| MlsError::WrongKey)?,
+    );
+    if r.len > MAX_ATTACHMENT || pt.len() != padded_len(r.len) {
+        return Err(MlsError::Padding);
+    }
+    if pt[r.len..].iter().any(|&b| b != 0) {
+        return Err(MlsError::Padding);
     }
     pt.truncate(r.len);
-    if hex::encode(Sha256::digest(&pt)) != r.sha256 {
+    if hex::encode(Sha256::digest(pt.as_slice())) != r.sha256 {
         return Err(MlsError::Digest);
     }
-    Ok(pt)
+    Ok(std::mem::take(&mut *pt))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn key(seed: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn any(_: &Identity) -> Result<(), MlsError> {
+        Ok(())
+    }
+
     #[test]
     fn three_members_add_remove_and_persist() {
         let dir = tempfile::tempdir().unwrap();
         let home = |n: &str| dir.path().join(n);
-        let alice = MlsClient::open(&home("alice"), "alice").unwrap();
-        let bob = MlsClient::open(&home("bob"), "bob").unwrap();
-        let carol = MlsClient::open(&home("carol"), "carol").unwrap();
+        let alice = MlsClient::open(&home("alice"), "alice", &key(1)).unwrap();
+        let bob = MlsClient::open(&home("bob"), "bob", &key(2)).unwrap();
+        let carol = MlsClient::open(&home("carol"), "carol", &key(3)).unwrap();
         alice.create_group("chat").unwrap();
         let (_commit, welcome) = alice
             .add(
                 "chat",
                 &[bob.key_package().unwrap(), carol.key_package().unwrap()],
+                &any,
             )
             .unwrap();
-        assert_eq!(bob.join(&welcome).unwrap(), "chat");
-        assert_eq!(carol.join(&welcome).unwrap(), "chat");
+        assert_eq!(bob.join(&welcome, &any).unwrap(), "chat");
+        assert_eq!(carol.join(&welcome, &any).unwrap(), "chat");
         assert_eq!(
             alice.members("chat").unwrap(),
             vec!["alice", "bob", "carol"]
@@ -494,7 +724,7 @@ mod tests {
         );
         for c in [&bob, &carol] {
             assert_eq!(
-                c.process("chat", &m).unwrap(),
+                c.process("chat", &m, &any).unwrap(),
                 Incoming::Application {
                     sender: "alice".into(),
                     plaintext: b"hello both".to_vec()
@@ -505,33 +735,33 @@ mod tests {
         // Alice removes Carol; Bob merges the commit; Carol learns she is out.
         let commit = alice.remove("chat", &["carol"]).unwrap();
         assert_eq!(
-            bob.process("chat", &commit).unwrap(),
+            bob.process("chat", &commit, &any).unwrap(),
             Incoming::Commit {
                 removed_self: false
             }
         );
         assert_eq!(
-            carol.process("chat", &commit).unwrap(),
+            carol.process("chat", &commit, &any).unwrap(),
             Incoming::Commit { removed_self: true }
         );
         let secret = alice.encrypt("chat", b"only bob").unwrap();
         assert!(
-            carol.process("chat", &secret).is_err(),
+            carol.process("chat", &secret, &any).is_err(),
             "a removed member cannot decrypt"
         );
 
         // Bob's client restarts from disk and keeps up.
         drop(bob);
-        let bob = MlsClient::open(&home("bob"), "bob").unwrap();
+        let bob = MlsClient::open(&home("bob"), "bob", &key(2)).unwrap();
         assert_eq!(
-            bob.process("chat", &secret).unwrap(),
+            bob.process("chat", &secret, &any).unwrap(),
             Incoming::Application {
                 sender: "alice".into(),
                 plaintext: b"only bob".to_vec()
             }
         );
         assert!(
-            MlsClient::open(&home("bob"), "mallory").is_err(),
+            MlsClient::open(&home("bob"), "mallory", &key(2)).is_err(),
             "a home has one identity"
         );
     }
@@ -539,48 +769,78 @@ mod tests {
     #[test]
     fn malformed_messages_are_typed_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let alice = MlsClient::open(dir.path(), "alice").unwrap();
+        let alice = MlsClient::open(dir.path(), "alice", &key(1)).unwrap();
         alice.create_group("g").unwrap();
         assert!(matches!(
-            alice.process("g", b"\x00\x01garbage"),
+            alice.process("g", b"\x00\x01garbage", &any),
             Err(MlsError::Malformed(_))
         ));
         assert!(matches!(
-            alice.process("nope", b""),
+            alice.process("nope", b"", &any),
             Err(MlsError::UnknownGroup(_))
         ));
-        assert!(matches!(alice.join(b"junk"), Err(MlsError::Malformed(_))));
+        assert!(matches!(
+            alice.join(b"junk", &any),
+            Err(MlsError::Malformed(_))
+        ));
     }
 
     #[test]
     fn attachments_check_key_and_digest() {
         let img = vec![42u8; 5000];
-        let (ct, r) = seal_attachment(&img).unwrap();
+        let (ct, r) = seal_attachment(&img, "alice", "chat").unwrap();
         assert!(!ct.windows(64).any(|w| w == &img[..64]));
         assert_eq!(open_attachment(&ct, &r).unwrap(), img);
         let mut wrong = r.clone();
         wrong.key = hex::encode([1u8; 32]);
         assert!(matches!(
             open_attachment(&ct, &wrong),
-            Err(MlsError::WrongKey)
+            Err(MlsError::Commitment)
         ));
+        // Bound to its sender and chat: the same blob under another's name does not open.
+        for (sender, chat) in [("mallory", "chat"), ("alice", "other")] {
+            let mut moved = r.clone();
+            (moved.sender, moved.chat) = (sender.into(), chat.into());
+            assert!(matches!(
+                open_attachment(&ct, &moved),
+                Err(MlsError::WrongKey)
+            ));
+            assert!(check_binding(&r, sender, chat).is_err());
+        }
+        check_binding(&r, "alice", "chat").unwrap();
         let mut tampered = ct.clone();
-        tampered[10] ^= 1;
+        tampered[100] ^= 1;
         assert!(matches!(
             open_attachment(&tampered, &r),
             Err(MlsError::WrongKey)
+        ));
+        let mut header = ct.clone();
+        header[10] ^= 1;
+        assert!(matches!(
+            open_attachment(&header, &r),
+            Err(MlsError::Commitment)
         ));
         let mut lie = r.clone();
         lie.sha256 = hex::encode([0u8; 32]);
         assert!(matches!(open_attachment(&ct, &lie), Err(MlsError::Digest)));
         assert!(matches!(
-            seal_attachment(&vec![0u8; MAX_ATTACHMENT + 1]),
+            seal_attachment(&vec![0u8; MAX_ATTACHMENT + 1], "alice", "chat"),
             Err(MlsError::TooLarge(_))
         ));
         // A claimed length beyond the padded plaintext is refused, not a panic.
         let mut long = r.clone();
         long.len = ct.len() + 1;
-        assert!(matches!(open_attachment(&ct, &long), Err(MlsError::Digest)));
+        assert!(matches!(
+            open_attachment(&ct, &long),
+            Err(MlsError::Padding)
+        ));
+        // A shorter claimed length leaves non-zero bytes where the padding should be.
+        let mut short = r.clone();
+        short.len = img.len() - 1;
+        assert!(matches!(
+            open_attachment(&ct, &short),
+            Err(MlsError::Padding)
+        ));
     }
 
     #[test]
@@ -604,8 +864,60 @@ mod tests {
         }
         // Files a few bytes apart usually share a bucket, so size alone rarely tells them apart.
         assert_eq!(padded_len(100_000), padded_len(100_050));
-        let (a, _) = seal_attachment(&[1u8; 100_000]).unwrap();
-        let (b, _) = seal_attachment(&[2u8; 100_050]).unwrap();
+        let (a, _) = seal_attachment(&[1u8; 100_000], "a", "c").unwrap();
+        let (b, _) = seal_attachment(&[2u8; 100_050], "a", "c").unwrap();
         assert_eq!(a.len(), b.len());
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn any(_: &Identity) -> Result<(), MlsError> {
+        Ok(())
+    }
+
+    #[test]
+    fn a_leaf_bound_to_another_identity_key_or_a_taken_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = |n: &str| dir.path().join(n);
+        let bob_key = SigningKey::from_bytes(&[2; 32]);
+        let alice =
+            MlsClient::open(&home("alice"), "alice", &SigningKey::from_bytes(&[1; 32])).unwrap();
+        let bob = MlsClient::open(&home("bob"), "bob", &bob_key).unwrap();
+        // A ghost: a key package that says "bob", made by someone without Bob's identity key.
+        let ghost =
+            MlsClient::open(&home("ghost"), "bob", &SigningKey::from_bytes(&[66; 32])).unwrap();
+        alice.create_group("chat").unwrap();
+        let trusted = *bob_key.verifying_key().as_bytes();
+        let pinned = move |id: &Identity| {
+            if id.name == "bob" && id.key != trusted {
+                return Err(MlsError::Refused("not the bob we know".into()));
+            }
+            Ok(())
+        };
+        let err = alice
+            .add("chat", &[ghost.key_package().unwrap()], &pinned)
+            .unwrap_err();
+        assert!(matches!(err, MlsError::Refused(_)), "{err}");
+        assert_eq!(
+            alice.members("chat").unwrap(),
+            vec!["alice"],
+            "nothing was committed"
+        );
+        let (_, welcome) = alice
+            .add("chat", &[bob.key_package().unwrap()], &pinned)
+            .unwrap();
+        bob.join(&welcome, &any).unwrap();
+        // A second "bob" leaf is refused even when the vetting would take it.
+        let bob2 = MlsClient::open(&home("bob2"), "bob", &bob_key).unwrap();
+        let err = alice
+            .add("chat", &[bob2.key_package().unwrap()], &any)
+            .unwrap_err();
+        assert!(matches!(err, MlsError::Refused(_)), "{err}");
+        let ids = alice.identities("chat").unwrap();
+        assert_eq!(ids[1].key, trusted);
     }
 }

@@ -11,6 +11,7 @@
 //! | `POST /v1/auth/token {name, nonce, signature}` → `{token}` | no | signature over [`auth_message`] (`scanlab-auth-v2 ‖ 0 ‖ name ‖ 0 ‖ nonce`) |
 //! | `POST /v1/keypackages {packages}` | yes | publish MLS key packages |
 //! | `GET /v1/keypackages/{name}` → `{package}` | yes | take one (single-use) |
+//! | `GET /v1/identity/{name}` → `{name, identity_key}` | yes | the directory: the account's registered identity key, which its MLS leaves must be bound to ([`crate::identity`]) |
 //! | `POST /v1/messages {group, recipients, payload}` → `{id}` | yes | fan out to each recipient's queue |
 //! | `GET /v1/queue` → `{messages}` | yes | the caller's unacknowledged messages, in order |
 //! | `POST /v1/queue/ack {ids}` | yes | acknowledge; until then a message is redelivered |
@@ -565,6 +566,21 @@ async fn take_key_package(
     Ok(Json(serde_json::json!({ "package": B64.encode(pk) })))
 }
 
+async fn identity(
+    State(p): State<Arc<Provider>>,
+    _me: Authed,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let n = name.clone();
+    let key =
+        p.db.call(move |s| s.identity_key(&n))
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    Ok(Json(
+        serde_json::json!({ "name": name, "identity_key": hex::encode(key) }),
+    ))
+}
+
 #[derive(serde::Deserialize)]
 struct SendReq {
     group: String,
@@ -812,6 +828,7 @@ pub fn router(p: Arc<Provider>) -> Router {
         .route("/v1/auth/token", post(token))
         .route("/v1/keypackages", post(publish_key_packages))
         .route("/v1/keypackages/{name}", get(take_key_package))
+        .route("/v1/identity/{name}", get(identity))
         .route("/v1/messages", post(send))
         .route("/v1/queue", get(queue))
         .route("/v1/queue/ack", post(ack))

@@ -89,6 +89,14 @@ impl Provider {
                 "attachment is for another blob".into(),
             ));
         }
+        // The blob is bound (in its associated data) to the sender named here; the sender must
+        // be the caller, or one account could have another's attachment scanned as its own.
+        if r.attachment.sender != ctx.who() {
+            return Err(SchemeError::Malformed(format!(
+                "attachment is bound to sender {:?}, not the caller",
+                r.attachment.sender
+            )));
+        }
         let blob = ctx
             .blob(&r.blob)?
             .ok_or_else(|| SchemeError::Malformed(format!("no blob {}", r.blob)))?;
