@@ -29,8 +29,12 @@ fn setup() -> &'static Setup {
             LocalTransport::new(provider.clone()),
         )
         .unwrap();
-        Client::connect(&dir.path().join("bob"), "bob", LocalTransport::new(provider.clone()))
-            .unwrap();
+        Client::connect(
+            &dir.path().join("bob"),
+            "bob",
+            LocalTransport::new(provider.clone()),
+        )
+        .unwrap();
         Setup {
             token: c.token().to_string(),
             transport: LocalTransport::new(provider),
@@ -63,7 +67,10 @@ fuzz_target!(|data: &[u8]| {
     let s = setup();
     let (method, path) = ROUTES[sel as usize % ROUTES.len()];
     let token = (sel & 0x80 == 0).then_some(s.token.as_str());
-    if let Err(e) = s.transport.call(method, path, token, body.to_vec(), sel & 0x40 == 0) {
+    if let Err(e) = s
+        .transport
+        .call(method, path, token, body.to_vec(), sel & 0x40 == 0)
+    {
         let e = e.to_string();
         assert!(!e.starts_with("provider: 500"), "{method} {path}: {e}");
     }

@@ -51,10 +51,7 @@ fn setup() -> &'static Setup {
                 transport: LocalTransport::new(p),
             });
         }
-        Setup {
-            schemes,
-            _dir: dir,
-        }
+        Setup { schemes, _dir: dir }
     })
 }
 
