@@ -44,6 +44,14 @@ enum Verb {
     },
     /// Fetch, decrypt and print waiting messages as JSON lines; images go to --home/inbox/.
     Recv,
+    /// Print the safety number of this account and PEER: compare it with theirs (in person, or
+    /// over another channel). Equal numbers mean neither of you was given a false key.
+    SafetyNumber {
+        /// The peer.
+        peer: String,
+    },
+    /// Accept the scheme the provider now announces, after the client refused a change.
+    AcceptScheme,
     /// Report a received message (by its id, as `recv` prints it) to the provider, through
     /// the deployment's scheme; prints the provider's answer.
     Report {
@@ -141,6 +149,11 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
             install_scheme(&mut client)?;
             let id = client.send(&chat, text.as_deref(), img.as_deref())?;
             eprintln!("scanlab: sent as message {id}");
+        }
+        Verb::SafetyNumber { peer } => println!("{}", client.safety_number(&peer)?),
+        Verb::AcceptScheme => {
+            let info = client.accept_scheme()?;
+            eprintln!("scanlab: now pinned to {info}");
         }
         Verb::Report { id, reason } => {
             install_scheme(&mut client)?;

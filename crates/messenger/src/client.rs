@@ -46,6 +46,13 @@ pub enum ClientError {
         "identity: {0}\n  compare safety numbers with them (`scanlab client safety-number PEER`) before trusting a new key"
     )]
     Identity(String),
+    /// The provider announces another scheme, or other parameters, than the ones this client
+    /// pinned when it first used the deployment: a silent downgrade (say from E2EE to
+    /// server-side scanning) would look exactly like this.
+    #[error(
+        "the provider's scheme changed: {0}\n  nothing was sent; run `scanlab client accept-scheme` to accept the new scheme"
+    )]
+    SchemeChanged(String),
     /// A name or id that would go into a URL is not a plain name.
     #[error("{0:?} is not a valid name or id (letters, digits, '-' and '_' only)")]
     BadId(String),
@@ -125,6 +132,18 @@ fn answer(ok: bool, status: &str, bytes: &[u8]) -> Result<Vec<u8>, ClientError> 
         )));
     }
     Ok(bytes.to_vec())
+}
+
+/// A long announcement, cut for an error message.
+fn short(s: &str) -> String {
+    if s.len() <= 160 {
+        return s.into();
+    }
+    let mut end = 160;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 fn decode(b: &[u8]) -> Result<Value, ClientError> {
@@ -239,6 +258,94 @@ impl Transport for LocalTransport {
     }
 }
 
+/// A rewrite of one answer: the honest answer's bytes in, the lie out.
+pub type Lie = Box<dyn Fn(Vec<u8>) -> Vec<u8> + Send>;
+
+/// A provider that lies, where a provider can: in its answers. Wraps the honest transport and
+/// passes each answer to `METHOD path` through a rewrite set with [`Tampering::lie`]; every
+/// request is also logged. For experiments on malicious providers and tests of what a client
+/// detects: the client code under test is the real one, unchanged.
+pub struct Tampering<T: Transport> {
+    honest: T,
+    lies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Lie>>>,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The handle a test or experiment keeps to a [`Tampering`] transport, to change its lies
+/// while a client holds the transport.
+#[derive(Clone)]
+pub struct Tamper {
+    lies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Lie>>>,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl<T: Transport> Tampering<T> {
+    /// Wraps `honest`; returns the transport and its handle.
+    pub fn new(honest: T) -> (Tampering<T>, Tamper) {
+        let t = Tampering {
+            honest,
+            lies: Default::default(),
+            asked: Default::default(),
+        };
+        let handle = Tamper {
+            lies: t.lies.clone(),
+            asked: t.asked.clone(),
+        };
+        (t, handle)
+    }
+}
+
+impl Tamper {
+    /// From now on, answers to `request` (`"GET /v1/scheme"`) pass through `lie`.
+    pub fn lie(&self, request: &str, lie: impl Fn(Vec<u8>) -> Vec<u8> + Send + 'static) {
+        self.lies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request.into(), Box::new(lie));
+    }
+    /// From now on, answers to `request` are `answer`, whatever the honest provider said.
+    pub fn answer(&self, request: &str, answer: Value) {
+        self.lie(request, move |_| answer.to_string().into_bytes());
+    }
+    /// Back to honest answers.
+    pub fn stop(&self) {
+        self.lies.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+    /// Every request made so far, as `METHOD path`.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl<T: Transport> Transport for Tampering<T> {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+        json: bool,
+    ) -> Result<Vec<u8>, ClientError> {
+        let key = format!("{method} {path}");
+        self.asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key.clone());
+        let answer = self.honest.call(method, path, token, body, json)?;
+        Ok(
+            match self
+                .lies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+            {
+                Some(lie) => lie(answer),
+                None => answer,
+            },
+        )
+    }
+}
+
 /// What [`Client::send_detailed`] sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sent {
@@ -297,7 +404,8 @@ impl<T: Transport> Client<T> {
              CREATE TABLE IF NOT EXISTS scheme_state (scheme TEXT NOT NULL, key TEXT NOT NULL,
                  value BLOB NOT NULL, PRIMARY KEY (scheme, key));
              CREATE TABLE IF NOT EXISTS received (id INTEGER PRIMARY KEY, message TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS contacts (name TEXT PRIMARY KEY, identity_key BLOB NOT NULL);",
+             CREATE TABLE IF NOT EXISTS contacts (name TEXT PRIMARY KEY, identity_key BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS scheme_pin (announcement TEXT NOT NULL);",
         )
         .map_err(st)?;
         let existing: Option<String> = db
@@ -470,9 +578,49 @@ impl<T: Transport> Client<T> {
         move |id| self.vet(id).map_err(|e| MlsError::Refused(e.to_string()))
     }
 
-    /// The deployment's scheme as the provider announces it: `{name, params}`.
+    /// The deployment's scheme as the provider announces it, `{name, params}`, checked
+    /// against the announcement this client pinned on first use: a change of scheme or of any
+    /// parameter (radius, list head, escrow key, enclave allow-list) is refused with
+    /// [`ClientError::SchemeChanged`] until the user accepts it ([`Client::accept_scheme`]).
     pub fn scheme_info(&self) -> Result<Value, ClientError> {
-        self.transport.get("/v1/scheme", Some(&self.token))
+        let info = self.transport.get("/v1/scheme", Some(&self.token))?;
+        // serde_json's maps are sorted, so the text is canonical.
+        let text = info.to_string();
+        let pinned: Option<String> = self
+            .db
+            .query_row("SELECT announcement FROM scheme_pin", [], |r| r.get(0))
+            .optional()
+            .map_err(st)?;
+        match pinned {
+            Some(p) if p == text => Ok(info),
+            Some(p) => Err(ClientError::SchemeChanged(format!(
+                "pinned {}, now announced {}",
+                short(&p),
+                short(&text)
+            ))),
+            None => {
+                self.pin_scheme(&text)?;
+                Ok(info)
+            }
+        }
+    }
+
+    /// Accepts the scheme the provider now announces, replacing the pinned one: what a user
+    /// does after being told of the change. Returns the new announcement.
+    pub fn accept_scheme(&self) -> Result<Value, ClientError> {
+        let info = self.transport.get("/v1/scheme", Some(&self.token))?;
+        self.pin_scheme(&info.to_string())?;
+        Ok(info)
+    }
+
+    fn pin_scheme(&self, text: &str) -> Result<(), ClientError> {
+        self.db
+            .execute_batch("DELETE FROM scheme_pin")
+            .map_err(st)?;
+        self.db
+            .execute("INSERT INTO scheme_pin (announcement) VALUES (?1)", [text])
+            .map_err(st)?;
+        Ok(())
     }
 
     /// Installs a scheme's client half; it must be the scheme the provider announces.

@@ -5,45 +5,17 @@
 //! - the ghost user: the provider serves its own key package as "bob";
 //! - a false directory entry on first contact, caught only by comparing safety numbers;
 //! - a message re-attributed to another sender;
-//! - a peer's blob id that climbs out of the blob endpoint.
+//! - a peer's blob id that climbs out of the blob endpoint;
+//! - a silent change of scheme (a downgrade from E2EE to server-side scanning).
 
-use scanlab_messenger::client::{Client, ClientError, LocalTransport, Transport};
+use scanlab_messenger::client::{Client, ClientError, LocalTransport, Tamper, Tampering};
 use scanlab_messenger::identity::Identity;
 use scanlab_messenger::mls::MlsClient;
 use scanlab_messenger::{Limits, Provider, SqliteStore};
 use serde_json::{Value, json};
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::Arc;
 
-/// Replacement answers, by `METHOD path`; shared so a test can change them mid-run.
-type Lies = Rc<RefCell<HashMap<String, Box<dyn Fn(Vec<u8>) -> Vec<u8>>>>>;
-
-struct Malicious {
-    honest: LocalTransport,
-    lies: Lies,
-    asked: Rc<RefCell<Vec<String>>>,
-}
-
-impl Transport for Malicious {
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Vec<u8>,
-        json: bool,
-    ) -> Result<Vec<u8>, ClientError> {
-        let key = format!("{method} {path}");
-        self.asked.borrow_mut().push(key.clone());
-        let answer = self.honest.call(method, path, token, body, json)?;
-        Ok(match self.lies.borrow().get(&key) {
-            Some(lie) => lie(answer),
-            None => answer,
-        })
-    }
-}
+type Malicious = Tampering<LocalTransport>;
 
 struct World {
     provider: Arc<Provider>,
@@ -60,16 +32,10 @@ impl World {
         World { provider, root }
     }
 
-    fn client(&self, name: &str) -> (Client<Malicious>, Lies, Rc<RefCell<Vec<String>>>) {
-        let lies: Lies = Rc::default();
-        let asked = Rc::default();
-        let t = Malicious {
-            honest: LocalTransport::new(self.provider.clone()),
-            lies: lies.clone(),
-            asked: Rc::clone(&asked),
-        };
+    fn client(&self, name: &str) -> (Client<Malicious>, Tamper) {
+        let (t, tamper) = Tampering::new(LocalTransport::new(self.provider.clone()));
         let c = Client::connect(&self.root.path().join(name), name, t).unwrap();
-        (c, lies, asked)
+        (c, tamper)
     }
 
     /// A key package that says "bob", made by someone without Bob's identity key.
@@ -88,18 +54,18 @@ fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-fn serve_ghost(lies: &Lies, package: Vec<u8>) {
-    lies.borrow_mut().insert(
-        "GET /v1/keypackages/bob".into(),
-        Box::new(move |_| serde_json::to_vec(&json!({ "package": b64(&package) })).unwrap()),
+fn serve_ghost(tamper: &Tamper, package: Vec<u8>) {
+    tamper.answer(
+        "GET /v1/keypackages/bob",
+        json!({ "package": b64(&package) }),
     );
 }
 
 #[test]
 fn a_ghost_key_package_is_refused_once_the_peer_is_known() {
     let w = World::new();
-    let (alice, lies, _) = w.client("alice");
-    let (mut bob, _, _) = w.client("bob");
+    let (alice, lies) = w.client("alice");
+    let (mut bob, _) = w.client("bob");
     // A first chat: Alice pins Bob's identity key.
     alice.create_chat("first", &["bob"]).unwrap();
     bob.recv().unwrap();
@@ -113,15 +79,15 @@ fn a_ghost_key_package_is_refused_once_the_peer_is_known() {
         "{err}"
     );
     // Canary: the same request answered honestly goes through.
-    lies.borrow_mut().clear();
+    lies.stop();
     alice.create_chat("third", &["bob"]).unwrap();
 }
 
 #[test]
 fn a_ghost_on_first_contact_is_refused_by_the_directory_or_caught_by_safety_numbers() {
     let w = World::new();
-    let (alice, lies, _) = w.client("alice");
-    let (bob, _, _) = w.client("bob");
+    let (alice, lies) = w.client("alice");
+    let (bob, _) = w.client("bob");
     let (ghost, ghost_key) = w.ghost_key_package();
     // The provider serves the ghost but leaves its directory honest: refused.
     serve_ghost(&lies, ghost.clone());
@@ -133,12 +99,9 @@ fn a_ghost_on_first_contact_is_refused_by_the_directory_or_caught_by_safety_numb
         "nothing pinned on a refusal"
     );
     // The provider lies in its directory too: on first contact the client cannot tell ...
-    lies.borrow_mut().insert(
-        "GET /v1/identity/bob".into(),
-        Box::new(move |_| {
-            serde_json::to_vec(&json!({"name": "bob", "identity_key": hex::encode(ghost_key)}))
-                .unwrap()
-        }),
+    lies.answer(
+        "GET /v1/identity/bob",
+        json!({"name": "bob", "identity_key": hex::encode(ghost_key)}),
     );
     alice.create_chat("c2", &["bob"]).unwrap();
     assert_eq!(alice.pinned("bob").unwrap(), Some(ghost_key));
@@ -165,23 +128,20 @@ fn a_ghost_on_first_contact_is_refused_by_the_directory_or_caught_by_safety_numb
 #[test]
 fn a_message_re_attributed_by_the_provider_is_refused() {
     let w = World::new();
-    let (alice, _, _) = w.client("alice");
-    let (mut bob, lies, _) = w.client("bob");
-    let (_carol, _, _) = w.client("carol");
+    let (alice, _) = w.client("alice");
+    let (mut bob, lies) = w.client("bob");
+    let (_carol, _) = w.client("carol");
     alice.create_chat("c", &["bob"]).unwrap();
     bob.recv().unwrap();
     let mut alice = alice;
     alice.send("c", Some("hi"), None).unwrap();
-    lies.borrow_mut().insert(
-        "GET /v1/queue".into(),
-        Box::new(|answer| {
-            let mut v: Value = serde_json::from_slice(&answer).unwrap();
-            for m in v["messages"].as_array_mut().unwrap() {
-                m["sender"] = json!("carol");
-            }
-            serde_json::to_vec(&v).unwrap()
-        }),
-    );
+    lies.lie("GET /v1/queue", |answer| {
+        let mut v: Value = serde_json::from_slice(&answer).unwrap();
+        for m in v["messages"].as_array_mut().unwrap() {
+            m["sender"] = json!("carol");
+        }
+        serde_json::to_vec(&v).unwrap()
+    });
     let got = bob.recv().unwrap();
     assert_eq!(got.len(), 1);
     let err = got[0].as_ref().unwrap_err();
@@ -191,8 +151,8 @@ fn a_message_re_attributed_by_the_provider_is_refused() {
 #[test]
 fn a_blob_id_that_climbs_out_of_the_blob_endpoint_is_refused() {
     let w = World::new();
-    let (mut alice, _, _) = w.client("alice");
-    let (mut bob, _, asked) = w.client("bob");
+    let (mut alice, _) = w.client("alice");
+    let (mut bob, tamper) = w.client("bob");
     alice.create_chat("c", &["bob"]).unwrap();
     bob.recv().unwrap();
     // Alice's client is honest; the blob id in her reference is what a modified client could
@@ -205,9 +165,40 @@ fn a_blob_id_that_climbs_out_of_the_blob_endpoint_is_refused() {
         .unwrap();
     let got = bob.recv().unwrap();
     assert!(matches!(got[0], Err(ClientError::BadId(_))), "{got:?}");
-    assert!(
-        !asked.borrow().iter().any(|a| a.contains("..")),
-        "{:?}",
-        asked.borrow()
+    let asked = tamper.asked();
+    assert!(!asked.iter().any(|a| a.contains("..")), "{asked:?}");
+}
+
+#[test]
+fn a_silently_changed_scheme_is_noticed_and_refused_until_accepted() {
+    let w = World::new();
+    let (alice, tamper) = w.client("alice");
+    // First use pins what the provider announces (here, plain E2EE).
+    let first = alice.scheme_info().unwrap();
+    assert_eq!(first["name"], "e2ee");
+    assert_eq!(
+        alice.scheme_info().unwrap(),
+        first,
+        "the same announcement passes"
     );
+    // The provider moves this one user to server-side scanning.
+    tamper.answer(
+        "GET /v1/scheme",
+        json!({"name": "server-side", "params": {"radius": 31}}),
+    );
+    let err = alice.scheme_info().unwrap_err();
+    assert!(matches!(err, ClientError::SchemeChanged(_)), "{err}");
+    assert!(err.to_string().contains("server-side"), "{err}");
+    // A changed parameter alone is a change too.
+    tamper.answer(
+        "GET /v1/scheme",
+        json!({"name": "e2ee", "params": {"x": 1}}),
+    );
+    assert!(matches!(
+        alice.scheme_info(),
+        Err(ClientError::SchemeChanged(_))
+    ));
+    // The user accepts; from then on the new announcement is the pinned one.
+    alice.accept_scheme().unwrap();
+    assert_eq!(alice.scheme_info().unwrap()["params"]["x"], 1);
 }

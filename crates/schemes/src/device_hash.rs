@@ -4,8 +4,10 @@
 //! - **Client half:** computes the PDQ hash of every image and sends it beside the ciphertext.
 //! - **Provider half:** matches the hash against the list (radius 31 by default). It receives
 //!   exactly one 256-bit hash per image, listed or not, and keeps it.
-//! - **On a match:** the provider tells the client to disclose, and the client uploads the full
-//!   plaintext image to the provider's review queue.
+//! - **On a match:** the provider tells the client to disclose, naming the list entry's hash as
+//!   evidence. The client computes the distance itself and uploads the full plaintext image to
+//!   the provider's review queue only if the entry is within the radius it pinned; a bare
+//!   "disclose", or an entry too far away, is refused ([`verify_reply`]).
 
 use crate::fingerprint::{Fingerprint, fingerprint};
 use crate::{Matcher, Scheme, SchemeError, SimInputs, Simulation};
@@ -59,6 +61,9 @@ pub struct MatchReply {
     /// Why (the list entry and distance), on a match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The matched entry's hash: the device checks its own distance to it before disclosing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Hash256>,
 }
 
 impl MatchReply {
@@ -68,16 +73,56 @@ impl MatchReply {
             matched: m.is_some(),
             disclose: m.is_some(),
             reason: m.as_ref().map(|m| m.reason()),
+            entry: m.as_ref().map(|m| m.hash),
         }
     }
 }
 
-/// The client half's reading of a [`MatchReply`]: disclose when told, with the reason.
-pub(crate) fn follow_reply(reply: &Value) -> Result<Option<String>, ClientError> {
+/// The client half's reading of a [`MatchReply`] for an image it hashes to `own`: disclose
+/// only when the provider names a list entry within `radius` of `own`, checked here on the
+/// device. A provider that answers "disclose" for an image that matches nothing (to fetch any
+/// image it wants) gets an error, not the image. What this cannot check: that the entry is on
+/// the published list (that needs an inclusion proof under a gossiped head; not built yet).
+pub fn verify_reply(
+    reply: &Value,
+    own: &Hash256,
+    radius: u32,
+) -> Result<Option<String>, ClientError> {
     let r: MatchReply = serde_json::from_value(reply.clone())
         .map_err(|e| ClientError::Scheme(format!("malformed scan reply: {e}")))?;
-    Ok(r.disclose
-        .then(|| r.reason.unwrap_or_else(|| "match".into())))
+    if !r.disclose {
+        return Ok(None);
+    }
+    let Some(entry) = r.entry else {
+        return Err(ClientError::Scheme(
+            "the provider asked for the image without naming the list entry it matched; refused"
+                .into(),
+        ));
+    };
+    let d = own.distance(&entry);
+    if d > radius {
+        return Err(ClientError::Scheme(format!(
+            "the provider asked for the image for a list entry {d} bits away (radius {radius}); refused"
+        )));
+    }
+    Ok(Some(
+        r.reason.unwrap_or_else(|| format!("match at distance {d}")),
+    ))
+}
+
+/// The radius the client checks evidence against: the one in the (pinned) announcement.
+pub(crate) fn pinned_radius(params: &Value) -> u32 {
+    params["radius"]
+        .as_u64()
+        .map_or(crate::DEFAULT_RADIUS, |r| r.min(256) as u32)
+}
+
+/// The image hash a client half checks a provider's evidence against.
+pub(crate) fn own_hash(a: &Outgoing) -> Result<Hash256, ClientError> {
+    match fingerprint(a.media, a.bytes)? {
+        Fingerprint::Image { hash, .. } => Ok(hash),
+        Fingerprint::Video { .. } => Err(SchemeError::Media(a.media).into()),
+    }
 }
 
 impl Scheme for DeviceHash {
@@ -94,8 +139,10 @@ impl Scheme for DeviceHash {
         let c: Config = crate::config(self.name(), config)?;
         Ok(Arc::new(Provider::new(c.matcher()?)))
     }
-    fn client(&self, _params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
-        Ok(Box::new(Client))
+    fn client(&self, params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
+        Ok(Box::new(Client {
+            radius: pinned_radius(params),
+        }))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
         let m = Matcher::new(inputs.list.clone(), crate::DEFAULT_RADIUS)?;
@@ -104,18 +151,25 @@ impl Scheme for DeviceHash {
 }
 
 /// S3's client half.
-#[derive(Default)]
-pub struct Client;
+pub struct Client {
+    /// The radius it checks a provider's evidence against.
+    pub radius: u32,
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client {
+            radius: crate::DEFAULT_RADIUS,
+        }
+    }
+}
 
 impl ClientScheme for Client {
     fn name(&self) -> &str {
         "device-hash"
     }
     fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
-        let hash = match fingerprint(a.media, a.bytes)? {
-            Fingerprint::Image { hash, .. } => hash,
-            Fingerprint::Video { .. } => return Err(SchemeError::Media(a.media).into()),
-        };
+        let hash = own_hash(a)?;
         let req = ScanRequest {
             blob: a.attachment.blob.clone(),
             hash,
@@ -125,10 +179,10 @@ impl ClientScheme for Client {
     fn on_scan_reply(
         &mut self,
         _: &ClientCtx,
-        _: &Outgoing,
+        a: &Outgoing,
         reply: &Value,
     ) -> Result<Option<String>, ClientError> {
-        follow_reply(reply)
+        verify_reply(reply, &own_hash(a)?, self.radius)
     }
 }
 

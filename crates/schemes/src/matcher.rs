@@ -18,6 +18,10 @@ pub struct MatchInfo {
     pub label: String,
     /// Hamming distance to it.
     pub distance: u32,
+    /// The entry's hash: the evidence a device checks before it discloses on a provider's
+    /// word (S3, S4). Not serialised with the match record.
+    #[serde(skip)]
+    pub hash: scanlab_pdq::Hash256,
 }
 
 impl MatchInfo {
@@ -63,6 +67,7 @@ impl Matcher {
             entry: e.id,
             label: e.label.clone(),
             distance: best.distance,
+            hash: e.hash,
         })
     }
 

@@ -171,6 +171,7 @@ impl Scheme for PartialHash {
 /// S4's client half.
 pub struct Client {
     split: Split,
+    radius: u32,
 }
 
 impl Client {
@@ -178,7 +179,10 @@ impl Client {
     pub fn from_params(params: &Value) -> Result<Client, SchemeError> {
         let p: Params = serde_json::from_value(params.clone())
             .map_err(|e| SchemeError::Malformed(format!("scheme parameters: {e}")))?;
-        Ok(Client { split: p.split })
+        Ok(Client {
+            split: p.split,
+            radius: p.radius,
+        })
     }
 }
 
@@ -200,10 +204,12 @@ impl ClientScheme for Client {
     fn on_scan_reply(
         &mut self,
         _: &ClientCtx,
-        _: &Outgoing,
+        a: &Outgoing,
         reply: &Value,
     ) -> Result<Option<String>, ClientError> {
-        crate::device_hash::follow_reply(reply)
+        // The device has the image: it finishes the hash itself to check the evidence.
+        let own = crate::device_hash::own_hash(a)?;
+        crate::device_hash::verify_reply(reply, &own, self.radius)
     }
 }
 

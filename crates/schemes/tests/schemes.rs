@@ -603,3 +603,113 @@ fn an_enclave_that_fails_is_a_502_and_an_unreachable_one_a_503() {
     let e = ScanError::from(dead.scan("b", &[0; 64]).unwrap_err());
     assert_eq!(e.status(), 503);
 }
+
+/// Deploys `name`, and puts a provider that lies between Alice and it: every answer to her
+/// scan requests becomes `forged`. Alice sends the benign image; returns whether her send
+/// succeeded and the requests her client made.
+fn with_forged_scan_reply(
+    name: &str,
+    config: impl FnOnce(&Path) -> Value,
+    forged: Value,
+    images: &Images,
+) -> (
+    Result<i64, scanlab_messenger::client::ClientError>,
+    Vec<String>,
+) {
+    use scanlab_messenger::client::Tampering;
+    let tmp = tempfile::tempdir().unwrap();
+    let scheme = registry()
+        .get(name)
+        .unwrap()
+        .provider(&config(tmp.path()))
+        .unwrap();
+    let provider = Provider::with_scheme(
+        Box::new(SqliteStore::open(&tmp.path().join("provider")).unwrap()),
+        Limits::default(),
+        scheme,
+    );
+    let url =
+        scanlab_messenger::spawn_loopback(scanlab_messenger::router(provider.clone())).unwrap();
+    let (t, tamper) = Tampering::new(HttpTransport::new(&url));
+    let mut alice = Client::connect(&tmp.path().join("alice"), "alice", t).unwrap();
+    let half = registry()
+        .client_half(&alice.scheme_info().unwrap())
+        .unwrap();
+    alice.set_scheme(half).unwrap();
+    let mut bob =
+        Client::connect(&tmp.path().join("bob"), "bob", HttpTransport::new(&url)).unwrap();
+    alice.create_chat("pair", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    tamper.answer("POST /v1/scan", forged);
+    let sent = alice.send("pair", Some("benign"), Some(&images.benign));
+    assert!(
+        provider.reviews().unwrap().is_empty(),
+        "{name}: nothing reached review"
+    );
+    (sent, tamper.asked())
+}
+
+#[test]
+fn a_forged_disclose_fetches_no_image_under_any_scheme() {
+    let images = images();
+    let enclave_data = tempfile::tempdir().unwrap();
+    let enclave = enclave_url(&images, enclave_data.path());
+    let escrow = hex::encode(KeyPair::generate().public());
+    let bare = json!({"match": true, "disclose": true, "reason": "trust me"});
+    type Config<'a> = Box<dyn FnOnce(&Path) -> Value + 'a>;
+    let cases: Vec<(&str, Config)> = vec![
+        ("e2ee", Box::new(|_| json!({}))),
+        (
+            "server-side",
+            Box::new(|d| json!({ "list": list_file(&images, d) })),
+        ),
+        (
+            "exceptional-access",
+            Box::new(move |d| {
+                std::fs::write(d.join("escrow.pub"), &escrow).unwrap();
+                json!({ "escrow_pub": d.join("escrow.pub") })
+            }),
+        ),
+        ("enclave", Box::new(move |_| json!({ "enclave": enclave }))),
+        (
+            "device-hash",
+            Box::new(|d| json!({ "list": list_file(&images, d) })),
+        ),
+        (
+            "partial-hash",
+            Box::new(|d| json!({ "list": list_file(&images, d) })),
+        ),
+    ];
+    for (name, config) in cases {
+        let (sent, asked) = with_forged_scan_reply(name, config, bare.clone(), &images);
+        assert!(
+            !asked.iter().any(|a| a == "POST /v1/review"),
+            "{name} disclosed on the provider's word: {asked:?}"
+        );
+        // Schemes that may disclose on a match refuse the bare request loudly; the others
+        // ignore it and deliver.
+        match name {
+            "device-hash" | "partial-hash" => {
+                let e = sent.unwrap_err().to_string();
+                assert!(e.contains("without naming the list entry"), "{name}: {e}");
+            }
+            _ => assert!(sent.is_ok(), "{name}: {sent:?}"),
+        }
+    }
+    // Evidence that does not hold up (a real list entry, but far from this image) is refused
+    // too: the device measures the distance itself.
+    let far = pdq_of(&images.listed[0]).unwrap().hash;
+    assert!(far.distance(&pdq_of(&images.benign).unwrap().hash) > 31);
+    for name in ["device-hash", "partial-hash"] {
+        let lie = json!({"match": true, "disclose": true, "entry": far.to_string()});
+        let (sent, asked) = with_forged_scan_reply(
+            name,
+            |d| json!({ "list": list_file(&images, d) }),
+            lie,
+            &images,
+        );
+        let e = sent.unwrap_err().to_string();
+        assert!(e.contains("bits away"), "{name}: {e}");
+        assert!(!asked.iter().any(|a| a == "POST /v1/review"));
+    }
+}
