@@ -286,7 +286,7 @@ fn bench_messenger(clients: usize, messages: usize) -> Result<ExitCode> {
             post("/v1/register", serde_json::json!({"name": name, "identity_key": hex::encode(key.verifying_key().as_bytes())})).await?;
             let c: serde_json::Value = post("/v1/auth/challenge", serde_json::json!({"name": name})).await?.json().await?;
             let nonce = hex::decode(c["nonce"].as_str().unwrap_or_default())?;
-            let sig = key.sign(&scanlab_messenger::provider::auth_message(&name, &nonce));
+            let sig = key.sign(&scanlab_messenger::provider::auth_message(c["provider"].as_str().unwrap_or_default(), &name, &nonce));
             let t: serde_json::Value = post("/v1/auth/token", serde_json::json!({"name": name, "nonce": c["nonce"], "signature": hex::encode(sig.to_bytes())})).await?.json().await?;
             tokens.push(t["token"].as_str().unwrap_or_default().to_string());
         }

@@ -60,7 +60,11 @@ async fn account(url: &str, name: &str, seed: u8) -> String {
 async fn login(url: &str, name: &str, key: &SigningKey) -> String {
     let c = post(url, "/v1/auth/challenge", None, json!({"name": name})).await;
     let nonce = hex::decode(c["nonce"].as_str().unwrap()).unwrap();
-    let sig = key.sign(&scanlab_messenger::provider::auth_message(name, &nonce));
+    let sig = key.sign(&scanlab_messenger::provider::auth_message(
+        c["provider"].as_str().unwrap(),
+        name,
+        &nonce,
+    ));
     let t = post(
         url,
         "/v1/auth/token",

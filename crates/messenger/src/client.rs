@@ -395,8 +395,7 @@ impl<T: Transport> Client<T> {
     /// Registers `name` at the provider (first run) or logs in again (later runs), and keeps
     /// key packages published.
     pub fn connect(home: &Path, name: &str, transport: T) -> Result<Self, ClientError> {
-        std::fs::create_dir_all(home).map_err(st)?;
-        let db = Connection::open(home.join("client.sqlite")).map_err(st)?;
+        let db = crate::mls::open_private_db(home, "client.sqlite").map_err(st)?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS account (auth_secret TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY);
@@ -405,7 +404,8 @@ impl<T: Transport> Client<T> {
                  value BLOB NOT NULL, PRIMARY KEY (scheme, key));
              CREATE TABLE IF NOT EXISTS received (id INTEGER PRIMARY KEY, message TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS contacts (name TEXT PRIMARY KEY, identity_key BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS scheme_pin (announcement TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS scheme_pin (announcement TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS provider_pin (id TEXT NOT NULL);",
         )
         .map_err(st)?;
         let existing: Option<String> = db
@@ -433,7 +433,26 @@ impl<T: Transport> Client<T> {
         let c = transport.post("/v1/auth/challenge", None, &json!({"name": name}))?;
         let nonce_hex = c["nonce"].as_str().unwrap_or_default();
         let nonce = hex::decode(nonce_hex).map_err(st)?;
-        let sig = key.sign(&crate::provider::auth_message(name, &nonce));
+        let provider = c["provider"].as_str().unwrap_or_default();
+        // The provider this account registered with, pinned on first login: a signature is
+        // bound to it, and another provider's challenge is refused before anything is signed.
+        let pinned: Option<String> = db
+            .query_row("SELECT id FROM provider_pin", [], |r| r.get(0))
+            .optional()
+            .map_err(st)?;
+        match pinned {
+            Some(p) if p != provider => {
+                return Err(ClientError::Identity(format!(
+                    "the provider answering is {provider:?}, not {p:?}, the one this account registered with"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                db.execute("INSERT INTO provider_pin (id) VALUES (?1)", [provider])
+                    .map_err(st)?;
+            }
+        }
+        let sig = key.sign(&crate::provider::auth_message(provider, name, &nonce));
         let t = transport.post(
             "/v1/auth/token",
             None,
@@ -846,7 +865,7 @@ impl<T: Transport> Client<T> {
             self.transport.post(
                 "/v1/review",
                 Some(&self.token),
-                &json!({"blob": r.blob, "reason": reason, "image": B64.encode(bytes)}),
+                &json!({"blob": r.blob, "reason": reason, "image": B64.encode(bytes), "attachment": r}),
             )?;
         }
         Ok(())

@@ -163,6 +163,30 @@ impl OpenMlsProvider for ClientProvider {
     }
 }
 
+/// Opens a database of client secrets (`file` under `home`): the folder made `0700` and the
+/// file `0600`, so other local users cannot read them, and SQLite's `secure_delete` on, so that
+/// a deleted epoch secret or key is overwritten with zeros rather than left in a free page.
+/// Forward secrecy depends on the old secrets being gone, not merely unlinked from a row.
+pub fn open_private_db(home: &Path, file: &str) -> std::io::Result<Connection> {
+    std::fs::create_dir_all(home)?;
+    let path = home.join(file);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let db = Connection::open(&path).map_err(std::io::Error::other)?;
+    db.pragma_update(None, "secure_delete", "ON")
+        .map_err(std::io::Error::other)?;
+    Ok(db)
+}
+
 /// What processing an incoming message produced.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
@@ -198,15 +222,14 @@ impl MlsClient {
         name: &str,
         identity: &ed25519_dalek::SigningKey,
     ) -> Result<Self, MlsError> {
-        std::fs::create_dir_all(home).map_err(state)?;
-        let conn = Connection::open(home.join("mls.sqlite")).map_err(state)?;
+        let conn = open_private_db(home, "mls.sqlite").map_err(state)?;
         let mut storage = SqliteStorageProvider::<JsonCodec, Connection>::new(conn);
         storage.run_migrations().map_err(state)?;
         let provider = ClientProvider {
             crypto: RustCrypto::default(),
             storage,
         };
-        let meta = Connection::open(home.join("client.sqlite")).map_err(state)?;
+        let meta = open_private_db(home, "client.sqlite").map_err(state)?;
         meta.execute_batch(
             "CREATE TABLE IF NOT EXISTS identity (name TEXT NOT NULL, public_key BLOB NOT NULL);",
         )
@@ -867,6 +890,46 @@ mod tests {
         let (a, _) = seal_attachment(&[1u8; 100_000], "a", "c").unwrap();
         let (b, _) = seal_attachment(&[2u8; 100_050], "a", "c").unwrap();
         assert_eq!(a.len(), b.len());
+    }
+}
+
+#[cfg(test)]
+mod storage_tests {
+    use super::*;
+
+    #[test]
+    fn client_secrets_are_private_and_deleted_ones_are_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let db = open_private_db(&home, "x.sqlite").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&home), 0o700);
+            assert_eq!(mode(&home.join("x.sqlite")), 0o600);
+        }
+        let marker = "epoch-secret-5f1e2d3c4b5a69788796a5b4c3d2e1f0";
+        db.execute_batch("CREATE TABLE s (v TEXT)").unwrap();
+        db.execute("INSERT INTO s VALUES (?1)", [marker]).unwrap();
+        db.execute("DELETE FROM s", []).unwrap();
+        drop(db);
+        let bytes = std::fs::read(home.join("x.sqlite")).unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "a deleted secret is still in the file"
+        );
+        // Canary: without secure_delete the deleted row stays readable in the file.
+        let plain = Connection::open(home.join("y.sqlite")).unwrap();
+        plain.pragma_update(None, "secure_delete", "OFF").unwrap();
+        plain.execute_batch("CREATE TABLE s (v TEXT)").unwrap();
+        plain
+            .execute("INSERT INTO s VALUES (?1)", [marker])
+            .unwrap();
+        plain.execute("DELETE FROM s", []).unwrap();
+        drop(plain);
+        let bytes = std::fs::read(home.join("y.sqlite")).unwrap();
+        assert!(bytes.windows(marker.len()).any(|w| w == marker.as_bytes()));
     }
 }
 

@@ -7,8 +7,8 @@
 //! | endpoint | auth | what |
 //! |---|---|---|
 //! | `POST /v1/register {name, identity_key}` | no | create an account bound to an Ed25519 key |
-//! | `POST /v1/auth/challenge {name}` → `{nonce}` | no | a fresh nonce of its own (unknown names too) |
-//! | `POST /v1/auth/token {name, nonce, signature}` → `{token}` | no | signature over [`auth_message`] (`scanlab-auth-v2 ‖ 0 ‖ name ‖ 0 ‖ nonce`) |
+//! | `POST /v1/auth/challenge {name}` → `{nonce, provider}` | no | a fresh nonce of its own (unknown names too), and the provider's id |
+//! | `POST /v1/auth/token {name, nonce, signature}` → `{token}` | no | signature over [`auth_message`] (`scanlab-auth-v3 ‖ 0 ‖ provider ‖ 0 ‖ name ‖ 0 ‖ nonce`) |
 //! | `POST /v1/keypackages {packages}` | yes | publish MLS key packages |
 //! | `GET /v1/keypackages/{name}` → `{package}` | yes | take one (single-use) |
 //! | `GET /v1/identity/{name}` → `{name, identity_key}` | yes | the directory: the account's registered identity key, which its MLS leaves must be bound to ([`crate::identity`]) |
@@ -82,13 +82,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Context string of the authentication signature.
-pub const AUTH_CONTEXT: &[u8] = b"scanlab-auth-v2";
+pub const AUTH_CONTEXT: &[u8] = b"scanlab-auth-v3";
 
-/// What a client signs to log in: the context, its account name and the challenge's nonce,
-/// NUL-separated (names cannot contain NUL), so a signature for one name or one challenge is
-/// worth nothing for another.
-pub fn auth_message(name: &str, nonce: &[u8]) -> Vec<u8> {
-    [AUTH_CONTEXT, b"\0", name.as_bytes(), b"\0", nonce].concat()
+/// What a client signs to log in: the context, the provider's id, its account name and the
+/// challenge's nonce, NUL-separated (ids and names cannot contain NUL), so a signature for one
+/// provider, one name or one challenge is worth nothing for another. The provider's id comes
+/// with each challenge; clients pin it on first use, so a provider that relays another's
+/// challenge to a user gets a signature the other refuses.
+pub fn auth_message(provider: &str, name: &str, nonce: &[u8]) -> Vec<u8> {
+    [
+        AUTH_CONTEXT,
+        b"\0",
+        provider.as_bytes(),
+        b"\0",
+        name.as_bytes(),
+        b"\0",
+        nonce,
+    ]
+    .concat()
 }
 
 /// How many key packages one account may take a minute (of anyone's).
@@ -137,6 +148,8 @@ impl Default for Limits {
 /// The provider's state.
 pub struct Provider {
     db: Db,
+    /// The id logins are bound to ([`auth_message`]).
+    id: String,
     /// Token digest → (account, issued ms). Tokens never change once issued, so a cache in
     /// front of the store saves a database round trip (and a commit wait) on every request.
     tokens: RwLock<HashMap<String, (String, i64)>>,
@@ -233,8 +246,28 @@ impl Provider {
         limits: Limits,
         scheme: Option<Arc<dyn ProviderScheme>>,
     ) -> Arc<Self> {
+        let db = Db::start(store);
+        // The provider's id: random on first start, then kept in its store. Were the store
+        // unreadable, a fresh id makes pinned clients refuse to log in: they fail safe.
+        let id = db
+            .call_blocking(|s| {
+                if let Some(id) = s.state("provider", "id")? {
+                    return Ok(String::from_utf8_lossy(&id).into_owned());
+                }
+                let mut b = [0u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+                let id = hex::encode(b);
+                s.set_state("provider", "id", id.as_bytes())?;
+                Ok(id)
+            })
+            .unwrap_or_else(|_: StoreError| {
+                let mut b = [0u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+                hex::encode(b)
+            });
         Arc::new(Provider {
-            db: Db::start(store),
+            db,
+            id,
             tokens: RwLock::new(HashMap::new()),
             challenges: Mutex::new(HashMap::new()),
             refused: Default::default(),
@@ -269,6 +302,11 @@ impl Provider {
     /// The review queue: what was disclosed to the provider's reviewers. Blocks.
     pub fn reviews(&self) -> Result<Vec<Review>, StoreError> {
         self.db.call_blocking(|s| s.reviews())
+    }
+
+    /// The provider's id, which login signatures are bound to ([`auth_message`]).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Requests refused before authentication (bad or no token on a route that needs one,
@@ -447,7 +485,9 @@ async fn challenge(
             issued: std::time::Instant::now(),
         },
     );
-    Ok(Json(serde_json::json!({ "nonce": hex::encode(nonce) })))
+    Ok(Json(
+        serde_json::json!({ "nonce": hex::encode(nonce), "provider": p.id }),
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -487,8 +527,11 @@ async fn token(
         .ok()
         .and_then(|s| s.try_into().ok())
         .ok_or(ApiError::AuthFailed)?;
-    key.verify_strict(&auth_message(&r.name, &nonce), &Signature::from_bytes(&sig))
-        .map_err(|_| ApiError::AuthFailed)?;
+    key.verify_strict(
+        &auth_message(&p.id, &r.name, &nonce),
+        &Signature::from_bytes(&sig),
+    )
+    .map_err(|_| ApiError::AuthFailed)?;
     // Spent once: a second use of the same signed challenge fails.
     if p.challenges
         .lock()
@@ -792,6 +835,10 @@ struct ReviewReq {
     blob: String,
     reason: String,
     image: String,
+    /// The attachment's reference: the provider opens the blob with it and keeps the review
+    /// only if the image is that blob's plaintext and the blob is the caller's own, so that a
+    /// review is bound to its blob and nobody can frame another's attachment with an image.
+    attachment: crate::mls::AttachmentRef,
 }
 
 async fn review(
@@ -801,6 +848,26 @@ async fn review(
     Json(r): Json<ReviewReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let image = b64(&r.image, "image")?;
+    if r.attachment.blob != r.blob || r.attachment.sender != me {
+        return Err(ApiError::BadRequest(
+            "the attachment reference is not for this blob from this account".into(),
+        ));
+    }
+    let id = r.blob.clone();
+    let blob =
+        p.db.call(move |s| s.get_blob(&id))
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    let reference = r.attachment.clone();
+    let opened =
+        tokio::task::spawn_blocking(move || crate::mls::open_attachment(&blob, &reference))
+            .await
+            .map_err(|e| ApiError::Internal(format!("opening the blob failed: {e}")))?;
+    if !matches!(&opened, Ok(pt) if *pt == image) {
+        return Err(ApiError::BadRequest(
+            "the image is not the plaintext of that blob under that reference".into(),
+        ));
+    }
     if let Some(scheme) = p.scheme.clone() {
         let c = ctx(&p, &me, &pending, "POST /v1/review");
         let (reason, img) = (r.reason.clone(), image.clone());

@@ -25,6 +25,9 @@ async fn start_with(opts: ServeOptions, limits: Limits) -> Srv {
     let provider = Provider::new(Box::new(SqliteStore::open(dir.path()).unwrap()), limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    IDS.lock()
+        .unwrap()
+        .push((url.clone(), provider.id().to_string()));
     let router = scanlab_messenger::router(provider.clone());
     tokio::spawn(scanlab_messenger::serve_router(
         listener,
@@ -67,8 +70,18 @@ async fn challenge(url: &str, name: &str) -> (u16, String) {
     (s, c["nonce"].as_str().unwrap_or_default().to_string())
 }
 
+/// Provider ids by URL, noted when each test's provider starts: logins are bound to them.
+static IDS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The id of the provider at `url`, which logins are bound to.
+async fn provider_id(url: &str) -> String {
+    let ids = IDS.lock().unwrap();
+    ids.iter().find(|(u, _)| u == url).unwrap().1.clone()
+}
+
 async fn answer(url: &str, name: &str, nonce: &str, key: &SigningKey) -> (u16, Value) {
-    let sig = key.sign(&auth_message(name, &hex::decode(nonce).unwrap()));
+    let id = provider_id(url).await;
+    let sig = key.sign(&auth_message(&id, name, &hex::decode(nonce).unwrap()));
     post(
         url,
         "/v1/auth/token",
@@ -116,7 +129,23 @@ async fn nobody_but_the_signer_can_spend_or_replace_a_login_challenge() {
     let other = SigningKey::from_bytes(&[8; 32]);
     register(&srv.url, "other", &other).await;
     let (_, n2) = challenge(&srv.url, "victim").await;
-    let sig = other.sign(&auth_message("other", &hex::decode(&n2).unwrap()));
+    let id = provider_id(&srv.url).await;
+    let sig = other.sign(&auth_message(&id, "other", &hex::decode(&n2).unwrap()));
+    // Nor is a signature for another provider.
+    let (_, n3) = challenge(&srv.url, "victim").await;
+    let elsewhere = victim.sign(&auth_message(
+        "another-provider",
+        "victim",
+        &hex::decode(&n3).unwrap(),
+    ));
+    let (s3, _) = post(
+        &srv.url,
+        "/v1/auth/token",
+        None,
+        json!({"name": "victim", "nonce": n3, "signature": hex::encode(elsewhere.to_bytes())}),
+    )
+    .await;
+    assert_eq!(s3, 401, "a signature bound to another provider is refused");
     let (s, _) = post(
         &srv.url,
         "/v1/auth/token",

@@ -202,3 +202,61 @@ fn a_silently_changed_scheme_is_noticed_and_refused_until_accepted() {
     alice.accept_scheme().unwrap();
     assert_eq!(alice.scheme_info().unwrap()["params"]["x"], 1);
 }
+
+#[test]
+fn a_review_is_bound_to_its_blob_and_its_sender() {
+    use scanlab_messenger::client::Transport;
+    let w = World::new();
+    let (alice, _) = w.client("alice");
+    let (mallory, _) = w.client("mallory");
+    let image = b"the image alice really attached".to_vec();
+    let (blob, mut r) = scanlab_messenger::mls::seal_attachment(&image, "alice", "c").unwrap();
+    let up = alice
+        .transport()
+        .put_bytes("/v1/blobs", Some(alice.token()), blob)
+        .unwrap();
+    r.blob = up["id"].as_str().unwrap().to_string();
+    let review = |c: &Client<Malicious>, img: &[u8], r: &scanlab_messenger::mls::AttachmentRef| {
+        c.transport().post(
+            "/v1/review",
+            Some(c.token()),
+            &json!({"blob": r.blob, "reason": "test", "image": b64(img), "attachment": r}),
+        )
+    };
+    // Another image under the blob's own reference: refused (framing Alice with a picture).
+    let err = review(&alice, b"something else entirely", &r).unwrap_err();
+    assert!(err.to_string().contains("not the plaintext"), "{err}");
+    // Mallory, holding Alice's reference, cannot file it as hers.
+    let err = review(&mallory, &image, &r).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not for this blob from this account"),
+        "{err}"
+    );
+    assert!(w.provider.reviews().unwrap().is_empty());
+    // Canary: the true image, by its sender, is taken.
+    review(&alice, &image, &r).unwrap();
+    assert_eq!(w.provider.reviews().unwrap().len(), 1);
+}
+
+#[test]
+fn a_login_relayed_from_another_provider_is_refused() {
+    let w = World::new();
+    let (alice, _) = w.client("alice");
+    drop(alice);
+    // Alice's next login meets a challenge that names another provider: she signs nothing.
+    let (t, tamper) = Tampering::new(LocalTransport::new(w.provider.clone()));
+    tamper.lie("POST /v1/auth/challenge", |answer| {
+        let mut v: Value = serde_json::from_slice(&answer).unwrap();
+        v["provider"] = json!("some-other-provider");
+        serde_json::to_vec(&v).unwrap()
+    });
+    let err = Client::connect(&w.root.path().join("alice"), "alice", t)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("registered with"), "{err}");
+    assert!(!tamper.asked().iter().any(|a| a == "POST /v1/auth/token"));
+    // Canary: the honest provider's challenge logs her in.
+    let (t, _) = Tampering::new(LocalTransport::new(w.provider.clone()));
+    Client::connect(&w.root.path().join("alice"), "alice", t).unwrap();
+}

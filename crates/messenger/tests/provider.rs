@@ -96,9 +96,11 @@ async fn user(url: &str, name: &str, seed: u8) -> User {
 async fn login(url: &str, u: &User) -> String {
     let (_, c) = post(url, "/v1/auth/challenge", None, json!({"name": u.name})).await;
     let nonce = hex::decode(c["nonce"].as_str().unwrap()).unwrap();
-    let sig = u
-        .key
-        .sign(&scanlab_messenger::provider::auth_message(&u.name, &nonce));
+    let sig = u.key.sign(&scanlab_messenger::provider::auth_message(
+        c["provider"].as_str().unwrap(),
+        &u.name,
+        &nonce,
+    ));
     let (s, t) = post(
         url,
         "/v1/auth/token",
@@ -174,9 +176,11 @@ async fn authentication_is_required_and_checked() {
     };
     let (_, c) = post(&url, "/v1/auth/challenge", None, json!({"name": "alice"})).await;
     let nonce = hex::decode(c["nonce"].as_str().unwrap()).unwrap();
-    let sig = mallory
-        .key
-        .sign(&scanlab_messenger::provider::auth_message("alice", &nonce));
+    let sig = mallory.key.sign(&scanlab_messenger::provider::auth_message(
+        c["provider"].as_str().unwrap(),
+        "alice",
+        &nonce,
+    ));
     let (s, _) = post(
         &url,
         "/v1/auth/token",
