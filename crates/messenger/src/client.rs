@@ -267,13 +267,12 @@ pub type Lie = Box<dyn Fn(Vec<u8>) -> Vec<u8> + Send>;
 /// detects: the client code under test is the real one, unchanged.
 pub struct Tampering<T: Transport> {
     honest: T,
-    lies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Lie>>>,
-    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tamper: Tamper,
 }
 
 /// The handle a test or experiment keeps to a [`Tampering`] transport, to change its lies
 /// while a client holds the transport.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Tamper {
     lies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Lie>>>,
     asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -282,16 +281,9 @@ pub struct Tamper {
 impl<T: Transport> Tampering<T> {
     /// Wraps `honest`; returns the transport and its handle.
     pub fn new(honest: T) -> (Tampering<T>, Tamper) {
-        let t = Tampering {
-            honest,
-            lies: Default::default(),
-            asked: Default::default(),
-        };
-        let handle = Tamper {
-            lies: t.lies.clone(),
-            asked: t.asked.clone(),
-        };
-        (t, handle)
+        let tamper = Tamper::default();
+        let handle = tamper.clone();
+        (Tampering { honest, tamper }, handle)
     }
 }
 
@@ -327,13 +319,15 @@ impl<T: Transport> Transport for Tampering<T> {
         json: bool,
     ) -> Result<Vec<u8>, ClientError> {
         let key = format!("{method} {path}");
-        self.asked
+        self.tamper
+            .asked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(key.clone());
         let answer = self.honest.call(method, path, token, body, json)?;
         Ok(
             match self
+                .tamper
                 .lies
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

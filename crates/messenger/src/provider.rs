@@ -249,22 +249,21 @@ impl Provider {
         let db = Db::start(store);
         // The provider's id: random on first start, then kept in its store. Were the store
         // unreadable, a fresh id makes pinned clients refuse to log in: they fail safe.
+        let fresh = || {
+            let mut b = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+            hex::encode(b)
+        };
         let id = db
-            .call_blocking(|s| {
+            .call_blocking(move |s| {
                 if let Some(id) = s.state("provider", "id")? {
                     return Ok(String::from_utf8_lossy(&id).into_owned());
                 }
-                let mut b = [0u8; 16];
-                rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-                let id = hex::encode(b);
+                let id = fresh();
                 s.set_state("provider", "id", id.as_bytes())?;
                 Ok(id)
             })
-            .unwrap_or_else(|_: StoreError| {
-                let mut b = [0u8; 16];
-                rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-                hex::encode(b)
-            });
+            .unwrap_or_else(|_: StoreError| fresh());
         Arc::new(Provider {
             db,
             id,

@@ -146,23 +146,30 @@ fn list_file(images: &Images, dir: &Path) -> String {
     p.display().to_string()
 }
 
-/// Deploys scheme `name` with `config` (a function of a scratch folder, for files it needs),
-/// has Alice send the three images to Bob in a chat, and collects the result.
-fn run(name: &str, config: impl FnOnce(&Path) -> Value, images: &Images) -> Run {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("provider");
+/// Deploys scheme `name` with `config` (a function of the scratch folder `dir`, for files it
+/// needs) on a provider storing into `dir/provider`, served on loopback; returns it and its URL.
+fn deploy(name: &str, config: impl FnOnce(&Path) -> Value, dir: &Path) -> (Arc<Provider>, String) {
     let scheme = registry()
         .get(name)
         .unwrap()
-        .provider(&config(tmp.path()))
+        .provider(&config(dir))
         .unwrap();
     let provider = Provider::with_scheme(
-        Box::new(SqliteStore::open(&data).unwrap()),
+        Box::new(SqliteStore::open(&dir.join("provider")).unwrap()),
         Limits::default(),
         scheme,
     );
     let url =
         scanlab_messenger::spawn_loopback(scanlab_messenger::router(provider.clone())).unwrap();
+    (provider, url)
+}
+
+/// Deploys scheme `name` with `config` (a function of a scratch folder, for files it needs),
+/// has Alice send the three images to Bob in a chat, and collects the result.
+fn run(name: &str, config: impl FnOnce(&Path) -> Value, images: &Images) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("provider");
+    let (provider, url) = deploy(name, config, tmp.path());
     let connect = |name: &str| {
         let mut c =
             Client::connect(&tmp.path().join(name), name, HttpTransport::new(&url)).unwrap();
@@ -618,18 +625,7 @@ fn with_forged_scan_reply(
 ) {
     use scanlab_messenger::client::Tampering;
     let tmp = tempfile::tempdir().unwrap();
-    let scheme = registry()
-        .get(name)
-        .unwrap()
-        .provider(&config(tmp.path()))
-        .unwrap();
-    let provider = Provider::with_scheme(
-        Box::new(SqliteStore::open(&tmp.path().join("provider")).unwrap()),
-        Limits::default(),
-        scheme,
-    );
-    let url =
-        scanlab_messenger::spawn_loopback(scanlab_messenger::router(provider.clone())).unwrap();
+    let (provider, url) = deploy(name, config, tmp.path());
     let (t, tamper) = Tampering::new(HttpTransport::new(&url));
     let mut alice = Client::connect(&tmp.path().join("alice"), "alice", t).unwrap();
     let half = registry()
