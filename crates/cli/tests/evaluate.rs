@@ -109,6 +109,8 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     // Poisoning is caught only when targeted.
     assert_eq!(r["audit"]["targeted_split_view_detected"], true);
     assert_eq!(r["audit"]["global_with_vouchers_detected"], false);
+    assert_eq!(r["audit"]["hidden_entry_detected_by_monitor"], true);
+    assert_eq!(r["audit"]["control_passes"], true);
     // Unrelated photos sit near 128 bits apart.
     let mean = r["false_positives"]["mean"].as_f64().unwrap();
     assert!((100.0..150.0).contains(&mean), "{mean}");

@@ -411,8 +411,11 @@ linked blob. <b>Poisoning</b>: the protest poster is added to the list; identifi
 downloaders of flagged poster blobs.</p>\
 <p><b>Does the auditable list catch the poisoning?</b> Targeted split view (one user served the \
 poisoned list): <b>{}</b>. Global addition with vouchers from two jurisdictions: <b>{}</b>. Global \
-addition with no vouchers: <b>{}</b>. Hashes are opaque, so a globally added, properly vouched \
-entry is indistinguishable from a legitimate one.</p>",
+addition with no vouchers: <b>{}</b>. A head of a size only one user is served, whose sorted \
+tree hides a listed entry: that user's absence proof {}; a monitor holding the list: <b>{}</b>. \
+Honest control (no attack): <b>{}</b>. Hashes are opaque, so a globally added, properly vouched \
+entry is indistinguishable from a legitimate one. An attack counts as detected only on the error \
+that names it.</p>",
         if a.targeted_split_view_detected {
             "detected (gossip)"
         } else {
@@ -427,6 +430,21 @@ entry is indistinguishable from a legitimate one.</p>",
             "detected (policy check)"
         } else {
             "not detected"
+        },
+        if a.hidden_entry_absence_verified_for_user {
+            "verifies"
+        } else {
+            "fails"
+        },
+        if a.hidden_entry_detected_by_monitor {
+            "detected (sorted root)"
+        } else {
+            "not detected"
+        },
+        if a.control_passes {
+            "no alarm"
+        } else {
+            "FALSE ALARM"
         },
     );
 

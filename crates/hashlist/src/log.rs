@@ -21,40 +21,75 @@
 //!   certificate-revocation transparency (Laurie and Kasper, "Revocation Transparency", 2012).
 //!   What it proves is exact absence: it cannot show that no *near* duplicate of `h` (within
 //!   PDQ's distance 31) is listed; only a party holding the full list can check that.
-//! - **Signed tree head** ([`SignedTreeHead`]): size, both roots and a timestamp, signed with
-//!   Ed25519 (RFC 8032) by the list operator under the context string
-//!   `scanlab-list-sth-v1`.
+//! - **Log id** ([`log_id`]): `SHA-256("scanlab-log-id-v1" ‖ operator key)`, as RFC 6962's
+//!   log id is the hash of the log's key. Heads and vouchers carry it, so neither replays into
+//!   another log.
+//! - **Signed tree head** ([`SignedTreeHead`]): log id, size, both roots and a timestamp,
+//!   signed with Ed25519 (RFC 8032, strict verification) by the list operator under the
+//!   context string `scanlab-list-sth-v2`. A client refuses a head from the future (beyond a
+//!   clock skew), one older than its freshness window, and one whose timestamp goes backwards
+//!   as the log grows ([`Freshness`]).
 //! - **Gossip.** Clients exchange the heads they were served ([`Auditor::gossip`]). Two valid
 //!   heads of the same size with different roots, or of different sizes without a valid
 //!   consistency proof, are a split view; the two signed heads are the evidence.
 //! - **k-of-n admission** ([`Policy`]): a hash enters only when `k` registered organisations, in
-//!   `k` distinct jurisdictions, have each signed it (Ed25519, context `scanlab-voucher-v1`).
-//!   This is Apple's 2021 rule that a hash must come from at least two child-safety
-//!   organisations in different sovereign jurisdictions. Vouchers are inside the leaf, so any
-//!   client can re-check them.
+//!   `k` distinct jurisdictions and with `k` distinct keys, have each signed it. A voucher is
+//!   an Ed25519 signature over `"scanlab-voucher-v2" ‖ log id ‖ hash ‖ SHA-256(label) ‖
+//!   expiry`, valid for an entry added before its expiry. This is Apple's 2021 rule that a hash
+//!   must come from at least two child-safety organisations in different sovereign
+//!   jurisdictions. Vouchers are inside the leaf, so any client can re-check them, and a
+//!   policy that registers one key under two names is refused ([`Policy::new`]).
 //!
-//! What the sorted tree commits to is checked by auditors who download the whole list
-//! ([`Auditor::audit_full_list`]); a client holding only proofs relies on them for that.
+//! What the sorted tree commits to can only be checked by a party holding the list: a
+//! **monitor** ([`Auditor::audit_head`]) recomputes it for the prefix of *every* head it is
+//! gossiped, whatever its size. A head of a size only one user sees can carry a sorted tree
+//! that omits a listed hash, and the absence proof under it verifies for that user; the monitor
+//! catches it once the head reaches it. A client holding only proofs relies on monitors for
+//! that.
 
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 pub use ed25519_dalek::VerifyingKey as PublicKey;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use scanlab_pdq::Hash256;
 use sha2_11::Sha256;
 use std::collections::BTreeSet;
 
 /// Signing context for tree heads.
-const STH_CONTEXT: &[u8] = b"scanlab-list-sth-v1";
+const STH_CONTEXT: &[u8] = b"scanlab-list-sth-v2";
 /// Signing context for organisations' vouchers.
-const VOUCHER_CONTEXT: &[u8] = b"scanlab-voucher-v1";
+const VOUCHER_CONTEXT: &[u8] = b"scanlab-voucher-v2";
+/// Context of the log id.
+const LOG_ID_CONTEXT: &[u8] = b"scanlab-log-id-v1";
 
-/// An organisation's signature on one hash.
+/// A log's id: `SHA-256("scanlab-log-id-v1" ‖ operator public key)`.
+pub fn log_id(operator: &VerifyingKey) -> [u8; 32] {
+    use sha2_11::Digest;
+    let mut h = Sha256::new();
+    h.update(LOG_ID_CONTEXT);
+    h.update(operator.as_bytes());
+    h.finalize().into()
+}
+
+/// What a voucher signs: `context ‖ log id ‖ hash ‖ SHA-256(label) ‖ expiry`.
+fn voucher_message(log: &[u8; 32], hash: &Hash256, label: &str, expires: u64) -> Vec<u8> {
+    use sha2_11::Digest;
+    let mut m = VOUCHER_CONTEXT.to_vec();
+    m.extend_from_slice(log);
+    m.extend_from_slice(&hash.to_bytes());
+    m.extend_from_slice(&Sha256::digest(label.as_bytes()));
+    m.extend_from_slice(&expires.to_be_bytes());
+    m
+}
+
+/// An organisation's signature on one entry of one log.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Voucher {
     /// The organisation's registered name.
     pub org: String,
-    /// Ed25519 signature over `scanlab-voucher-v1 ‖ hash`.
+    /// Seconds since the Unix epoch after which the voucher admits no new entry.
+    pub expires: u64,
+    /// Ed25519 signature over `scanlab-voucher-v2 ‖ log id ‖ hash ‖ SHA-256(label) ‖ expires`.
     #[serde(with = "hex64")]
     pub signature: [u8; 64],
 }
@@ -78,7 +113,7 @@ impl LogLeaf {
     /// Canonical, unambiguous bytes (length-prefixed fields), the Merkle leaf.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(64 + 80 * self.vouchers.len());
-        b.extend_from_slice(b"scanlab-leaf-v1");
+        b.extend_from_slice(b"scanlab-leaf-v2");
         b.extend_from_slice(&self.id.to_be_bytes());
         b.extend_from_slice(&self.hash.to_bytes());
         b.extend_from_slice(&self.added.to_be_bytes());
@@ -86,6 +121,7 @@ impl LogLeaf {
         b.extend_from_slice(&(self.vouchers.len() as u32).to_be_bytes());
         for v in &self.vouchers {
             put(&mut b, v.org.as_bytes());
+            b.extend_from_slice(&v.expires.to_be_bytes());
             b.extend_from_slice(&v.signature);
         }
         b
@@ -129,20 +165,26 @@ impl Organisation {
         }
     }
 
-    /// Vouches for a hash.
-    pub fn vouch(&self, hash: &Hash256) -> Voucher {
-        let msg = [VOUCHER_CONTEXT, &hash.to_bytes()[..]].concat();
+    /// Vouches for `hash` under `label` in the log `log` (its [`log_id`]), for entries added
+    /// before `expires`.
+    pub fn vouch(&self, log: &[u8; 32], hash: &Hash256, label: &str, expires: u64) -> Voucher {
         Voucher {
             org: self.public.name.clone(),
-            signature: self.key.sign(&msg).to_bytes(),
+            expires,
+            signature: self
+                .key
+                .sign(&voucher_message(log, hash, label, expires))
+                .to_bytes(),
         }
     }
 }
 
-/// The k-of-n admission rule.
+/// The k-of-n admission rule. Build it with [`Policy::new`], which refuses a key or a name
+/// registered twice; [`Policy::check`] also counts each key once, so a hand-built policy with a
+/// duplicate cannot double-count either.
 #[derive(Clone, Debug)]
 pub struct Policy {
-    /// Valid vouchers needed, from organisations in distinct jurisdictions.
+    /// Valid vouchers needed, from organisations in distinct jurisdictions with distinct keys.
     pub k: usize,
     /// The registered organisations.
     pub orgs: Vec<OrgKey>,
@@ -184,29 +226,81 @@ pub enum LogError {
     /// An index outside the tree.
     #[error("position {0} is outside the log")]
     OutOfRange(u64),
+    /// A head names another log than the one this client pins.
+    #[error(
+        "tree head of size {size} belongs to another log\n  it cannot be compared with this log's heads"
+    )]
+    WrongLog {
+        /// Its claimed size.
+        size: u64,
+    },
+    /// A head's timestamp is in the future, too old, or goes backwards as the log grows.
+    #[error(
+        "tree head of size {size}: {why}\n  do not trust this list version; keep the head as evidence"
+    )]
+    Timestamp {
+        /// Its claimed size.
+        size: u64,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A policy registers one key or one name twice.
+    #[error("the policy registers {0:?} twice; each organisation needs its own name and key")]
+    Duplicate(String),
+    /// A policy registers a weak (small-order) key, under which forged signatures verify.
+    #[error("organisation {0:?} has a weak Ed25519 key; register a properly generated key")]
+    WeakKey(String),
 }
 
 impl Policy {
-    /// Checks `vouchers` for `hash`: counts distinct jurisdictions of registered organisations
-    /// whose signature verifies.
-    pub fn check(&self, hash: &Hash256, vouchers: &[Voucher]) -> Result<(), LogError> {
-        let msg = [VOUCHER_CONTEXT, &hash.to_bytes()[..]].concat();
+    /// A policy needing `k` vouchers from `orgs`, refused if two organisations share a name or
+    /// a key (one key under two names would count as two organisations).
+    pub fn new(k: usize, orgs: Vec<OrgKey>) -> Result<Policy, LogError> {
+        for (i, a) in orgs.iter().enumerate() {
+            if a.key.is_weak() {
+                return Err(LogError::WeakKey(a.name.clone()));
+            }
+            if let Some(b) = orgs[..i]
+                .iter()
+                .find(|b| b.name == a.name || b.key == a.key)
+            {
+                let what = if b.name == a.name {
+                    a.name.clone()
+                } else {
+                    format!("the key of {} (also {})", b.name, a.name)
+                };
+                return Err(LogError::Duplicate(what));
+            }
+        }
+        Ok(Policy { k, orgs })
+    }
+
+    /// Checks `leaf`'s vouchers for the log `log`: counts the distinct jurisdictions of
+    /// registered organisations, each key once, whose signature verifies strictly and whose
+    /// voucher had not expired when the entry was added.
+    pub fn check(&self, log: &[u8; 32], leaf: &LogLeaf) -> Result<(), LogError> {
         let mut jurisdictions = BTreeSet::new();
-        for v in vouchers {
+        let mut keys = BTreeSet::new();
+        for v in &leaf.vouchers {
             let Some(org) = self.orgs.iter().find(|o| o.name == v.org) else {
                 continue;
             };
+            if leaf.added >= v.expires || keys.contains(org.key.as_bytes()) {
+                continue;
+            }
+            let msg = voucher_message(log, &leaf.hash, &leaf.label, v.expires);
             if org
                 .key
-                .verify(&msg, &Signature::from_bytes(&v.signature))
+                .verify_strict(&msg, &Signature::from_bytes(&v.signature))
                 .is_ok()
             {
+                keys.insert(*org.key.as_bytes());
                 jurisdictions.insert(org.jurisdiction.clone());
             }
         }
         if jurisdictions.len() < self.k {
             return Err(LogError::Policy {
-                hash: *hash,
+                hash: leaf.hash,
                 got: jurisdictions.len(),
                 need: self.k,
             });
@@ -218,6 +312,9 @@ impl Policy {
 /// A signed tree head: what a client is served with each list version.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignedTreeHead {
+    /// The log's id ([`log_id`]).
+    #[serde(with = "hex32")]
+    pub log_id: [u8; 32],
     /// Number of log entries.
     pub size: u64,
     /// RFC 6962 root over the leaves in order.
@@ -238,6 +335,7 @@ pub struct SignedTreeHead {
 impl SignedTreeHead {
     fn message(&self) -> Vec<u8> {
         let mut m = STH_CONTEXT.to_vec();
+        m.extend_from_slice(&self.log_id);
         m.extend_from_slice(&self.size.to_be_bytes());
         m.extend_from_slice(&self.log_root);
         m.extend_from_slice(&self.sorted_root);
@@ -296,6 +394,16 @@ impl ListLog {
         self.key.verifying_key()
     }
 
+    /// This log's id, which vouchers and heads carry.
+    pub fn log_id(&self) -> [u8; 32] {
+        log_id(&self.key.verifying_key())
+    }
+
+    /// The admission policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The leaves, in order.
     pub fn leaves(&self) -> &[LogLeaf] {
         &self.leaves
@@ -303,7 +411,7 @@ impl ListLog {
 
     /// Appends an entry if the policy admits it; returns its position.
     pub fn append(&mut self, leaf: LogLeaf) -> Result<u64, LogError> {
-        self.policy.check(&leaf.hash, &leaf.vouchers)?;
+        self.policy.check(&self.log_id(), &leaf)?;
         self.append_unchecked(leaf)
     }
 
@@ -328,9 +436,27 @@ impl ListLog {
 
     /// Signs a head for the current version.
     pub fn publish(&self, timestamp: u64) -> SignedTreeHead {
-        let distinct = self.distinct(self.leaves.len() as u64);
+        self.sign_head(self.distinct(self.leaves.len() as u64), timestamp)
+    }
+
+    /// Signs a head whose sorted tree leaves `omit` out, and an absence proof for it under that
+    /// head: what a dishonest operator serves one user to hide an entry. The proof verifies for
+    /// that user; a monitor's [`Auditor::audit_head`] catches the head.
+    pub fn dangerous_publish_omitting(
+        &self,
+        timestamp: u64,
+        omit: &Hash256,
+    ) -> (SignedTreeHead, AbsenceProof) {
+        let mut distinct = self.distinct(self.leaves.len() as u64);
+        distinct.remove(omit);
+        let proof = absence_in(&distinct, omit).expect("the hash was removed");
+        (self.sign_head(distinct, timestamp), proof)
+    }
+
+    fn sign_head(&self, distinct: BTreeSet<Hash256>, timestamp: u64) -> SignedTreeHead {
         let sorted = sorted_tree(&distinct);
         let mut sth = SignedTreeHead {
+            log_id: self.log_id(),
             size: self.leaves.len() as u64,
             log_root: root_bytes(&self.tree.root()),
             sorted_root: root_bytes(&sorted.root()),
@@ -365,24 +491,47 @@ impl ListLog {
 
     /// Proof that `hash` is in no entry of the current version, or `None` if it is listed.
     pub fn prove_absence(&self, hash: &Hash256) -> Option<AbsenceProof> {
-        let distinct = self.distinct(self.leaves.len() as u64);
-        if distinct.contains(hash) {
-            return None;
+        absence_in(&self.distinct(self.leaves.len() as u64), hash)
+    }
+}
+
+/// The absence proof of `hash` in the sorted tree over `distinct`.
+fn absence_in(distinct: &BTreeSet<Hash256>, hash: &Hash256) -> Option<AbsenceProof> {
+    if distinct.contains(hash) {
+        return None;
+    }
+    let sorted: Vec<Hash256> = distinct.iter().copied().collect();
+    let tree = sorted_tree(distinct);
+    let pos = sorted.partition_point(|x| x < hash);
+    let proof = |i: usize| {
+        (
+            i as u64,
+            sorted[i],
+            tree.prove_inclusion(i).as_bytes().to_vec(),
+        )
+    };
+    Some(AbsenceProof {
+        below: (pos > 0).then(|| proof(pos - 1)),
+        above: (pos < sorted.len()).then(|| proof(pos)),
+    })
+}
+
+/// How old and how far ahead a head's timestamp may be (seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    /// A head older than this is stale: the operator may be hiding newer versions.
+    pub max_age: u64,
+    /// Tolerated clock difference for a head from the future.
+    pub max_skew: u64,
+}
+
+impl Default for Freshness {
+    /// A week, as a list updated at least weekly allows, and five minutes of clock skew.
+    fn default() -> Freshness {
+        Freshness {
+            max_age: 7 * 24 * 3600,
+            max_skew: 300,
         }
-        let sorted: Vec<Hash256> = distinct.iter().copied().collect();
-        let tree = sorted_tree(&distinct);
-        let pos = sorted.partition_point(|x| x < hash);
-        let proof = |i: usize| {
-            (
-                i as u64,
-                sorted[i],
-                tree.prove_inclusion(i).as_bytes().to_vec(),
-            )
-        };
-        Some(AbsenceProof {
-            below: (pos > 0).then(|| proof(pos - 1)),
-            above: (pos < sorted.len()).then(|| proof(pos)),
-        })
     }
 }
 
@@ -390,33 +539,84 @@ impl ListLog {
 /// proofs, remembers what it has seen, and gossips.
 pub struct Auditor {
     operator: VerifyingKey,
+    log_id: [u8; 32],
     policy: Policy,
+    freshness: Freshness,
     latest: Option<SignedTreeHead>,
 }
 
 impl Auditor {
-    /// A client that trusts heads signed by `operator`.
+    /// A client that trusts heads signed by `operator`, with the default [`Freshness`].
     pub fn new(operator: VerifyingKey, policy: Policy) -> Self {
         Auditor {
             operator,
+            log_id: log_id(&operator),
             policy,
+            freshness: Freshness::default(),
             latest: None,
         }
     }
 
-    /// Checks a head's signature.
+    /// The same client with another freshness window.
+    pub fn with_freshness(mut self, freshness: Freshness) -> Self {
+        self.freshness = freshness;
+        self
+    }
+
+    /// The newest head observed.
+    pub fn latest(&self) -> Option<&SignedTreeHead> {
+        self.latest.as_ref()
+    }
+
+    /// Checks a head's log id and its signature (strict Ed25519: no weak keys, no malleable
+    /// signatures).
     pub fn verify_head(&self, sth: &SignedTreeHead) -> Result<(), LogError> {
+        if sth.log_id != self.log_id {
+            return Err(LogError::WrongLog { size: sth.size });
+        }
         self.operator
-            .verify(&sth.message(), &Signature::from_bytes(&sth.signature))
+            .verify_strict(&sth.message(), &Signature::from_bytes(&sth.signature))
             .map_err(|_| LogError::BadSignature { size: sth.size })
     }
 
-    /// Accepts a new head, checking its signature and, when an older head was seen, that the
-    /// new version extends it (`consistency` proves it; unused when sizes are equal).
-    pub fn observe(&mut self, sth: &SignedTreeHead, consistency: &[u8]) -> Result<(), LogError> {
+    /// Accepts a new head at time `now` (seconds since the epoch), checking its signature, its
+    /// timestamp against `now` and the [`Freshness`] window, and, when an older head was seen,
+    /// that the new version extends it (`consistency` proves it; unused when sizes are equal)
+    /// and that time did not go backwards as it grew.
+    pub fn observe(
+        &mut self,
+        sth: &SignedTreeHead,
+        consistency: &[u8],
+        now: u64,
+    ) -> Result<(), LogError> {
         self.verify_head(sth)?;
+        let late = |why: String| LogError::Timestamp {
+            size: sth.size,
+            why,
+        };
+        if sth.timestamp > now.saturating_add(self.freshness.max_skew) {
+            return Err(late(format!(
+                "signed {} s in the future",
+                sth.timestamp - now
+            )));
+        }
+        if now.saturating_sub(sth.timestamp) > self.freshness.max_age {
+            return Err(late(format!(
+                "signed {} s ago, over the {} s this client accepts: the operator may be hiding newer versions",
+                now - sth.timestamp,
+                self.freshness.max_age
+            )));
+        }
         if let Some(old) = &self.latest {
             check_pair(old, sth, consistency)?;
+            let backwards = (sth.size > old.size && sth.timestamp < old.timestamp)
+                || (sth.size < old.size && sth.timestamp > old.timestamp);
+            if backwards {
+                return Err(late(format!(
+                    "timestamp {} goes backwards against size {}'s {}",
+                    sth.timestamp, old.size, old.timestamp
+                )));
+            }
         }
         if self.latest.as_ref().is_none_or(|o| sth.size >= o.size) {
             self.latest = Some(sth.clone());
@@ -448,7 +648,7 @@ impl Auditor {
         root_of(&sth.log_root, sth.size)
             .verify_inclusion(&leaf.to_bytes(), idx, &p)
             .map_err(|_| LogError::Proof("inclusion"))?;
-        self.policy.check(&leaf.hash, &leaf.vouchers)
+        self.policy.check(&self.log_id, leaf)
     }
 
     /// Verifies that `hash` is in no entry of the version `sth` describes.
@@ -506,7 +706,7 @@ impl Auditor {
         let mut t = MemoryBackedTree::<Sha256, Vec<u8>>::new();
         for l in leaves {
             t.push(l.to_bytes());
-            self.policy.check(&l.hash, &l.vouchers)?;
+            self.policy.check(&self.log_id, l)?;
         }
         if leaves.len() as u64 != sth.size || root_bytes(&t.root()) != sth.log_root {
             return Err(LogError::Proof("full-list"));
@@ -518,6 +718,21 @@ impl Auditor {
             return Err(LogError::SortedRootMismatch(sth.size));
         }
         Ok(())
+    }
+}
+
+impl Auditor {
+    /// A monitor's check of any head it is gossiped, whatever its size: `leaves` is the whole
+    /// list the monitor holds (at least `sth.size` entries, from the operator's public log),
+    /// and the head must describe exactly its first `sth.size` entries, both roots included.
+    /// This is what catches a sorted tree that omits an entry in a head of a size nobody else
+    /// was served.
+    pub fn audit_head(&self, sth: &SignedTreeHead, leaves: &[LogLeaf]) -> Result<(), LogError> {
+        let n = usize::try_from(sth.size)
+            .ok()
+            .filter(|&n| n <= leaves.len())
+            .ok_or(LogError::OutOfRange(sth.size))?;
+        self.audit_full_list(sth, &leaves[..n])
     }
 }
 
@@ -569,6 +784,7 @@ fn hex_bytes<'de, D: serde::Deserializer<'de>, const N: usize>(d: D) -> Result<[
 mod tests {
     use super::*;
     use crate::synth;
+    use ed25519_dalek::Verifier;
 
     fn orgs() -> Vec<Organisation> {
         vec![
@@ -579,11 +795,15 @@ mod tests {
     }
 
     fn policy(k: usize) -> Policy {
-        Policy {
-            k,
-            orgs: orgs().into_iter().map(|o| o.public).collect(),
-        }
+        Policy::new(k, orgs().into_iter().map(|o| o.public).collect()).unwrap()
     }
+
+    /// The id of the tests' log (operator secret `[9; 32]`).
+    fn lid() -> [u8; 32] {
+        log_id(&SigningKey::from_bytes(&[9; 32]).verifying_key())
+    }
+
+    const FAR: u64 = 2_000_000_000;
 
     fn leaf(id: u64, hash: Hash256, by: &[&Organisation]) -> LogLeaf {
         LogLeaf {
@@ -591,7 +811,10 @@ mod tests {
             hash,
             label: "known".into(),
             added: 1_700_000_000 + id,
-            vouchers: by.iter().map(|o| o.vouch(&hash)).collect(),
+            vouchers: by
+                .iter()
+                .map(|o| o.vouch(&lid(), &hash, "known", FAR))
+                .collect(),
         }
     }
 
@@ -696,14 +919,14 @@ mod tests {
         let (mut log, _) = log_with(20);
         let mut alice = Auditor::new(log.operator_key(), policy(2));
         let head20 = log.publish(1);
-        alice.observe(&head20, &[]).unwrap();
+        alice.observe(&head20, &[], 1).unwrap();
         for i in 20..30 {
             let h = synth::list(1, synth::Shape::Uniform, 1000 + i)[0];
             log.append(leaf(i, h, &[&o[0], &o[1]])).unwrap();
         }
         let head30 = log.publish(2);
         alice
-            .observe(&head30, &log.prove_consistency(20).unwrap())
+            .observe(&head30, &log.prove_consistency(20).unwrap(), 2)
             .unwrap();
 
         // The operator serves Bob, alone, a list with a "protest poster" appended: same size as
@@ -719,7 +942,7 @@ mod tests {
         let head31 = log.publish(3);
         let bob31 = bob_log.publish(3);
         alice
-            .observe(&head31, &log.prove_consistency(30).unwrap())
+            .observe(&head31, &log.prove_consistency(30).unwrap(), 3)
             .unwrap();
         // Bob's head verifies on its own (the operator signed it) …
         alice.verify_head(&bob31).unwrap();
@@ -763,7 +986,8 @@ mod tests {
         let mut forged = leaf(0, h, &[&o[0]]);
         forged.vouchers.push(Voucher {
             org: "iwf-standin".into(),
-            signature: o[2].vouch(&h).signature,
+            expires: FAR,
+            signature: o[2].vouch(&lid(), &h, "known", FAR).signature,
         });
         assert!(log.append(forged).is_err());
         assert_eq!(log.append(leaf(0, h, &[&o[0], &o[1]])), Ok(0));
@@ -788,6 +1012,159 @@ mod tests {
         client.audit_full_list(&sth, log.leaves()).unwrap();
         // Dropping one leaf changes the roots.
         assert!(client.audit_full_list(&sth, &log.leaves()[..9]).is_err());
+    }
+
+    #[test]
+    fn vouchers_bind_their_log_label_and_expiry() {
+        let o = orgs();
+        let h = synth::list(1, synth::Shape::Uniform, 11)[0];
+        let mut log = ListLog::new([9; 32], policy(2));
+        // Vouchers signed for another log do not replay into this one.
+        let other = log_id(&SigningKey::from_bytes(&[8; 32]).verifying_key());
+        let mut replayed = leaf(0, h, &[]);
+        replayed.vouchers = [&o[0], &o[1]]
+            .iter()
+            .map(|g| g.vouch(&other, &h, "known", FAR))
+            .collect();
+        assert!(matches!(
+            log.append(replayed),
+            Err(LogError::Policy { got: 0, .. })
+        ));
+        // Nor onto another label: a voucher for "known" does not admit "protest".
+        let mut relabelled = leaf(0, h, &[&o[0], &o[1]]);
+        relabelled.label = "protest".into();
+        assert!(log.append(relabelled).is_err());
+        // An expired voucher admits no entry added after its expiry.
+        let mut late = leaf(0, h, &[&o[0]]);
+        late.vouchers
+            .push(o[1].vouch(&lid(), &h, "known", late.added));
+        assert!(matches!(
+            log.append(late),
+            Err(LogError::Policy { got: 1, .. })
+        ));
+        assert_eq!(log.append(leaf(0, h, &[&o[0], &o[1]])), Ok(0));
+    }
+
+    #[test]
+    fn one_key_counts_once_and_weak_keys_are_refused() {
+        let o = orgs();
+        // The same key registered under a second name in a second jurisdiction.
+        let alias = OrgKey {
+            name: "alias".into(),
+            jurisdiction: "FR".into(),
+            key: o[0].public.key,
+        };
+        let mut both = vec![o[0].public.clone(), alias.clone()];
+        assert!(matches!(
+            Policy::new(2, both.clone()),
+            Err(LogError::Duplicate(_))
+        ));
+        // Built by hand past that check, the key still counts once.
+        let hand = Policy {
+            k: 2,
+            orgs: both.clone(),
+        };
+        let h = synth::list(1, synth::Shape::Uniform, 12)[0];
+        let mut l = leaf(0, h, &[&o[0]]);
+        let mut v = o[0].vouch(&lid(), &h, "known", FAR);
+        v.org = "alias".into();
+        l.vouchers.push(v);
+        assert!(matches!(
+            hand.check(&lid(), &l),
+            Err(LogError::Policy { got: 1, .. })
+        ));
+        // A small-order key (the identity point) under which (R = identity, s = 0) verifies
+        // non-strictly for every message: refused at registration and by the strict check.
+        let mut id = [0u8; 32];
+        id[0] = 1;
+        let weak = VerifyingKey::from_bytes(&id).unwrap();
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        let msg = voucher_message(&lid(), &h, "known", FAR);
+        assert!(
+            weak.verify(&msg, &Signature::from_bytes(&sig)).is_ok(),
+            "canary: the forgery verifies non-strictly"
+        );
+        both[1] = OrgKey {
+            name: "weak".into(),
+            jurisdiction: "FR".into(),
+            key: weak,
+        };
+        assert!(matches!(
+            Policy::new(2, both.clone()),
+            Err(LogError::WeakKey(_))
+        ));
+        let hand = Policy { k: 2, orgs: both };
+        let mut l = leaf(0, h, &[&o[0]]);
+        l.vouchers.push(Voucher {
+            org: "weak".into(),
+            expires: FAR,
+            signature: sig,
+        });
+        assert!(hand.check(&lid(), &l).is_err());
+    }
+
+    #[test]
+    fn heads_carry_their_log_and_their_time_is_checked() {
+        let (mut log, _) = log_with(5);
+        let mut c = Auditor::new(log.operator_key(), policy(2));
+        let day = 86_400;
+        let h = log.publish(10 * day);
+        let mut moved = h.clone();
+        moved.log_id[0] ^= 1;
+        assert_eq!(c.verify_head(&moved), Err(LogError::WrongLog { size: 5 }));
+        // From the future, and stale.
+        assert!(matches!(
+            c.observe(&h, &[], 9 * day),
+            Err(LogError::Timestamp { .. })
+        ));
+        assert!(matches!(
+            c.observe(&h, &[], 18 * day),
+            Err(LogError::Timestamp { .. })
+        ));
+        c.observe(&h, &[], 10 * day + 60).unwrap();
+        // A larger head signed earlier than a smaller one.
+        let o = orgs();
+        log.append(leaf(5, Hash256([5; 4]), &[&o[0], &o[1]]))
+            .unwrap();
+        let back = log.publish(10 * day - 1);
+        assert!(matches!(
+            c.observe(&back, &log.prove_consistency(5).unwrap(), 10 * day + 60),
+            Err(LogError::Timestamp { .. })
+        ));
+        let fwd = log.publish(10 * day + 1);
+        c.observe(&fwd, &log.prove_consistency(5).unwrap(), 10 * day + 60)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_monitor_checks_the_sorted_root_of_a_head_of_any_size() {
+        let o = orgs();
+        let (mut log, _) = log_with(12);
+        let mut heads = vec![log.publish(1)];
+        let poster = synth::list(1, synth::Shape::Uniform, 77)[0];
+        log.append(leaf(12, poster, &[&o[0], &o[1]])).unwrap();
+        let monitor = Auditor::new(log.operator_key(), policy(2));
+        // The operator serves one user a head of a fresh size (13) whose sorted tree leaves
+        // the poster out; the absence proof under it verifies for that user …
+        let (lying, proof) = log.dangerous_publish_omitting(2, &poster);
+        let user = Auditor::new(log.operator_key(), policy(2));
+        user.check_absence(&lying, &poster, &proof).unwrap();
+        // … and no head of that size was ever gossiped to compare with; the monitor, holding
+        // the list, catches it.
+        assert_eq!(
+            monitor.audit_head(&lying, log.leaves()),
+            Err(LogError::SortedRootMismatch(13))
+        );
+        // Honest heads pass at every size, the old one against the longer list included.
+        heads.push(log.publish(3));
+        for h in &heads {
+            monitor.audit_head(h, log.leaves()).unwrap();
+        }
+        assert_eq!(
+            monitor.audit_head(&heads[1], &log.leaves()[..5]),
+            Err(LogError::OutOfRange(13))
+        );
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum StoreError {
     Log(#[from] LogError),
 }
 
+/// How long the stand-in organisations' vouchers admit entries: a year, in seconds.
+pub const VOUCHER_LIFETIME: u64 = 365 * 24 * 3600;
+
 /// The policy file's form of an organisation.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct OrgRecord {
@@ -182,7 +185,10 @@ impl LogDir {
                 key,
             });
         }
-        Ok(Policy { k: pf.k, orgs })
+        Policy::new(pf.k, orgs).map_err(|e| StoreError::Corrupt {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 
     /// Opens an existing log, replaying its leaves (each re-checked against the policy).
@@ -248,7 +254,8 @@ impl LogDir {
         &self.log
     }
 
-    /// Appends `hash`, vouched for by the named stand-in organisations; the policy decides.
+    /// Appends `hash`, vouched for by the named stand-in organisations for a year from
+    /// `added` ([`VOUCHER_LIFETIME`]); the policy decides.
     pub fn append(
         &mut self,
         hash: Hash256,
@@ -266,7 +273,12 @@ impl LogDir {
                     path: self.dir.join("orgs.secret.json"),
                     message: format!("no organisation named {name:?}"),
                 })?;
-            vouchers.push(org.vouch(&hash));
+            vouchers.push(org.vouch(
+                &self.log.log_id(),
+                &hash,
+                label,
+                added.saturating_add(VOUCHER_LIFETIME),
+            ));
         }
         let leaf = LogLeaf {
             id: self.log.leaves().len() as u64,
