@@ -36,6 +36,6 @@ pub mod synth;
 pub use index::{Hit, IndexError, LinearIndex, MihIndex};
 pub use list::{Entry, Format, HashKind, HashList, ImportReport, ListError};
 pub use log::{
-    AbsenceProof, Auditor, ListLog, LogError, LogLeaf, Organisation, Policy, SignedTreeHead,
-    Voucher,
+    AbsenceProof, Auditor, EntryProof, ListLog, ListRoot, LogError, LogLeaf, Organisation, Policy,
+    SignedTreeHead, SortedCommitment, Voucher,
 };

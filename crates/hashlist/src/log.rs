@@ -370,6 +370,74 @@ fn root_of(bytes: &[u8; 32], n: u64) -> RootHash<Sha256> {
     RootHash::new((*bytes).into(), n)
 }
 
+/// The commitment a deployment announces to the list it matches against: the RFC 6962 root
+/// of the sorted tree over its distinct hashes, and their number. It is the same value as a
+/// log head's [`SignedTreeHead::sorted_root`] for that list, so a scheme's announcement, an
+/// enclave's attestation and the log can be compared byte for byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListRoot {
+    /// RFC 6962 root over the sorted distinct hashes.
+    #[serde(with = "hex32")]
+    pub root: [u8; 32],
+    /// Number of distinct hashes.
+    pub distinct: u64,
+}
+
+/// Where a listed hash sits in the sorted tree, and the inclusion proof that puts it there.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EntryProof {
+    /// Position in the sorted distinct hashes.
+    pub position: u64,
+    /// RFC 9162 inclusion proof, hex.
+    pub inclusion: String,
+}
+
+impl ListRoot {
+    /// Checks that `hash` is in the list this root commits to.
+    pub fn verify(&self, hash: &Hash256, proof: &EntryProof) -> Result<(), LogError> {
+        let bad = || LogError::Proof("list inclusion");
+        let bytes = hex::decode(&proof.inclusion).map_err(|_| bad())?;
+        let p = InclusionProof::<Sha256>::try_from_bytes(bytes).map_err(|_| bad())?;
+        root_of(&self.root, self.distinct)
+            .verify_inclusion(&hash.to_bytes(), proof.position, &p)
+            .map_err(|_| bad())
+    }
+}
+
+/// A list's sorted tree, kept by whoever matches against the list so it can prove an entry.
+pub struct SortedCommitment {
+    sorted: Vec<Hash256>,
+    tree: MemoryBackedTree<Sha256, [u8; 32]>,
+}
+
+impl SortedCommitment {
+    /// The commitment to the distinct hashes among `hashes`.
+    pub fn new(hashes: impl IntoIterator<Item = Hash256>) -> SortedCommitment {
+        let distinct: BTreeSet<Hash256> = hashes.into_iter().collect();
+        SortedCommitment {
+            tree: sorted_tree(&distinct),
+            sorted: distinct.into_iter().collect(),
+        }
+    }
+
+    /// Its root.
+    pub fn root(&self) -> ListRoot {
+        ListRoot {
+            root: root_bytes(&self.tree.root()),
+            distinct: self.sorted.len() as u64,
+        }
+    }
+
+    /// The proof that `hash` is listed, or `None` if it is not.
+    pub fn prove(&self, hash: &Hash256) -> Option<EntryProof> {
+        let i = self.sorted.binary_search(hash).ok()?;
+        Some(EntryProof {
+            position: i as u64,
+            inclusion: hex::encode(self.tree.prove_inclusion(i).as_bytes()),
+        })
+    }
+}
+
 /// The operator's side: holds the log and the signing key.
 pub struct ListLog {
     key: SigningKey,
@@ -1165,6 +1233,26 @@ mod tests {
             monitor.audit_head(&heads[1], &log.leaves()[..5]),
             Err(LogError::OutOfRange(13))
         );
+    }
+
+    #[test]
+    fn a_list_root_is_the_heads_sorted_root_and_proves_entries() {
+        let (log, hs) = log_with(9);
+        let c = SortedCommitment::new(hs.iter().copied().chain([hs[0]]));
+        let head = log.publish(1);
+        assert_eq!(
+            c.root(),
+            ListRoot {
+                root: head.sorted_root,
+                distinct: head.distinct
+            }
+        );
+        let p = c.prove(&hs[4]).unwrap();
+        c.root().verify(&hs[4], &p).unwrap();
+        assert!(c.root().verify(&hs[5], &p).is_err());
+        assert!(c.prove(&Hash256([3; 4])).is_none());
+        let other = SortedCommitment::new(hs[1..].iter().copied()).root();
+        assert!(other.verify(&hs[4], &p).is_err());
     }
 
     #[test]

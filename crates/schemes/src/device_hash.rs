@@ -5,12 +5,15 @@
 //! - **Provider half:** matches the hash against the list (radius 31 by default). It receives
 //!   exactly one 256-bit hash per image, listed or not, and keeps it.
 //! - **On a match:** the provider tells the client to disclose, naming the list entry's hash as
-//!   evidence. The client computes the distance itself and uploads the full plaintext image to
-//!   the provider's review queue only if the entry is within the radius it pinned; a bare
-//!   "disclose", or an entry too far away, is refused ([`verify_reply`]).
+//!   evidence, with its inclusion proof in the sorted tree of the list whose root
+//!   ([`ListRoot`], the log head's sorted root for that list) the announcement carries and the
+//!   client pinned. The client checks the proof, computes the distance itself, and uploads the
+//!   full plaintext image to the provider's review queue only if both hold; a bare "disclose",
+//!   an entry off the announced list, or one too far away, is refused ([`verify_reply`]).
 
 use crate::fingerprint::{Fingerprint, fingerprint};
 use crate::{Matcher, Scheme, SchemeError, SimInputs, Simulation};
+use scanlab_hashlist::{EntryProof, ListRoot};
 use scanlab_messenger::client::ClientError;
 use scanlab_messenger::scan::{
     ClientCtx, ClientScheme, Outgoing, ProviderScheme, ScanAction, ScanCtx, ScanError, ScanOutcome,
@@ -64,30 +67,63 @@ pub struct MatchReply {
     /// The matched entry's hash: the device checks its own distance to it before disclosing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<Hash256>,
+    /// The entry's inclusion proof under the announced list root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<EntryProof>,
 }
 
 impl MatchReply {
-    /// The reply for a match result.
-    pub fn of(m: &Option<crate::MatchInfo>) -> MatchReply {
+    /// The reply for a match result against `matcher`'s list.
+    pub fn of(m: &Option<crate::MatchInfo>, matcher: &Matcher) -> MatchReply {
         MatchReply {
             matched: m.is_some(),
             disclose: m.is_some(),
             reason: m.as_ref().map(|m| m.reason()),
             entry: m.as_ref().map(|m| m.hash),
+            proof: m.as_ref().and_then(|m| matcher.prove(&m.hash)),
         }
     }
 }
 
+/// What the client half checks a provider's evidence against, from the pinned announcement:
+/// the radius and the list root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    /// The match radius.
+    pub radius: u32,
+    /// The committed list.
+    pub list: ListRoot,
+}
+
+impl Evidence {
+    /// Reads `radius` and `list` from announced parameters; a deployment that commits to no
+    /// list gets no disclosure from this client.
+    pub fn from_params(params: &Value) -> Result<Evidence, SchemeError> {
+        let list = serde_json::from_value(params["list"].clone()).map_err(|e| {
+            SchemeError::Config(format!(
+                "the announcement commits to no list (params.list: {e}); this client will not disclose to it"
+            ))
+        })?;
+        Ok(Evidence {
+            radius: pinned_radius(params),
+            list,
+        })
+    }
+}
+
 /// The client half's reading of a [`MatchReply`] for an image it hashes to `own`: disclose
-/// only when the provider names a list entry within `radius` of `own`, checked here on the
-/// device. A provider that answers "disclose" for an image that matches nothing (to fetch any
-/// image it wants) gets an error, not the image. What this cannot check: that the entry is on
-/// the published list (that needs an inclusion proof under a gossiped head; not built yet).
+/// only when the provider names a list entry, proves it is in the announced list, and the
+/// entry is within the radius of `own`, all checked here on the device. A provider that
+/// answers "disclose" for an image that matches nothing (to fetch any image it wants), or names
+/// an entry of a list it did not announce, gets an error, not the image. What this cannot
+/// check: that the announced list is the one everyone is served (gossip of announcements and
+/// log heads does that) or what its entries depict.
 pub fn verify_reply(
     reply: &Value,
     own: &Hash256,
-    radius: u32,
+    evidence: &Evidence,
 ) -> Result<Option<String>, ClientError> {
+    let radius = evidence.radius;
     let r: MatchReply = serde_json::from_value(reply.clone())
         .map_err(|e| ClientError::Scheme(format!("malformed scan reply: {e}")))?;
     if !r.disclose {
@@ -99,6 +135,15 @@ pub fn verify_reply(
                 .into(),
         ));
     };
+    let listed = r
+        .proof
+        .as_ref()
+        .is_some_and(|p| evidence.list.verify(&entry, p).is_ok());
+    if !listed {
+        return Err(ClientError::Scheme(format!(
+            "the provider asked for the image for entry {entry}, with no valid proof that it is in the announced list; refused"
+        )));
+    }
     let d = own.distance(&entry);
     if d > radius {
         return Err(ClientError::Scheme(format!(
@@ -141,7 +186,7 @@ impl Scheme for DeviceHash {
     }
     fn client(&self, params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
         Ok(Box::new(Client {
-            radius: pinned_radius(params),
+            evidence: Evidence::from_params(params)?,
         }))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
@@ -152,16 +197,8 @@ impl Scheme for DeviceHash {
 
 /// S3's client half.
 pub struct Client {
-    /// The radius it checks a provider's evidence against.
-    pub radius: u32,
-}
-
-impl Default for Client {
-    fn default() -> Client {
-        Client {
-            radius: crate::DEFAULT_RADIUS,
-        }
-    }
+    /// What it checks a provider's evidence against.
+    pub evidence: Evidence,
 }
 
 impl ClientScheme for Client {
@@ -182,7 +219,7 @@ impl ClientScheme for Client {
         a: &Outgoing,
         reply: &Value,
     ) -> Result<Option<String>, ClientError> {
-        verify_reply(reply, &own_hash(a)?, self.radius)
+        verify_reply(reply, &own_hash(a)?, &self.evidence)
     }
 }
 
@@ -208,13 +245,13 @@ impl ProviderScheme for Provider {
         "device-hash"
     }
     fn public_params(&self) -> Value {
-        json!({ "radius": self.matcher.radius() })
+        json!({ "radius": self.matcher.radius(), "list": self.matcher.list_root() })
     }
     fn scan(&self, _ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ScanError> {
         let r: ScanRequest = parse(request)?;
         let m = self.matcher.check(&r.hash);
         Ok(ScanOutcome {
-            reply: json!(MatchReply::of(&m)),
+            reply: json!(MatchReply::of(&m, &self.matcher)),
             derived: Some(json!({ "blob": r.blob, "hash": r.hash.to_string(), "match": m })),
         })
     }

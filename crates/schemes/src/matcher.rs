@@ -3,7 +3,7 @@
 //! handed, this matches; nothing here knows or checks what the entries depict.
 
 use crate::SchemeError;
-use scanlab_hashlist::{Entry, HashList, MihIndex};
+use scanlab_hashlist::{Entry, EntryProof, HashList, ListRoot, MihIndex, SortedCommitment};
 use scanlab_pdq::Hash256;
 
 /// PDQ's recommended match threshold, the default radius.
@@ -34,10 +34,12 @@ impl MatchInfo {
     }
 }
 
-/// A list and its index.
+/// A list, its index, and its sorted-tree commitment (the [`ListRoot`] a deployment announces,
+/// under which it proves a matched entry to the device).
 pub struct Matcher {
     entries: Vec<Entry>,
     index: MihIndex,
+    commitment: SortedCommitment,
     radius: u32,
 }
 
@@ -52,6 +54,7 @@ impl Matcher {
         let index =
             MihIndex::build(&list.hashes()).map_err(|e| SchemeError::Config(e.to_string()))?;
         Ok(Matcher {
+            commitment: SortedCommitment::new(list.hashes()),
             entries: list.entries,
             index,
             radius,
@@ -69,6 +72,16 @@ impl Matcher {
             distance: best.distance,
             hash: e.hash,
         })
+    }
+
+    /// The commitment to the list, which the scheme announces.
+    pub fn list_root(&self) -> ListRoot {
+        self.commitment.root()
+    }
+
+    /// The proof that a listed hash is in the announced list.
+    pub fn prove(&self, hash: &Hash256) -> Option<EntryProof> {
+        self.commitment.prove(hash)
     }
 
     /// The radius.

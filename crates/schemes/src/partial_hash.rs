@@ -137,6 +137,9 @@ pub struct Params {
     pub radius: u32,
     /// The split point.
     pub split: Split,
+    /// The committed list (see [`crate::device_hash::Evidence`]).
+    #[serde(default)]
+    pub list: Option<scanlab_hashlist::ListRoot>,
 }
 
 impl Scheme for PartialHash {
@@ -171,7 +174,7 @@ impl Scheme for PartialHash {
 /// S4's client half.
 pub struct Client {
     split: Split,
-    radius: u32,
+    evidence: crate::device_hash::Evidence,
 }
 
 impl Client {
@@ -181,7 +184,7 @@ impl Client {
             .map_err(|e| SchemeError::Malformed(format!("scheme parameters: {e}")))?;
         Ok(Client {
             split: p.split,
-            radius: p.radius,
+            evidence: crate::device_hash::Evidence::from_params(params)?,
         })
     }
 }
@@ -209,7 +212,7 @@ impl ClientScheme for Client {
     ) -> Result<Option<String>, ClientError> {
         // The device has the image: it finishes the hash itself to check the evidence.
         let own = crate::device_hash::own_hash(a)?;
-        crate::device_hash::verify_reply(reply, &own, self.radius)
+        crate::device_hash::verify_reply(reply, &own, &self.evidence)
     }
 }
 
@@ -237,7 +240,7 @@ impl Provider {
         let (hash, quality) = finish(&v, r.split);
         let m = self.matcher.check(&hash);
         Ok(ScanOutcome {
-            reply: json!(MatchReply::of(&m)),
+            reply: json!(MatchReply::of(&m, &self.matcher)),
             derived: Some(json!({
                 "blob": r.blob,
                 "hash": hash.to_string(),
@@ -256,6 +259,7 @@ impl ProviderScheme for Provider {
         json!(Params {
             radius: self.matcher.radius(),
             split: self.split,
+            list: Some(self.matcher.list_root()),
         })
     }
     fn scan(&self, _ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ScanError> {

@@ -692,20 +692,31 @@ fn a_forged_disclose_fetches_no_image_under_any_scheme() {
             _ => assert!(sent.is_ok(), "{name}: {sent:?}"),
         }
     }
-    // Evidence that does not hold up (a real list entry, but far from this image) is refused
-    // too: the device measures the distance itself.
+    // Evidence that does not hold up is refused too. A real list entry with its valid proof,
+    // but far from this image: the device measures the distance itself.
+    let announced = scanlab_hashlist::SortedCommitment::new(list(&images).hashes());
     let far = pdq_of(&images.listed[0]).unwrap().hash;
-    assert!(far.distance(&pdq_of(&images.benign).unwrap().hash) > 31);
+    let own = pdq_of(&images.benign).unwrap().hash;
+    assert!(far.distance(&own) > 31);
+    // The image's own hash, "proved" under a list nobody announced (the provider's private
+    // target list): the proof does not verify under the pinned root.
+    let private = scanlab_hashlist::SortedCommitment::new([own, far]);
+    let lies = [
+        (far, announced.prove(&far).unwrap(), "bits away"),
+        (own, private.prove(&own).unwrap(), "announced list"),
+    ];
     for name in ["device-hash", "partial-hash"] {
-        let lie = json!({"match": true, "disclose": true, "entry": far.to_string()});
-        let (sent, asked) = with_forged_scan_reply(
-            name,
-            |d| json!({ "list": list_file(&images, d) }),
-            lie,
-            &images,
-        );
-        let e = sent.unwrap_err().to_string();
-        assert!(e.contains("bits away"), "{name}: {e}");
-        assert!(!asked.iter().any(|a| a == "POST /v1/review"));
+        for (entry, proof, why) in &lies {
+            let lie = json!({"match": true, "disclose": true, "entry": entry.to_string(), "proof": proof});
+            let (sent, asked) = with_forged_scan_reply(
+                name,
+                |d| json!({ "list": list_file(&images, d) }),
+                lie,
+                &images,
+            );
+            let e = sent.unwrap_err().to_string();
+            assert!(e.contains(why), "{name}: {e}");
+            assert!(!asked.iter().any(|a| a == "POST /v1/review"));
+        }
     }
 }
