@@ -81,7 +81,8 @@ enum Cmd {
     /// Run the simulated enclave of scheme S5 as its own process (see `serve --enclave`).
     #[command(name = "enclave")]
     ///
-    /// Prints `listening on http://ADDR` and `measurement HEX` once ready.
+    /// Prints `listening on http://ADDR`, `measurement HEX` and `caller token FILE` once ready;
+    /// the provider passes FILE as `serve --enclave-token`.
     EnclaveProcess {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8732")]

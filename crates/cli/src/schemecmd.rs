@@ -35,6 +35,10 @@ pub struct SchemeArgs {
     /// Base URL of a running `scanlab enclave`.
     #[arg(long)]
     enclave: Option<String>,
+    /// The enclave's caller token file (`caller.token` in its data directory), with which the
+    /// provider authenticates to it.
+    #[arg(long)]
+    enclave_token: Option<PathBuf>,
     /// An enclave measurement (hex) clients should accept; repeatable. Default: the attached
     /// enclave's own.
     #[arg(long)]
@@ -73,6 +77,9 @@ impl SchemeArgs {
         }
         if let Some(u) = &self.enclave {
             c.insert("enclave".into(), u.clone().into());
+        }
+        if let Some(p) = &self.enclave_token {
+            c.insert("enclave_token".into(), path(p));
         }
         if !self.allow.is_empty() {
             c.insert("allow".into(), self.allow.clone().into());
@@ -119,15 +126,22 @@ pub fn cmd_enclave(listen: &str, list_path: &Path, radius: u32, data: &Path) -> 
     let bytes =
         std::fs::read(list_path).with_context(|| format!("reading {}", list_path.display()))?;
     let list = parse_list(list_path, &bytes)?;
-    use sha2::Digest;
-    let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
     let enclave = Arc::new(Enclave::new(
         Matcher::new(list, radius)?,
-        digest,
         scanlab_schemes::enclave::own_code_digest(),
     ));
-    let ready = [format!("measurement {}", enclave.attestation().measurement)];
-    let service = EnclaveService::open(enclave, data)
+    let ready = [
+        format!(
+            "measurement {}",
+            hex::encode(enclave.measured().measurement())
+        ),
+        format!(
+            "caller token {}",
+            data.join(scanlab_schemes::enclave::CALLER_TOKEN_FILE)
+                .display()
+        ),
+    ];
+    let (service, _token) = EnclaveService::open(enclave, data)
         .with_context(|| format!("opening the enclave's view in {}", data.display()))?;
     crate::serve_http(listen, scanlab_schemes::enclave::router(service), &ready)?;
     Ok(ExitCode::SUCCESS)

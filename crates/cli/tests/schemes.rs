@@ -273,13 +273,21 @@ fn enclave_process_forwards_only_the_match() {
             "--data",
             edata.to_str().unwrap(),
         ],
-        2,
+        3,
     );
     let measurement = elines[1].strip_prefix("measurement ").unwrap().to_string();
     assert_eq!(measurement.len(), 64);
+    let token = elines[2].strip_prefix("caller token ").unwrap().to_string();
     let (srv, url) = serve(
         &data,
-        &["--scheme", "enclave", "--enclave", &url_of(&elines[0])],
+        &[
+            "--scheme",
+            "enclave",
+            "--enclave",
+            &url_of(&elines[0]),
+            "--enclave-token",
+            &token,
+        ],
     );
     converse(root.path(), &url);
     drop(srv);
@@ -305,6 +313,8 @@ fn enclave_process_forwards_only_the_match() {
             "enclave",
             "--enclave",
             &url_of(&elines[0]),
+            "--enclave-token",
+            &token,
             "--allow",
             &"00".repeat(32),
         ],

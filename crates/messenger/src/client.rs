@@ -135,6 +135,16 @@ fn answer(ok: bool, status: &str, bytes: &[u8]) -> Result<Vec<u8>, ClientError> 
 }
 
 /// A long announcement, cut for an error message.
+/// The pinned form of a scheme announcement: canonical text (serde_json's maps are sorted)
+/// without `params.fresh`.
+fn pinned_text(info: &Value) -> String {
+    let mut pinned = info.clone();
+    if let Some(p) = pinned.get_mut("params").and_then(Value::as_object_mut) {
+        p.remove("fresh");
+    }
+    pinned.to_string()
+}
+
 fn short(s: &str) -> String {
     if s.len() <= 160 {
         return s.into();
@@ -593,12 +603,13 @@ impl<T: Transport> Client<T> {
 
     /// The deployment's scheme as the provider announces it, `{name, params}`, checked
     /// against the announcement this client pinned on first use: a change of scheme or of any
-    /// parameter (radius, list head, escrow key, enclave allow-list) is refused with
+    /// parameter (radius, list root, escrow key, enclave allow-list) is refused with
     /// [`ClientError::SchemeChanged`] until the user accepts it ([`Client::accept_scheme`]).
+    /// `params.fresh` is left out of the pin: it holds what changes without changing the
+    /// scheme (an attestation that expires daily), which the client half verifies itself.
     pub fn scheme_info(&self) -> Result<Value, ClientError> {
         let info = self.transport.get("/v1/scheme", Some(&self.token))?;
-        // serde_json's maps are sorted, so the text is canonical.
-        let text = info.to_string();
+        let text = pinned_text(&info);
         let pinned: Option<String> = self
             .db
             .query_row("SELECT announcement FROM scheme_pin", [], |r| r.get(0))
@@ -622,7 +633,7 @@ impl<T: Transport> Client<T> {
     /// does after being told of the change. Returns the new announcement.
     pub fn accept_scheme(&self) -> Result<Value, ClientError> {
         let info = self.transport.get("/v1/scheme", Some(&self.token))?;
-        self.pin_scheme(&info.to_string())?;
+        self.pin_scheme(&pinned_text(&info))?;
         Ok(info)
     }
 
@@ -1016,5 +1027,28 @@ impl<T: Transport> Client<T> {
             },
             k => Err(MlsError::Malformed(format!("unknown envelope kind {k}")).into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pin_leaves_out_only_the_fresh_part() {
+        let a =
+            serde_json::json!({"name": "enclave", "params": {"allow": ["aa"], "fresh": {"n": 1}}});
+        let mut b = a.clone();
+        b["params"]["fresh"]["n"] = 2.into();
+        assert_eq!(pinned_text(&a), pinned_text(&b));
+        b["params"]["allow"] = serde_json::json!(["aa", "bb"]);
+        assert_ne!(pinned_text(&a), pinned_text(&b));
+        let mut c = a.clone();
+        c["fresh"] = 1.into();
+        assert_ne!(
+            pinned_text(&a),
+            pinned_text(&c),
+            "only params.fresh is left out"
+        );
     }
 }

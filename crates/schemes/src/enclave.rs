@@ -3,37 +3,49 @@
 //!
 //! # Protocol
 //! 1. **The enclave** (`scanlab enclave`, a separate process; or [`Enclave`] in process for
-//!    simulations) generates an HPKE key pair at start and never lets the secret out. Its
-//!    **measurement** is `SHA-256("scanlab-enclave-measurement-v1" ‖ SHA-256(code) ‖
-//!    SHA-256(config))`, where `code` is its binary and `config` the list digest and radius
-//!    it runs with. Its **attestation** is an Ed25519 signature by the (simulated) hardware
-//!    vendor over `"scanlab-attestation-v1" ‖ measurement ‖ enclave public key`.
-//! 2. **The provider** publishes, at `GET /v1/scheme`, the enclave's attestation and an
-//!    **allow-list** of measurements it says clients should accept.
-//! 3. **The client** checks the vendor signature with the vendor key it ships with, and that
-//!    the measurement is on the allow-list; only then does it seal each image to the enclave:
+//!    simulations) generates an HPKE key pair at start and never lets the secret out. What it
+//!    runs is its [`Measured`] configuration: the SHA-256 of its code, the [`ListRoot`] of its
+//!    list (the same value as the log head's sorted root for that list) and its radius. Its
+//!    **measurement** is `SHA-256("scanlab-enclave-measurement-v2" ‖ code ‖ list root ‖
+//!    distinct (u64) ‖ radius (u32))`, over fixed-width bytes, computed by whoever checks it,
+//!    never taken from the enclave's word.
+//! 2. **Attestation** ([`Attestation`]), on request with a nonce: an Ed25519 signature by the
+//!    (simulated) hardware vendor over `"scanlab-attestation-v2" ‖ measurement ‖ enclave key
+//!    ‖ issued ‖ expires ‖ nonce`, valid for [`ATTESTATION_LIFETIME`]. The provider asks with a
+//!    fresh nonce and checks it came back; clients check the signature (strictly), the
+//!    expiry, and that the measurement is one they accept.
+//! 3. **The provider** publishes, at `GET /v1/scheme`, its **allow-list** of measurements in
+//!    the scheme parameters, which every client pins with the announcement (so a provider that
+//!    later adds a measurement, for an enclave with another list or purpose, is seen as a
+//!    scheme change: [`scanlab_messenger::client::ClientError::SchemeChanged`]), and the current attestation under
+//!    `params.fresh`, which changes daily and is not pinned but verified.
+//! 4. **The client** seals each image to the attested enclave:
 //!    `HPKE.Seal(enclave_pk, info = "scanlab-enclave-v1", aad = blob id, image)`.
-//! 4. **The provider** relays the capsule to the enclave, which opens it, hashes it (PDQ),
-//!    matches it against its list, and returns a verdict. On a match — and only then — the
-//!    verdict carries the image, and the provider puts it in its review queue (submitter
-//!    `enclave`). The provider learns the verdict bit for every image.
+//! 5. **The provider** relays the capsule to the enclave, authenticating itself with the caller
+//!    token the enclave wrote at start (`DATA/caller.token`, 0600); the enclave refuses any
+//!    other caller, so it is not a list-membership oracle for the network. It opens the
+//!    capsule, hashes it (PDQ), matches it, and returns a verdict. On a match — and only then
+//!    — the verdict carries the image, and the provider puts it in its review queue (submitter
+//!    `enclave`). The provider learns the verdict bit for every image, and, holding the caller
+//!    token, can itself seal any image it likes to ask whether it is listed.
 //!
 //! # What the simulation models, and what it cannot
-//! - **Modelled:** attestation as a signed code measurement; key custody (the enclave's secret
-//!   key exists only in the enclave process); who controls the allow-list (the provider, who
-//!   can add any measurement, including an enclave with another list or another purpose);
-//!   that the list is part of the measured configuration; and exactly what crosses each
-//!   boundary (recorded in the provider view).
+//! - **Modelled:** attestation as a signed, fresh, canonical statement of code, list and
+//!   radius; key custody (the enclave's secret key exists only in the enclave process); who
+//!   controls the allow-list (the provider, who can add any measurement, including an enclave
+//!   with another list or another purpose, visibly to clients that pinned the old one); and
+//!   exactly what crosses each boundary (recorded in the provider view).
 //! - **Not modelled:** hardware isolation. Here the enclave is an ordinary process that its
 //!   operator can read; the vendor key is a fixed, published test key ([`vendor_key`]), so
 //!   anyone can forge an attestation. Side channels (cache timing, power, speculative
-//!   execution), which have repeatedly broken SGX, and vendor compromise are outside it too.
-//!   The simulation shows what the design *promises* under its own assumptions, and where
-//!   those assumptions sit.
+//!   execution), which have repeatedly broken SGX, vendor compromise and revocation lists
+//!   (here, expiry stands in for revocation) are outside it too. The simulation shows what
+//!   the design *promises* under its own assumptions, and where those assumptions sit.
 
 use crate::seal::{self, KeyPair};
 use crate::{Matcher, Party, Scheme, SchemeError, Secret, SimInputs, Simulation, b64, b64_field};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use scanlab_hashlist::ListRoot;
 use scanlab_messenger::client::{ClientError, LocalTransport, Transport};
 use scanlab_messenger::commit::Db;
 use scanlab_messenger::record::{Pending, Recorded};
@@ -43,13 +55,18 @@ use scanlab_messenger::scan::{
 use scanlab_messenger::{SqliteStore, StoreError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use zeroize::Zeroizing;
 
 /// HPKE `info` of image capsules to the enclave.
 pub const INFO: &[u8] = b"scanlab-enclave-v1";
-const ATTEST_CONTEXT: &[u8] = b"scanlab-attestation-v1";
-const MEASURE_CONTEXT: &[u8] = b"scanlab-enclave-measurement-v1";
+const ATTEST_CONTEXT: &[u8] = b"scanlab-attestation-v2";
+const MEASURE_CONTEXT: &[u8] = b"scanlab-enclave-measurement-v2";
+/// How long an attestation is valid: a day, in seconds.
+pub const ATTESTATION_LIFETIME: u64 = 24 * 3600;
+/// Clock difference tolerated on an attestation's issue time.
+pub const CLOCK_SKEW: u64 = 300;
 
 /// The simulated hardware vendor's signing key. It is derived from a published string, so it
 /// is no secret: see the module docs.
@@ -62,15 +79,6 @@ pub fn vendor_public() -> VerifyingKey {
     vendor_key().verifying_key()
 }
 
-/// The measurement of an enclave running `code_digest` (SHA-256 of its binary) with `config`.
-pub fn measurement(code_digest: &[u8; 32], config: &Value) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(MEASURE_CONTEXT);
-    h.update(code_digest);
-    h.update(Sha256::digest(config.to_string().as_bytes()));
-    h.finalize().into()
-}
-
 /// SHA-256 of the running binary: the code an enclave process measures.
 pub fn own_code_digest() -> [u8; 32] {
     std::env::current_exe()
@@ -79,47 +87,108 @@ pub fn own_code_digest() -> [u8; 32] {
         .unwrap_or([0; 32])
 }
 
-/// A signed statement of what runs in the enclave and which key it holds.
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What an enclave runs, as measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Measured {
+    /// SHA-256 of its code.
+    #[serde(with = "hex_array")]
+    pub code_sha256: [u8; 32],
+    /// The list it matches against.
+    pub list: ListRoot,
+    /// Its match radius.
+    pub radius: u32,
+}
+
+impl Measured {
+    /// The measurement: a hash of fixed-width bytes, so it has one encoding.
+    pub fn measurement(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(MEASURE_CONTEXT);
+        h.update(self.code_sha256);
+        h.update(self.list.root);
+        h.update(self.list.distinct.to_be_bytes());
+        h.update(self.radius.to_be_bytes());
+        h.finalize().into()
+    }
+}
+
+/// A fresh, signed statement of what runs in the enclave and which key it holds.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attestation {
-    /// The measurement, hex.
-    pub measurement: String,
-    /// The enclave's HPKE public key, hex.
-    pub enclave_key: String,
-    /// The enclave's configuration as measured (list digest, radius).
-    pub config: Value,
-    /// The vendor's Ed25519 signature, hex.
-    pub signature: String,
+    /// What runs.
+    pub measured: Measured,
+    /// The enclave's HPKE public key.
+    #[serde(with = "hex_array")]
+    pub enclave_key: [u8; 32],
+    /// When it was signed (seconds since the epoch).
+    pub issued: u64,
+    /// When it stops being valid.
+    pub expires: u64,
+    /// The nonce of the request it answers.
+    #[serde(with = "hex_array")]
+    pub nonce: [u8; 32],
+    /// The vendor's Ed25519 signature.
+    #[serde(with = "hex_array")]
+    pub signature: [u8; 64],
+}
+
+/// Why an attestation was refused, in words a user can act on.
+fn refuse(m: impl Into<String>) -> SchemeError {
+    SchemeError::Attestation(m.into())
 }
 
 impl Attestation {
-    fn signed_bytes(measurement: &[u8], key: &[u8]) -> Vec<u8> {
-        [ATTEST_CONTEXT, measurement, key].concat()
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut m = ATTEST_CONTEXT.to_vec();
+        m.extend_from_slice(&self.measured.measurement());
+        m.extend_from_slice(&self.enclave_key);
+        m.extend_from_slice(&self.issued.to_be_bytes());
+        m.extend_from_slice(&self.expires.to_be_bytes());
+        m.extend_from_slice(&self.nonce);
+        m
     }
 
-    /// Checks the vendor signature and that the measurement is on `allow`; returns the
-    /// enclave's public key to seal to.
-    pub fn verify(&self, vendor: &VerifyingKey, allow: &[String]) -> Result<[u8; 32], SchemeError> {
-        let bad = |m: &str| SchemeError::Attestation(m.to_string());
-        let m: [u8; 32] = hex::decode(&self.measurement)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad("measurement is not 32 bytes of hex"))?;
-        let key = seal::public_from_hex(&self.enclave_key)?;
-        let sig: [u8; 64] = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad("signature is not 64 bytes of hex"))?;
+    /// The measurement, hex.
+    pub fn measurement_hex(&self) -> String {
+        hex::encode(self.measured.measurement())
+    }
+
+    /// Checks the vendor signature (strictly), that the attestation is valid at `now`, and
+    /// that its measurement is on `accepted`; returns the enclave's public key to seal to.
+    pub fn verify(
+        &self,
+        vendor: &VerifyingKey,
+        accepted: &[String],
+        now: u64,
+    ) -> Result<[u8; 32], SchemeError> {
         vendor
-            .verify(&Self::signed_bytes(&m, &key), &Signature::from_bytes(&sig))
-            .map_err(|_| bad("the vendor's signature does not verify"))?;
-        if !allow
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(&self.measurement))
-        {
-            return Err(bad("the measurement is not on the provider's allow-list"));
+            .verify_strict(
+                &self.signed_bytes(),
+                &Signature::from_bytes(&self.signature),
+            )
+            .map_err(|_| refuse("the vendor's signature does not verify"))?;
+        if self.issued > now.saturating_add(CLOCK_SKEW) {
+            return Err(refuse("the attestation is issued in the future"));
         }
-        Ok(key)
+        if now >= self.expires {
+            return Err(refuse(
+                "the attestation has expired; the provider must fetch a fresh one",
+            ));
+        }
+        let m = self.measurement_hex();
+        if !accepted.iter().any(|a| a.eq_ignore_ascii_case(&m)) {
+            return Err(refuse(format!(
+                "the measurement {m} is not on the allow-list this client pinned"
+            )));
+        }
+        Ok(self.enclave_key)
     }
 }
 
@@ -141,35 +210,45 @@ pub struct Verdict {
     pub image: Option<String>,
 }
 
-/// The enclave: its key, its list, and its attestation.
+/// The enclave: its key, its list, and what it runs.
 pub struct Enclave {
     keys: Arc<KeyPair>,
     matcher: Matcher,
-    attestation: Attestation,
+    measured: Measured,
 }
 
 impl Enclave {
     /// Starts an enclave over `matcher`, measuring `code_digest` and the list.
-    pub fn new(matcher: Matcher, list_digest: [u8; 32], code_digest: [u8; 32]) -> Enclave {
-        let keys = KeyPair::generate();
-        let config = json!({ "list_sha256": hex::encode(list_digest), "radius": matcher.radius() });
-        let m = measurement(&code_digest, &config);
-        let sig = vendor_key().sign(&Attestation::signed_bytes(&m, &keys.public()));
+    pub fn new(matcher: Matcher, code_digest: [u8; 32]) -> Enclave {
         Enclave {
-            attestation: Attestation {
-                measurement: hex::encode(m),
-                enclave_key: hex::encode(keys.public()),
-                config,
-                signature: hex::encode(sig.to_bytes()),
+            measured: Measured {
+                code_sha256: code_digest,
+                list: matcher.list_root(),
+                radius: matcher.radius(),
             },
-            keys: Arc::new(keys),
+            keys: Arc::new(KeyPair::generate()),
             matcher,
         }
     }
 
-    /// The attestation.
-    pub fn attestation(&self) -> &Attestation {
-        &self.attestation
+    /// What it runs.
+    pub fn measured(&self) -> &Measured {
+        &self.measured
+    }
+
+    /// A fresh attestation answering `nonce`, valid from `now` for [`ATTESTATION_LIFETIME`]:
+    /// the simulated hardware signs it with the vendor key.
+    pub fn attest(&self, nonce: [u8; 32], now: u64) -> Attestation {
+        let mut a = Attestation {
+            measured: self.measured,
+            enclave_key: self.keys.public(),
+            issued: now,
+            expires: now.saturating_add(ATTESTATION_LIFETIME),
+            nonce,
+            signature: [0; 64],
+        };
+        a.signature = vendor_key().sign(&a.signed_bytes()).to_bytes();
+        a
     }
 
     /// The enclave's key pair: what a compromise of the enclave (a side-channel leak, a rogue
@@ -196,19 +275,49 @@ impl Enclave {
 }
 
 /// The enclave as a recorded service: every request it receives and every answer it gives,
-/// and what it derives, land in its own view (`DIR/enclave.sqlite`).
+/// and what it derives, land in its own view (`DIR/enclave.sqlite`). Only a caller holding its
+/// caller token may scan.
 pub struct EnclaveService {
     enclave: Arc<Enclave>,
     db: Db,
+    caller_digest: [u8; 32],
 }
 
+/// The caller token's file name in the enclave's data directory.
+pub const CALLER_TOKEN_FILE: &str = "caller.token";
+
 impl EnclaveService {
-    /// The enclave recording into `data`.
-    pub fn open(enclave: Arc<Enclave>, data: &Path) -> Result<Arc<EnclaveService>, SchemeError> {
-        Ok(Arc::new(EnclaveService {
+    /// The enclave recording into `data`, with a fresh caller token written to
+    /// `data/caller.token` (0600) for the provider; returns the service and the token.
+    pub fn open(
+        enclave: Arc<Enclave>,
+        data: &Path,
+    ) -> Result<(Arc<EnclaveService>, Zeroizing<String>), SchemeError> {
+        use rand::RngCore;
+        let mut raw = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(raw.as_mut());
+        let token = Zeroizing::new(hex::encode(raw.as_ref()));
+        std::fs::create_dir_all(data)
+            .map_err(|e| SchemeError::Config(format!("{}: {e}", data.display())))?;
+        let path = data.join(CALLER_TOKEN_FILE);
+        let _ = std::fs::remove_file(&path);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        std::io::Write::write_all(
+            &mut opts
+                .open(&path)
+                .map_err(|e| SchemeError::Config(format!("{}: {e}", path.display())))?,
+            token.as_bytes(),
+        )
+        .map_err(|e| SchemeError::Config(format!("{}: {e}", path.display())))?;
+        let service = Arc::new(EnclaveService {
             enclave,
             db: Db::start(Box::new(SqliteStore::open_party(data, "enclave")?)),
-        }))
+            caller_digest: Sha256::digest(token.as_bytes()).into(),
+        });
+        Ok((service, token))
     }
 }
 
@@ -219,25 +328,47 @@ impl Recorded for EnclaveService {
     fn body_limit(&self, _path: &str) -> usize {
         64 << 20
     }
-    // It authenticates nobody (its one caller is the provider), so its public limit is its
-    // only limit.
-    fn public_body_limit(&self) -> usize {
-        64 << 20
+    fn requires_auth(&self, path: &str) -> bool {
+        path == "/scan"
     }
-    async fn who(&self, _: &axum::http::request::Parts) -> Result<Option<String>, StoreError> {
-        // Its one caller is the provider; it does not authenticate it.
-        Ok(None)
+    async fn who(&self, parts: &axum::http::request::Parts) -> Result<Option<String>, StoreError> {
+        use subtle::ConstantTimeEq;
+        let Some(token) = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return Ok(None);
+        };
+        let d: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        Ok(bool::from(d.ct_eq(&self.caller_digest)).then(|| "provider".to_string()))
     }
 }
 
-/// The enclave's HTTP interface, for `scanlab enclave`: `GET /attestation`, and
-/// `POST /scan {blob, sealed}` → [`Verdict`], behind the recording layer.
+/// The enclave's HTTP interface, for `scanlab enclave`: `GET /attestation?nonce=HEX`, and
+/// `POST /scan {blob, sealed}` → [`Verdict`] for the caller holding the caller token, behind
+/// the recording layer.
 pub fn router(service: Arc<EnclaveService>) -> axum::Router {
-    use axum::extract::State;
+    use axum::extract::{Query, State};
     use axum::http::StatusCode;
     use axum::routing::{get, post};
-    async fn attestation(State(s): State<Arc<EnclaveService>>) -> axum::Json<Attestation> {
-        axum::Json(s.enclave.attestation.clone())
+    #[derive(serde::Deserialize)]
+    struct Nonce {
+        nonce: String,
+    }
+    async fn attestation(
+        State(s): State<Arc<EnclaveService>>,
+        Query(q): Query<Nonce>,
+    ) -> Result<axum::Json<Attestation>, (StatusCode, String)> {
+        let mut nonce = [0u8; 32];
+        hex::decode_to_slice(&q.nonce, &mut nonce).map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                "nonce: expected 64 hex characters".to_string(),
+            )
+        })?;
+        Ok(axum::Json(s.enclave.attest(nonce, now())))
     }
     async fn scan(
         State(s): State<Arc<EnclaveService>>,
@@ -270,43 +401,67 @@ pub fn router(service: Arc<EnclaveService>) -> axum::Router {
         .with_state(service)
 }
 
-/// How the provider reaches its enclave.
+/// How the provider reaches its enclave, and the caller token it authenticates with.
 #[derive(Clone)]
-pub enum EnclaveLink {
-    /// In the same process (simulations), through the enclave's own router and recording
-    /// layer, minus the socket.
+pub struct EnclaveLink {
+    to: Route,
+    token: Arc<Zeroizing<String>>,
+}
+
+#[derive(Clone)]
+enum Route {
     Local(Arc<LocalTransport>),
-    /// A separate `scanlab enclave` process, by base URL.
     Http(String),
 }
 
-/// Runs a blocking HTTP call on its own thread, so it is safe from async code too.
+/// Runs a blocking call on its own thread, so it is safe from async code too.
 fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     std::thread::scope(|s| s.spawn(f).join().expect("HTTP thread panicked"))
 }
 
+fn enclave_err(e: impl std::fmt::Display) -> SchemeError {
+    SchemeError::Enclave(e.to_string())
+}
+
 impl EnclaveLink {
-    /// An in-process link to `service`.
-    pub fn local(service: Arc<EnclaveService>) -> EnclaveLink {
-        EnclaveLink::Local(Arc::new(LocalTransport::from_router(router(service))))
+    /// An in-process link to `service` (simulations), through the enclave's own router and
+    /// recording layer, minus the socket.
+    pub fn local(service: Arc<EnclaveService>, token: Zeroizing<String>) -> EnclaveLink {
+        EnclaveLink {
+            to: Route::Local(Arc::new(LocalTransport::from_router(router(service)))),
+            token: Arc::new(token),
+        }
     }
 
-    /// The enclave's attestation.
-    pub fn attestation(&self) -> Result<Attestation, SchemeError> {
-        match self {
-            EnclaveLink::Local(t) => serde_json::from_value(
-                t.get("/attestation", None)
-                    .map_err(|e| SchemeError::Enclave(e.to_string()))?,
-            )
-            .map_err(|e| SchemeError::Enclave(e.to_string())),
-            EnclaveLink::Http(url) => off_runtime(|| {
-                reqwest::blocking::get(format!("{url}/attestation"))
-                    .map_err(|e| SchemeError::EnclaveUnreachable(e.to_string()))?
-                    .error_for_status()
-                    .and_then(|r| r.json())
-                    .map_err(|e| SchemeError::Enclave(e.to_string()))
-            }),
+    /// A separate `scanlab enclave` process, by base URL, with its caller token.
+    pub fn http(url: &str, token: Zeroizing<String>) -> EnclaveLink {
+        EnclaveLink {
+            to: Route::Http(url.trim_end_matches('/').to_string()),
+            token: Arc::new(token),
         }
+    }
+
+    /// A fresh attestation answering a random nonce, checked to answer it.
+    pub fn attestation(&self) -> Result<Attestation, SchemeError> {
+        use rand::RngCore;
+        let mut nonce = [0u8; 32];
+        rand::rng().fill_bytes(&mut nonce);
+        let path = format!("/attestation?nonce={}", hex::encode(nonce));
+        let a: Attestation = off_runtime(|| match &self.to {
+            Route::Local(t) => serde_json::from_value(t.get(&path, None).map_err(enclave_err)?)
+                .map_err(enclave_err),
+            Route::Http(url) => reqwest::blocking::get(format!("{url}{path}"))
+                .map_err(|e| SchemeError::EnclaveUnreachable(e.to_string()))?
+                .error_for_status()
+                .and_then(|r| r.json())
+                .map_err(enclave_err),
+        })?;
+        if a.nonce != nonce {
+            return Err(refuse(
+                "the enclave's attestation answers another nonce (a replay)",
+            ));
+        }
+        Ok(a)
     }
 
     /// Sends one capsule for scanning.
@@ -315,43 +470,46 @@ impl EnclaveLink {
             blob: blob.to_string(),
             sealed: b64(capsule),
         };
-        match self {
-            EnclaveLink::Local(t) => serde_json::from_value(
-                t.post("/scan", None, &json!(req))
-                    .map_err(|e| SchemeError::Enclave(e.to_string()))?,
+        let token: &str = &self.token;
+        off_runtime(|| match &self.to {
+            Route::Local(t) => serde_json::from_value(
+                t.post("/scan", Some(token), &json!(req))
+                    .map_err(enclave_err)?,
             )
-            .map_err(|e| SchemeError::Enclave(e.to_string())),
-            EnclaveLink::Http(url) => off_runtime(|| {
-                reqwest::blocking::Client::new()
-                    .post(format!("{url}/scan"))
-                    .json(&req)
-                    .send()
-                    .map_err(|e| SchemeError::EnclaveUnreachable(e.to_string()))
-                    .and_then(|r| {
-                        if r.status().is_success() {
-                            r.json().map_err(|e| SchemeError::Enclave(e.to_string()))
-                        } else {
-                            Err(SchemeError::Enclave(format!(
-                                "{}: {}",
-                                r.status(),
-                                r.text().unwrap_or_default()
-                            )))
-                        }
-                    })
-            }),
-        }
+            .map_err(enclave_err),
+            Route::Http(url) => reqwest::blocking::Client::new()
+                .post(format!("{url}/scan"))
+                .bearer_auth(token)
+                .json(&req)
+                .send()
+                .map_err(|e| SchemeError::EnclaveUnreachable(e.to_string()))
+                .and_then(|r| {
+                    if r.status().is_success() {
+                        r.json().map_err(enclave_err)
+                    } else {
+                        Err(SchemeError::Enclave(format!(
+                            "{}: {}",
+                            r.status(),
+                            r.text().unwrap_or_default()
+                        )))
+                    }
+                }),
+        })
     }
 }
 
 /// S5's descriptor.
 pub struct EnclaveScheme;
 
-/// S5's configuration: where the enclave is, and the allow-list the provider publishes.
+/// S5's configuration: where the enclave is, its caller token, and the allow-list the
+/// provider publishes.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Base URL of a running `scanlab enclave`.
     pub enclave: String,
+    /// The enclave's caller token file (`caller.token` in its data directory).
+    pub enclave_token: PathBuf,
     /// Measurements (hex) clients should accept; empty means the attached enclave's own.
     #[serde(default)]
     pub allow: Vec<String>,
@@ -360,10 +518,17 @@ pub struct Config {
 /// The parameters clients download.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Params {
-    /// The enclave's attestation.
-    pub attestation: Attestation,
-    /// The provider's allow-list of measurements.
+    /// The provider's allow-list of measurements: pinned by clients with the announcement.
     pub allow: Vec<String>,
+    /// What changes without changing the scheme, verified rather than pinned.
+    pub fresh: Fresh,
+}
+
+/// The unpinned part of the parameters.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Fresh {
+    /// The enclave's current attestation.
+    pub attestation: Attestation,
 }
 
 impl Scheme for EnclaveScheme {
@@ -378,8 +543,19 @@ impl Scheme for EnclaveScheme {
     }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
+        let token = Zeroizing::new(
+            std::fs::read_to_string(&c.enclave_token)
+                .map_err(|e| {
+                    SchemeError::Config(format!(
+                        "reading the enclave's caller token {}: {e} (--enclave-token)",
+                        c.enclave_token.display()
+                    ))
+                })?
+                .trim()
+                .to_string(),
+        );
         Ok(Arc::new(Provider::new(
-            EnclaveLink::Http(c.enclave.trim_end_matches('/').to_string()),
+            EnclaveLink::http(&c.enclave, token),
             c.allow,
         )?))
     }
@@ -387,16 +563,17 @@ impl Scheme for EnclaveScheme {
         Ok(Box::new(Client::from_params(params)?))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
-        let digest = Sha256::digest(inputs.list.to_csv().as_bytes()).into();
         let e = Arc::new(Enclave::new(
             Matcher::new(inputs.list.clone(), crate::DEFAULT_RADIUS)?,
-            digest,
             own_code_digest(),
         ));
         let data = inputs.dir.join("enclave");
-        let service = EnclaveService::open(e.clone(), &data)?;
+        let (service, token) = EnclaveService::open(e.clone(), &data)?;
         Ok(Simulation {
-            provider: Arc::new(Provider::new(EnclaveLink::local(service), Vec::new())?),
+            provider: Arc::new(Provider::new(
+                EnclaveLink::local(service, token),
+                Vec::new(),
+            )?),
             parties: vec![Party {
                 name: "enclave".into(),
                 data,
@@ -417,12 +594,15 @@ pub struct Client {
 
 impl Client {
     /// Verifies the attestation the provider announces against the vendor key the client
-    /// ships with and the provider's allow-list.
+    /// ships with, the clock, and the allow-list it pinned with the announcement.
     pub fn from_params(params: &Value) -> Result<Client, SchemeError> {
         let p: Params = serde_json::from_value(params.clone())
-            .map_err(|e| SchemeError::Attestation(format!("malformed: {e}")))?;
+            .map_err(|e| refuse(format!("malformed: {e}")))?;
         Ok(Client {
-            enclave_key: p.attestation.verify(&vendor_public(), &p.allow)?,
+            enclave_key: p
+                .fresh
+                .attestation
+                .verify(&vendor_public(), &p.allow, now())?,
         })
     }
 }
@@ -442,10 +622,11 @@ impl ClientScheme for Client {
     }
 }
 
-/// S5's provider half: relays capsules, records verdicts, queues forwarded images.
+/// S5's provider half: relays capsules, records verdicts, queues forwarded images, and keeps
+/// the published attestation fresh.
 pub struct Provider {
     link: EnclaveLink,
-    attestation: Attestation,
+    attestation: Mutex<Attestation>,
     allow: Vec<String>,
 }
 
@@ -455,15 +636,26 @@ impl Provider {
     pub fn new(link: EnclaveLink, allow: Vec<String>) -> Result<Provider, SchemeError> {
         let attestation = link.attestation()?;
         let allow = if allow.is_empty() {
-            vec![attestation.measurement.clone()]
+            vec![attestation.measurement_hex()]
         } else {
             allow
         };
         Ok(Provider {
             link,
-            attestation,
+            attestation: Mutex::new(attestation),
             allow,
         })
+    }
+
+    /// The attestation to publish: refetched once half its lifetime has passed.
+    fn current(&self) -> Attestation {
+        let mut a = self.attestation.lock().unwrap_or_else(|p| p.into_inner());
+        if now() >= a.issued.saturating_add(ATTESTATION_LIFETIME / 2)
+            && let Ok(fresh) = self.link.attestation()
+        {
+            *a = fresh;
+        }
+        a.clone()
     }
 
     fn scan_inner(&self, ctx: &ScanCtx, r: EnclaveRequest) -> Result<ScanOutcome, SchemeError> {
@@ -486,12 +678,33 @@ impl ProviderScheme for Provider {
     }
     fn public_params(&self) -> Value {
         json!(Params {
-            attestation: self.attestation.clone(),
             allow: self.allow.clone(),
+            fresh: Fresh {
+                attestation: self.current(),
+            },
         })
     }
     fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ScanError> {
         Ok(self.scan_inner(ctx, crate::device_hash::parse(request)?)?)
+    }
+}
+
+/// Hex serde for fixed-size byte arrays.
+mod hex_array {
+    pub fn serialize<S: serde::Serializer, const N: usize>(
+        b: &[u8; N],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
+        use serde::Deserialize;
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; N];
+        hex::decode_to_slice(&s, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
     }
 }
 
@@ -501,31 +714,64 @@ mod tests {
 
     fn enclave() -> Enclave {
         let m = Matcher::new(Default::default(), 31).unwrap();
-        Enclave::new(m, [7; 32], [9; 32])
+        Enclave::new(m, [9; 32])
+    }
+
+    const T: u64 = 1_790_000_000;
+
+    #[test]
+    fn attestation_verifies_only_signed_fresh_and_accepted() {
+        let e = enclave();
+        let a = e.attest([5; 32], T);
+        let allow = vec![a.measurement_hex()];
+        assert_eq!(
+            a.verify(&vendor_public(), &allow, T + 10).unwrap(),
+            e.keys.public()
+        );
+        let refused = |a: &Attestation, allow: &[String], now: u64| {
+            matches!(
+                a.verify(&vendor_public(), allow, now),
+                Err(SchemeError::Attestation(_))
+            )
+        };
+        assert!(refused(&a, &["00".repeat(32)], T));
+        assert!(refused(&a, &allow, T + ATTESTATION_LIFETIME), "expired");
+        assert!(refused(&a, &allow, T - 3600), "from the future");
+        let other = SigningKey::from_bytes(&[3; 32]).verifying_key();
+        assert!(a.verify(&other, &allow, T).is_err());
+        // A provider swapping in its own key, or claiming another list or radius under the
+        // same signature, breaks it: the measurement is recomputed from what is claimed.
+        let mut swapped = a.clone();
+        swapped.enclave_key = KeyPair::generate().public();
+        assert!(refused(&swapped, &allow, T));
+        let mut relisted = a.clone();
+        relisted.measured.radius = 64;
+        assert!(refused(&relisted, &[relisted.measurement_hex()], T));
+        let mut extended = a.clone();
+        extended.expires += ATTESTATION_LIFETIME;
+        assert!(refused(&extended, &allow, T));
     }
 
     #[test]
-    fn attestation_verifies_only_with_the_vendor_key_and_an_allowed_measurement() {
+    fn the_measurement_covers_code_list_and_radius() {
         let e = enclave();
-        let a = e.attestation().clone();
-        let allow = vec![a.measurement.clone()];
-        assert_eq!(a.verify(&vendor_public(), &allow).unwrap(), e.keys.public());
-        assert!(matches!(
-            a.verify(&vendor_public(), &["00".repeat(32)]),
-            Err(SchemeError::Attestation(_))
-        ));
-        let other = SigningKey::from_bytes(&[3; 32]).verifying_key();
-        assert!(a.verify(&other, &allow).is_err());
-        // A provider swapping in its own key breaks the signature.
-        let mut swapped = a.clone();
-        swapped.enclave_key = hex::encode(KeyPair::generate().public());
-        assert!(swapped.verify(&vendor_public(), &allow).is_err());
+        let m = *e.measured();
+        let base = m.measurement();
+        let mut code = m;
+        code.code_sha256[0] ^= 1;
+        let mut list = m;
+        list.list.distinct += 1;
+        let mut radius = m;
+        radius.radius += 1;
+        for changed in [code, list, radius] {
+            assert_ne!(changed.measurement(), base);
+        }
     }
 
     #[test]
     fn a_capsule_opens_only_in_the_enclave_for_its_blob() {
         let e = enclave();
-        let key = seal::public_from_hex(&e.attestation().enclave_key).unwrap();
+        let key = e.attest([0; 32], T).enclave_key;
         let c = seal::seal(&key, INFO, b"blob-1", b"not an image").unwrap();
         assert!(matches!(e.scan("blob-1", &c), Err(SchemeError::Image(_))));
         assert!(matches!(e.scan("blob-2", &c), Err(SchemeError::Seal(_))));
@@ -533,5 +779,35 @@ mod tests {
             enclave().scan("blob-1", &c),
             Err(SchemeError::Seal(_))
         ));
+    }
+
+    #[test]
+    fn only_the_caller_holding_the_token_may_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, token) = EnclaveService::open(Arc::new(enclave()), dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CALLER_TOKEN_FILE)).unwrap(),
+            *token
+        );
+        let key = service.enclave.keys.public();
+        let capsule = seal::seal(&key, INFO, b"b", b"x").unwrap();
+        let t = LocalTransport::from_router(router(service));
+        let body = json!(EnclaveRequest {
+            blob: "b".into(),
+            sealed: b64(&capsule)
+        });
+        for wrong in [None, Some("0".repeat(64))] {
+            let e = t
+                .post("/scan", wrong.as_deref(), &body)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("401"), "{e}");
+        }
+        // With the token the request reaches the enclave (which then fails to decode "x").
+        let e = t
+            .post("/scan", Some(&token), &body)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("401") && e.contains("image"), "{e}");
     }
 }

@@ -463,24 +463,32 @@ fn s4_partial_hash_dct16_also_finishes_exactly() {
 }
 
 /// A recorded enclave over the test list, on a loopback socket, recording into `dir`.
-fn enclave_url(images: &Images, dir: &Path) -> String {
-    let service = EnclaveService::open(enclave_for(images), dir).unwrap();
-    scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap()
+/// Starts an enclave over HTTP recording into `dir`; returns the provider's configuration for
+/// it (its URL and caller token file).
+fn enclave_config(images: &Images, dir: &Path) -> Value {
+    let (service, _) = EnclaveService::open(enclave_for(images), dir).unwrap();
+    let url = scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap();
+    json!({ "enclave": url, "enclave_token": dir.join(scanlab_schemes::enclave::CALLER_TOKEN_FILE) })
+}
+
+fn with(mut config: Value, key: &str, value: Value) -> Value {
+    config[key] = value;
+    config
 }
 
 fn enclave_for(images: &Images) -> Arc<Enclave> {
-    use sha2::Digest;
-    let l = list(images);
-    let digest = sha2::Sha256::digest(l.to_csv().as_bytes()).into();
-    Arc::new(Enclave::new(Matcher::new(l, 31).unwrap(), digest, [1; 32]))
+    Arc::new(Enclave::new(
+        Matcher::new(list(images), 31).unwrap(),
+        [1; 32],
+    ))
 }
 
 #[test]
 fn s5_enclave_over_http_sees_plaintext_only_inside_and_forwards_matches() {
     let images = images();
     let enclave_data = tempfile::tempdir().unwrap();
-    let url = enclave_url(&images, enclave_data.path());
-    let r = run("enclave", |_| json!({ "enclave": url }), &images);
+    let config = enclave_config(&images, enclave_data.path());
+    let r = run("enclave", |_| config, &images);
     assert_flagged_exactly_list_and_edited(&r, &images, "enclave");
     // Without a match, no plaintext at the provider: neither the benign image nor its hash.
     let all = r.provider_bytes();
@@ -530,16 +538,75 @@ fn s5_enclave_over_http_sees_plaintext_only_inside_and_forwards_matches() {
 fn s5_client_refuses_an_enclave_off_the_allow_list() {
     let images = images();
     let dir = tempfile::tempdir().unwrap();
-    let url = enclave_url(&images, dir.path());
+    let config = enclave_config(&images, dir.path());
     let half = registry()
         .get("enclave")
         .unwrap()
-        .provider(&json!({ "enclave": url, "allow": ["ab".repeat(32)] }))
+        .provider(&with(config, "allow", json!(["ab".repeat(32)])))
         .unwrap();
     let info = serde_json::json!({ "name": "enclave", "params": half.public_params() });
     assert!(matches!(
         registry().client_half(&info),
         Err(scanlab_schemes::SchemeError::Attestation(_))
+    ));
+}
+
+#[test]
+fn s5_a_rogue_enclave_on_the_allow_list_is_a_scheme_change_and_a_fresh_attestation_is_not() {
+    use scanlab_messenger::client::{ClientError, Tampering};
+    let images = images();
+    let tmp = tempfile::tempdir().unwrap();
+    let honest = enclave_config(&images, &tmp.path().join("enclave"));
+    let (_provider, url) = deploy("enclave", |_| honest.clone(), tmp.path());
+    let (t, tamper) = Tampering::new(HttpTransport::new(&url));
+    let alice = Client::connect(&tmp.path().join("alice"), "alice", t).unwrap();
+    let pinned = alice.scheme_info().unwrap();
+    // The provider re-attests (a new nonce, a new signature): verified, not a change.
+    let again = registry()
+        .get("enclave")
+        .unwrap()
+        .provider(&honest)
+        .unwrap();
+    let fresh = json!({ "name": "enclave", "params": again.public_params() });
+    assert_ne!(fresh["params"]["fresh"], pinned["params"]["fresh"]);
+    tamper.answer("GET /v1/scheme", fresh.clone());
+    let info = alice.scheme_info().unwrap();
+    registry().client_half(&info).unwrap();
+    // A rogue build, with another list (the benign photo on it), added to the allow-list beside
+    // the honest one: the client sees the change before it seals anything to it.
+    let mut rogue_list = list(&images);
+    rogue_list.entries.push(Entry {
+        id: 99,
+        kind: Default::default(),
+        hash: pdq_of(&images.benign).unwrap().hash,
+        label: "target".into(),
+        vouched_by: vec![],
+        added: 0,
+    });
+    let rogue = Arc::new(Enclave::new(Matcher::new(rogue_list, 31).unwrap(), [1; 32]));
+    let rogue_m = hex::encode(rogue.measured().measurement());
+    let honest_m = fresh["params"]["allow"][0].as_str().unwrap().to_string();
+    assert_ne!(rogue_m, honest_m, "another list is another measurement");
+    let rdir = tmp.path().join("rogue");
+    let (service, _) = EnclaveService::open(rogue, &rdir).unwrap();
+    let rurl =
+        scanlab_messenger::spawn_loopback(scanlab_schemes::enclave::router(service)).unwrap();
+    let rogue_half = registry()
+        .get("enclave")
+        .unwrap()
+        .provider(&json!({
+            "enclave": rurl,
+            "enclave_token": rdir.join(scanlab_schemes::enclave::CALLER_TOKEN_FILE),
+            "allow": [honest_m, rogue_m],
+        }))
+        .unwrap();
+    tamper.answer(
+        "GET /v1/scheme",
+        json!({ "name": "enclave", "params": rogue_half.public_params() }),
+    );
+    assert!(matches!(
+        alice.scheme_info(),
+        Err(ClientError::SchemeChanged(_))
     ));
 }
 
@@ -575,11 +642,11 @@ fn an_enclave_that_fails_is_a_502_and_an_unreachable_one_a_503() {
     use scanlab_messenger::scan::ScanError;
     let images = images();
     let dir = tempfile::tempdir().unwrap();
-    let url = enclave_url(&images, dir.path());
+    let config = enclave_config(&images, dir.path());
     let half = registry()
         .get("enclave")
         .unwrap()
-        .provider(&json!({ "enclave": url }))
+        .provider(&config)
         .unwrap();
     let provider = Provider::with_scheme(
         Box::new(SqliteStore::open(&dir.path().join("p")).unwrap()),
@@ -606,7 +673,10 @@ fn an_enclave_that_fails_is_a_502_and_an_unreachable_one_a_503() {
         .unwrap_err();
     assert!(e.to_string().contains("400"), "{e}");
     // Nobody listening: unavailable, 503.
-    let dead = scanlab_schemes::enclave::EnclaveLink::Http("http://127.0.0.1:9".into());
+    let dead = scanlab_schemes::enclave::EnclaveLink::http(
+        "http://127.0.0.1:9",
+        zeroize::Zeroizing::new("token".into()),
+    );
     let e = ScanError::from(dead.scan("b", &[0; 64]).unwrap_err());
     assert_eq!(e.status(), 503);
 }
@@ -649,7 +719,7 @@ fn with_forged_scan_reply(
 fn a_forged_disclose_fetches_no_image_under_any_scheme() {
     let images = images();
     let enclave_data = tempfile::tempdir().unwrap();
-    let enclave = enclave_url(&images, enclave_data.path());
+    let enclave = enclave_config(&images, enclave_data.path());
     let escrow = hex::encode(KeyPair::generate().public());
     let bare = json!({"match": true, "disclose": true, "reason": "trust me"});
     type Config<'a> = Box<dyn FnOnce(&Path) -> Value + 'a>;
@@ -666,7 +736,7 @@ fn a_forged_disclose_fetches_no_image_under_any_scheme() {
                 json!({ "escrow_pub": d.join("escrow.pub") })
             }),
         ),
-        ("enclave", Box::new(move |_| json!({ "enclave": enclave }))),
+        ("enclave", Box::new(move |_| enclave)),
         (
             "device-hash",
             Box::new(|d| json!({ "list": list_file(&images, d) })),
