@@ -22,8 +22,8 @@ use crate::workload::Workload;
 use rand::{Rng, SeedableRng};
 use scanlab_messenger::client::{Client, LocalTransport};
 use scanlab_messenger::scan::{
-    ClientCtx, ClientScheme, Delivered, Outgoing, ProviderScheme, ScanAction, ScanCtx, ScanError,
-    ScanOutcome,
+    ClientCtx, ClientScheme, Delivered, IncomingMessage, Outgoing, OutgoingMessage, ProviderScheme,
+    ScanAction, ScanCtx, ScanError, ScanOutcome,
 };
 use scanlab_messenger::{Limits, Provider, Review, SqliteStore, ViewRecord};
 use scanlab_schemes::{Scheme, Secret, SimInputs};
@@ -142,12 +142,13 @@ impl ClientScheme for TimedClient {
     ) -> CResult<Option<String>> {
         timed(&self.1.client_ns, None, || self.0.on_scan_reply(ctx, a, r))
     }
-    fn message_fields(&mut self, ctx: &ClientCtx, chat: &str, pt: &[u8]) -> CResult<Option<Value>> {
+    fn inner_fields(&mut self, ctx: &ClientCtx, chat: &str) -> CResult<Option<Value>> {
+        timed(&self.1.client_ns, None, || self.0.inner_fields(ctx, chat))
+    }
+    fn message_fields(&mut self, ctx: &ClientCtx, m: &OutgoingMessage) -> CResult<Option<Value>> {
         // Per message, not per image: counted into the image's cost since every image send
         // is one message here.
-        timed(&self.1.client_ns, None, || {
-            self.0.message_fields(ctx, chat, pt)
-        })
+        timed(&self.1.client_ns, None, || self.0.message_fields(ctx, m))
     }
     fn outbox(&mut self, ctx: &ClientCtx) -> CResult<Vec<Value>> {
         timed(&self.1.client_ns, None, || self.0.outbox(ctx))
@@ -176,8 +177,8 @@ impl ProviderScheme for TimedProvider {
             self.0.scan(ctx, request)
         })
     }
-    fn on_message(&self, ctx: &ScanCtx, f: Option<&Value>) -> PResult<Option<Value>> {
-        timed(&self.1.provider_ns, None, || self.0.on_message(ctx, f))
+    fn on_message(&self, ctx: &ScanCtx, m: &IncomingMessage) -> PResult<Option<Value>> {
+        timed(&self.1.provider_ns, None, || self.0.on_message(ctx, m))
     }
     fn on_review(&self, ctx: &ScanCtx, reason: &str, image: &[u8]) -> PResult<()> {
         self.0.on_review(ctx, reason, image)

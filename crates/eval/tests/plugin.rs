@@ -115,10 +115,9 @@ impl ClientScheme for ProbeClient {
     fn message_fields(
         &mut self,
         _: &ClientCtx,
-        _chat: &str,
-        plaintext: &[u8],
+        m: &scanlab_messenger::scan::OutgoingMessage,
     ) -> Result<Option<Value>, ClientError> {
-        Ok(Some(json!({ "digest": sha(plaintext) })))
+        Ok(Some(json!({ "digest": sha(m.plaintext) })))
     }
     fn outbox(&mut self, _: &ClientCtx) -> Result<Vec<Value>, ClientError> {
         Ok(std::mem::take(&mut self.outbox))
@@ -150,9 +149,13 @@ impl ProviderScheme for ProbeProvider {
     fn public_params(&self) -> Value {
         json!({ "listed": self.listed })
     }
-    fn on_message(&self, _: &ScanCtx, f: Option<&Value>) -> Result<Option<Value>, ScanError> {
+    fn on_message(
+        &self,
+        _: &ScanCtx,
+        m: &scanlab_messenger::scan::IncomingMessage,
+    ) -> Result<Option<Value>, ScanError> {
         // Handshakes (commits, welcomes) carry no fields; application messages a digest.
-        let Some(f) = f else { return Ok(None) };
+        let Some(f) = m.fields else { return Ok(None) };
         match f["digest"].as_str() {
             Some(d) => Ok(Some(json!({ "digest_seen": d }))),
             None => Err(ScanError::Refused(

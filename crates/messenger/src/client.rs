@@ -15,7 +15,9 @@ use crate::mls::{
     AttachmentRef, Incoming, Media, MlsClient, MlsError, check_binding, open_attachment,
     seal_attachment,
 };
-use crate::scan::{ClientCtx, ClientScheme, Delivered, Outgoing, ScanAction};
+use crate::scan::{
+    ClientCtx, ClientScheme, Delivered, Envelope, Outgoing, OutgoingMessage, ScanAction,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
@@ -677,7 +679,11 @@ impl<T: Transport> Client<T> {
         f: impl FnOnce(&mut dyn ClientScheme, &ClientCtx) -> Result<R, ClientError>,
     ) -> Result<Option<R>, ClientError> {
         let Client {
-            scheme, db, mls, ..
+            scheme,
+            db,
+            mls,
+            identity,
+            ..
         } = self;
         let Some(scheme) = scheme.as_mut() else {
             return Ok(None);
@@ -687,11 +693,18 @@ impl<T: Transport> Client<T> {
             db,
             scheme: &name,
             account: mls.name(),
+            identity,
         };
         f(scheme.as_mut(), &ctx).map(Some)
     }
 
-    fn deliver(&self, chat: &str, to: &[String], kind: u8, mls: &[u8]) -> Result<i64, ClientError> {
+    fn deliver(
+        &self,
+        chat: &str,
+        to: &[String],
+        kind: Envelope,
+        mls: &[u8],
+    ) -> Result<i64, ClientError> {
         self.deliver_with(chat, to, kind, mls, None)
     }
 
@@ -699,14 +712,14 @@ impl<T: Transport> Client<T> {
         &self,
         chat: &str,
         to: &[String],
-        kind: u8,
+        kind: Envelope,
         mls: &[u8],
         scheme: Option<Value>,
     ) -> Result<i64, ClientError> {
         if to.is_empty() {
             return Ok(0);
         }
-        let payload = [&[kind][..], mls].concat();
+        let payload = [&[kind.byte()][..], mls].concat();
         let mut body = json!({"group": chat, "recipients": to, "payload": B64.encode(payload)});
         if let Some(f) = scheme {
             body["scheme"] = f;
@@ -751,9 +764,9 @@ impl<T: Transport> Client<T> {
             );
         }
         let (commit, welcome) = self.mls.add(chat, &kps, &self.vetter())?;
-        self.deliver(chat, &existing, 0, &commit)?;
+        self.deliver(chat, &existing, Envelope::Commit, &commit)?;
         let new: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
-        self.deliver(chat, &new, 1, &welcome)?;
+        self.deliver(chat, &new, Envelope::Welcome, &welcome)?;
         Ok(())
     }
 
@@ -761,7 +774,7 @@ impl<T: Transport> Client<T> {
     pub fn remove(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
         let before = self.others(chat)?;
         let commit = self.mls.remove(chat, peers)?;
-        self.deliver(chat, &before, 0, &commit)?;
+        self.deliver(chat, &before, Envelope::Commit, &commit)?;
         Ok(())
     }
 
@@ -812,14 +825,34 @@ impl<T: Transport> Client<T> {
             }
             None => None,
         };
-        let body = Zeroizing::new(
-            serde_json::to_vec(&json!({"text": text, "attachment": attachment})).map_err(st)?,
-        );
-        let fields = self
-            .with_scheme(|s, ctx| s.message_fields(ctx, chat, &body))?
-            .flatten();
+        let mut body = json!({"text": text, "attachment": attachment});
+        if let Some(inner) = self
+            .with_scheme(|s, ctx| s.inner_fields(ctx, chat))?
+            .flatten()
+        {
+            body["scheme"] = inner;
+        }
+        let body = Zeroizing::new(serde_json::to_vec(&body).map_err(st)?);
         let ct = self.mls.encrypt(chat, &body)?;
-        let id = self.deliver_with(chat, &self.others(chat)?, 0, &ct, fields)?;
+        let fields = self
+            .with_scheme(|s, ctx| {
+                s.message_fields(
+                    ctx,
+                    &OutgoingMessage {
+                        chat,
+                        plaintext: &body,
+                        ciphertext: &ct,
+                    },
+                )
+            })?
+            .flatten();
+        let id = self.deliver_with(
+            chat,
+            &self.others(chat)?,
+            Envelope::Application,
+            &ct,
+            fields,
+        )?;
         self.flush_outbox()?;
         Ok(Sent {
             id,
@@ -827,14 +860,21 @@ impl<T: Transport> Client<T> {
         })
     }
 
-    /// Sends `body` as an application message's plaintext, exactly as given and with no
-    /// scheme hook run: what a modified client can send. For adversary experiments and tests
-    /// of what recipients refuse.
-    pub fn send_raw(&mut self, chat: &str, body: &Value) -> Result<i64, ClientError> {
+    /// Sends `body` as an application message's plaintext, exactly as given, in an envelope
+    /// of kind `envelope`, with `fields` beside it and no scheme hook run: what a modified
+    /// client can send. For adversary experiments and tests of what providers and recipients
+    /// refuse.
+    pub fn send_raw(
+        &mut self,
+        chat: &str,
+        envelope: Envelope,
+        body: &Value,
+        fields: Option<Value>,
+    ) -> Result<i64, ClientError> {
         let ct = self
             .mls
             .encrypt(chat, &serde_json::to_vec(body).map_err(st)?)?;
-        self.deliver_with(chat, &self.others(chat)?, 0, &ct, None)
+        self.deliver_with(chat, &self.others(chat)?, envelope, &ct, fields)
     }
 
     /// Sends the scheme messages the client half has queued.
@@ -959,74 +999,86 @@ impl<T: Transport> Client<T> {
         let (&kind, mls) = payload
             .split_first()
             .ok_or_else(|| MlsError::Malformed("empty payload".into()))?;
-        match kind {
-            1 => {
-                self.mls.join(mls, &self.vetter())?;
-                self.publish_key_packages(1)?;
-                Ok(None)
-            }
-            0 => match self.process_mls(chat, mls)? {
-                Incoming::Application { sender, plaintext } => {
-                    // The account the provider says sent it must be the MLS sender: a member
-                    // cannot pass its words off as another's, nor the provider re-attribute them.
-                    if sender != from {
-                        return Err(ClientError::Identity(format!(
-                            "message {id} came from account {from:?} but is signed by {sender:?}"
-                        )));
-                    }
-                    let v: Value = serde_json::from_slice(&plaintext)
-                        .map_err(|e| MlsError::Malformed(e.to_string()))?;
-                    let image = match v.get("attachment").filter(|a| !a.is_null()) {
-                        Some(a) => {
-                            let r: AttachmentRef = serde_json::from_value(a.clone())
-                                .map_err(|e| MlsError::Malformed(e.to_string()))?;
-                            // The reference must be the message's own: its sender, its chat.
-                            check_binding(&r, &sender, chat)?;
-                            let blob = self.transport.get_bytes(
-                                &format!("/v1/blobs/{}", url_id(&r.blob)?),
-                                Some(&self.token),
-                            )?;
-                            let img = open_attachment(&blob, &r)?;
-                            let dir = self.home.join("inbox");
-                            std::fs::create_dir_all(&dir).map_err(st)?;
-                            let path = dir.join(format!("{id}-{}.img", &r.sha256[..16]));
-                            std::fs::write(&path, img).map_err(st)?;
-                            Some(path)
-                        }
-                        None => None,
-                    };
-                    let text = v.get("text").and_then(|t| t.as_str()).map(str::to_string);
-                    let delivered = Delivered {
-                        id,
-                        chat: chat.into(),
-                        from: sender.clone(),
-                        plaintext: plaintext.to_vec(),
-                        fields,
-                    };
-                    if self.scheme.is_some() {
-                        self.db
-                            .execute(
-                                "INSERT OR REPLACE INTO received (id, message) VALUES (?1, ?2)",
-                                rusqlite::params![
-                                    id,
-                                    serde_json::to_string(&delivered).map_err(st)?
-                                ],
-                            )
-                            .map_err(st)?;
-                    }
-                    self.with_scheme(|s, ctx| s.on_receive(ctx, &delivered))?;
-                    Ok(Some(Received {
-                        id,
-                        chat: chat.into(),
-                        from: sender,
-                        text,
-                        image,
-                    }))
-                }
-                _ => Ok(None),
-            },
-            k => Err(MlsError::Malformed(format!("unknown envelope kind {k}")).into()),
+        let envelope = Envelope::of(kind)
+            .ok_or_else(|| MlsError::Malformed(format!("unknown envelope kind {kind}")))?;
+        if envelope == Envelope::Welcome {
+            self.mls.join(mls, &self.vetter())?;
+            self.publish_key_packages(1)?;
+            return Ok(None);
         }
+        let Incoming::Application { sender, plaintext } = self.process_mls(chat, mls)? else {
+            return Ok(None);
+        };
+        // Content in an envelope that told the provider it holds none (to skip what the
+        // scheme requires of application messages) is refused.
+        if envelope != Envelope::Application {
+            return Err(MlsError::Refused(format!(
+                "message {id} is an application message sent as a {envelope:?} envelope"
+            ))
+            .into());
+        }
+        // The account the provider says sent it must be the MLS sender: a member cannot pass
+        // its words off as another's, nor the provider re-attribute them.
+        if sender != from {
+            return Err(ClientError::Identity(format!(
+                "message {id} came from account {from:?} but is signed by {sender:?}"
+            )));
+        }
+        let v: Value =
+            serde_json::from_slice(&plaintext).map_err(|e| MlsError::Malformed(e.to_string()))?;
+        let sender_key = self
+            .mls
+            .identities(chat)?
+            .into_iter()
+            .find(|i| i.name == sender)
+            .map(|i| hex::encode(i.key))
+            .unwrap_or_default();
+        let delivered = Delivered {
+            id,
+            chat: chat.into(),
+            from: sender.clone(),
+            plaintext: plaintext.to_vec(),
+            fields,
+            ciphertext_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(mls)),
+            sender_key,
+        };
+        if self.scheme.is_some() {
+            self.db
+                .execute(
+                    "INSERT OR REPLACE INTO received (id, message) VALUES (?1, ?2)",
+                    rusqlite::params![id, serde_json::to_string(&delivered).map_err(st)?],
+                )
+                .map_err(st)?;
+        }
+        // The client half checks the message before anything of it is kept.
+        self.with_scheme(|s, ctx| s.on_receive(ctx, &delivered))?;
+        let image = match v.get("attachment").filter(|a| !a.is_null()) {
+            Some(a) => {
+                let r: AttachmentRef = serde_json::from_value(a.clone())
+                    .map_err(|e| MlsError::Malformed(e.to_string()))?;
+                // The reference must be the message's own: its sender, its chat.
+                check_binding(&r, &sender, chat)?;
+                let blob = self.transport.get_bytes(
+                    &format!("/v1/blobs/{}", url_id(&r.blob)?),
+                    Some(&self.token),
+                )?;
+                let img = open_attachment(&blob, &r)?;
+                let dir = self.home.join("inbox");
+                std::fs::create_dir_all(&dir).map_err(st)?;
+                let path = dir.join(format!("{id}-{}.img", &r.sha256[..16]));
+                std::fs::write(&path, img).map_err(st)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let text = v.get("text").and_then(|t| t.as_str()).map(str::to_string);
+        Ok(Some(Received {
+            id,
+            chat: chat.into(),
+            from: sender,
+            text,
+            image,
+        }))
     }
 }
 

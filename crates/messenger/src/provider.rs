@@ -665,11 +665,25 @@ async fn send(
     if r.recipients.is_empty() {
         return Err(ApiError::BadRequest("no recipients".into()));
     }
+    // Anything that is not a handshake envelope is, for the scheme, an application message:
+    // a modified client cannot skip the scheme's checks with an unknown kind (recipients
+    // refuse unknown kinds).
+    let kind = payload
+        .first()
+        .and_then(|&k| crate::scan::Envelope::of(k))
+        .unwrap_or(crate::scan::Envelope::Application);
     if let Some(scheme) = p.scheme.clone() {
         let c = ctx(&p, &me, &pending, "POST /v1/messages");
         let fields = r.scheme.clone();
+        let (group, payload) = (r.group.clone(), payload.clone());
         blocking(move || {
-            if let Some(d) = scheme.on_message(&c, fields.as_ref())? {
+            let m = crate::scan::IncomingMessage {
+                group: &group,
+                kind,
+                ciphertext: payload.get(1..).unwrap_or_default(),
+                fields: fields.as_ref(),
+            };
+            if let Some(d) = scheme.on_message(&c, &m)? {
                 c.derive(&d);
             }
             Ok(())

@@ -112,6 +112,12 @@ impl ScanCtx {
         ));
     }
 
+    /// The identity key the provider registered for `name`.
+    pub fn identity_key(&self, name: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let name = name.to_string();
+        self.db.call_blocking(move |s| s.identity_key(&name))
+    }
+
     /// Puts an image in the provider's review queue (S1, and S5's enclave forwarding). It is
     /// recorded in the provider view too, as an `internal` row from `submitter` (length and
     /// digest, like blobs), so images that reach the provider from a third party such as an
@@ -188,11 +194,7 @@ pub trait ProviderScheme: Send + Sync + 'static {
         Err(ScanError::Unsupported)
     }
     /// Checks a message's scheme fields; returns what it derived from them.
-    fn on_message(
-        &self,
-        _ctx: &ScanCtx,
-        _fields: Option<&Value>,
-    ) -> Result<Option<Value>, ScanError> {
+    fn on_message(&self, _ctx: &ScanCtx, _m: &IncomingMessage) -> Result<Option<Value>, ScanError> {
         Ok(None)
     }
     /// Checks an image a client discloses for review.
@@ -215,12 +217,51 @@ pub struct ClientCtx<'a> {
     pub(crate) db: &'a rusqlite::Connection,
     pub(crate) scheme: &'a str,
     pub(crate) account: &'a str,
+    pub(crate) identity: &'a ed25519_dalek::SigningKey,
+}
+
+/// Context of every signature a scheme makes with the account's identity key: the scheme
+/// cannot produce a login signature or a credential, whatever bytes it signs.
+const SCHEME_SIG_CONTEXT: &[u8] = b"scanlab-scheme-signature-v1";
+
+fn scheme_signed(scheme: &str, message: &[u8]) -> Vec<u8> {
+    let mut m = SCHEME_SIG_CONTEXT.to_vec();
+    m.extend_from_slice(&(scheme.len() as u32).to_be_bytes());
+    m.extend_from_slice(scheme.as_bytes());
+    m.extend_from_slice(message);
+    m
+}
+
+/// Verifies a signature made by [`ClientCtx::sign`] in scheme `scheme` under the identity key
+/// `key` (strict Ed25519).
+pub fn verify_scheme_signature(
+    key: &[u8; 32],
+    scheme: &str,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> bool {
+    ed25519_dalek::VerifyingKey::from_bytes(key).is_ok_and(|k| {
+        k.verify_strict(
+            &scheme_signed(scheme, message),
+            &ed25519_dalek::Signature::from_bytes(signature),
+        )
+        .is_ok()
+    })
 }
 
 impl ClientCtx<'_> {
     /// This device's account name.
     pub fn account(&self) -> &str {
         self.account
+    }
+
+    /// Signs `message` with the account's identity key, under a context naming the scheme
+    /// (see [`verify_scheme_signature`]).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.identity
+            .sign(&scheme_signed(self.scheme, message))
+            .to_bytes()
     }
 
     /// The scheme's state under `key`.
@@ -260,6 +301,63 @@ pub struct Outgoing<'a> {
     pub attachment: &'a AttachmentRef,
 }
 
+/// An application message after encryption, as the sender's client half sees it.
+pub struct OutgoingMessage<'a> {
+    /// The chat.
+    pub chat: &'a str,
+    /// The plaintext the recipients will decrypt (JSON: text, attachment reference, and the
+    /// scheme's inner fields under `scheme`).
+    pub plaintext: &'a [u8],
+    /// The MLS ciphertext the provider will relay.
+    pub ciphertext: &'a [u8],
+}
+
+/// What kind of MLS message an envelope holds; the provider sees the kind, recipients check
+/// that the content is of that kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Envelope {
+    /// An application message (content).
+    Application,
+    /// A welcome to a new member.
+    Welcome,
+    /// A commit (membership or key change).
+    Commit,
+}
+
+impl Envelope {
+    /// The envelope's first byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            Envelope::Application => 0,
+            Envelope::Welcome => 1,
+            Envelope::Commit => 2,
+        }
+    }
+
+    /// The kind a first byte names.
+    pub fn of(b: u8) -> Option<Envelope> {
+        match b {
+            0 => Some(Envelope::Application),
+            1 => Some(Envelope::Welcome),
+            2 => Some(Envelope::Commit),
+            _ => None,
+        }
+    }
+}
+
+/// A message as the provider half sees it on `POST /v1/messages`.
+pub struct IncomingMessage<'a> {
+    /// The chat (group).
+    pub group: &'a str,
+    /// What the envelope says it holds.
+    pub kind: Envelope,
+    /// The MLS bytes (the envelope without its kind byte).
+    pub ciphertext: &'a [u8],
+    /// The scheme fields beside it, if any.
+    pub fields: Option<&'a Value>,
+}
+
 /// What a client half decides for one outgoing attachment.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ScanAction {
@@ -284,6 +382,12 @@ pub struct Delivered {
     pub plaintext: Vec<u8>,
     /// The scheme fields the sender attached, as delivered.
     pub fields: Option<Value>,
+    /// SHA-256 of the MLS ciphertext it came in, hex.
+    #[serde(default)]
+    pub ciphertext_sha256: String,
+    /// The sender's identity key, from its verified MLS credential, hex.
+    #[serde(default)]
+    pub sender_key: String,
 }
 
 /// The client half of a detection scheme. It runs on the device, before encryption on send
@@ -309,13 +413,21 @@ pub trait ClientScheme: Send {
     ) -> Result<Option<String>, crate::client::ClientError> {
         Ok(None)
     }
-    /// Called for each application message with its plaintext, before encryption: fields to
-    /// send beside the ciphertext, or `None`.
-    fn message_fields(
+    /// Called for each application message before encryption: fields to put *inside* the
+    /// plaintext, under `scheme` (seen by recipients only), or `None`.
+    fn inner_fields(
         &mut self,
         _ctx: &ClientCtx,
         _chat: &str,
-        _plaintext: &[u8],
+    ) -> Result<Option<Value>, crate::client::ClientError> {
+        Ok(None)
+    }
+    /// Called for each application message after encryption, with its plaintext and its
+    /// ciphertext: fields to send beside the ciphertext (seen by the provider), or `None`.
+    fn message_fields(
+        &mut self,
+        _ctx: &ClientCtx,
+        _m: &OutgoingMessage,
     ) -> Result<Option<Value>, crate::client::ClientError> {
         Ok(None)
     }

@@ -262,7 +262,10 @@ async fn weak_keys_and_empty_sends_are_refused() {
 async fn queue_pages_are_bounded_in_bytes() {
     let srv = start(ServeOptions::default()).await;
     let (ta, tb) = (user(&srv.url, "a", 1).await, user(&srv.url, "b", 2).await);
-    let big = B64.encode(vec![7u8; 2 << 20]);
+    // An application envelope (kind 0) of 2 MiB.
+    let mut raw = vec![7u8; 2 << 20];
+    raw[0] = 0;
+    let big = B64.encode(raw);
     for _ in 0..5 {
         let (s, _) = post(
             &srv.url,

@@ -11,6 +11,7 @@
 use scanlab_messenger::client::{Client, ClientError, LocalTransport, Tamper, Tampering};
 use scanlab_messenger::identity::Identity;
 use scanlab_messenger::mls::MlsClient;
+use scanlab_messenger::scan::Envelope;
 use scanlab_messenger::{Limits, Provider, SqliteStore};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -149,6 +150,29 @@ fn a_message_re_attributed_by_the_provider_is_refused() {
 }
 
 #[test]
+fn content_in_a_handshake_envelope_is_refused() {
+    // A modified sender labels a message "commit" so that the provider, which sees only the
+    // envelope, runs no application-message check (S2's capsule) on it.
+    let w = World::new();
+    let (mut alice, _) = w.client("alice");
+    let (mut bob, _) = w.client("bob");
+    alice.create_chat("c", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    alice
+        .send_raw("c", Envelope::Commit, &json!({"text": "hidden"}), None)
+        .unwrap();
+    let got = bob.recv().unwrap();
+    let e = got[0].as_ref().unwrap_err().to_string();
+    assert!(e.contains("sent as a Commit envelope"), "{e}");
+    // Honest traffic is untouched.
+    alice.send("c", Some("open"), None).unwrap();
+    assert_eq!(
+        bob.recv().unwrap()[0].as_ref().unwrap().text.as_deref(),
+        Some("open")
+    );
+}
+
+#[test]
 fn a_blob_id_that_climbs_out_of_the_blob_endpoint_is_refused() {
     let w = World::new();
     let (mut alice, _) = w.client("alice");
@@ -161,7 +185,12 @@ fn a_blob_id_that_climbs_out_of_the_blob_endpoint_is_refused() {
     let r = json!({"blob": "../queue", "key": "00", "nonce": "00", "sha256": "00", "len": 1,
         "sender": "alice", "chat": "c"});
     alice
-        .send_raw("c", &json!({"text": null, "attachment": r}))
+        .send_raw(
+            "c",
+            Envelope::Application,
+            &json!({"text": null, "attachment": r}),
+            None,
+        )
         .unwrap();
     let got = bob.recv().unwrap();
     assert!(matches!(got[0], Err(ClientError::BadId(_))), "{got:?}");

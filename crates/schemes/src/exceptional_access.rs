@@ -1,28 +1,57 @@
 //! S2 `exceptional-access`: end-to-end encryption with key escrow, the Commission paper's "E2EE
 //! with exceptional access".
 //!
-//! - **Client half:** before encryption, seals each application message's plaintext — its text
-//!   and its attachment reference, which holds the attachment's AES-256-GCM key — to the escrow
-//!   authority's public key with HPKE, and sends the capsule beside the MLS ciphertext. (openmls
-//!   does not expose per-message keys; sealing the plaintext they protect gives the authority
-//!   exactly what a message key would.)
-//!   - Capsule: `HPKE.Seal(escrow_pk, info = "scanlab-escrow-v1", aad = chat id, plaintext)`,
-//!     see [`crate::seal`].
-//! - **Provider half:** stores the capsules (they are in the provider view) and checks that each
-//!   is well formed. It cannot open them.
+//! - **Client half:** seals each application message's plaintext — its text and its attachment
+//!   reference, which holds the attachment's AES-256-GCM key — to the escrow authority's public
+//!   key with HPKE, and sends the capsule beside the MLS ciphertext. (openmls does not expose
+//!   per-message keys; sealing the plaintext they protect gives the authority exactly what a
+//!   message key would.)
+//! - **Provider half:** refuses an application message without a valid capsule, stores the
+//!   capsules (they are in the provider view). It cannot open them.
 //! - **Access:** whoever holds the escrow key — or can compel, steal or leak it — reads every
 //!   stored message and image from the provider's data: [`Authority::recover`], `scanlab escrow decrypt`.
 //!   There is no matching; access is on demand, for any content.
 //!
-//! Handshake messages (MLS commits and welcomes) carry no capsule: they hold no content.
+//! # The capsule, bound and checked
+//! For a message of sender `s` in chat `c` whose MLS ciphertext is `C`:
+//! 1. Before encryption the sender draws a fresh 32-byte `seed` and puts it *inside* the
+//!    plaintext `P` (`P.scheme.escrow_seed`), which only the recipients decrypt.
+//! 2. `binding = "scanlab-escrow-binding-v1 chat=c sender=s ct=hex(SHA-256(C))"`, as text (chat
+//!    and account names are validated ids, so the fields cannot run into each other). It is
+//!    sent beside the capsule, so anyone holding the key knows what to open it with.
+//! 3. `capsule = HPKE.Seal(escrow_pk, info = "scanlab-escrow-v1", aad = binding, P)` with the
+//!    encapsulation randomness drawn from `seed` ([`seal::seal_seeded`]).
+//! 4. `signature = Ed25519(identity key of s, scheme context ‖ binding ‖ SHA-256(capsule))`
+//!    ([`scanlab_messenger::scan::ClientCtx::sign`]).
+//!
+//! The **provider** verifies the signature under the account's registered identity key and the
+//! ciphertext it relays, so a message without a capsule, or with one made for another message,
+//! sender or chat, is refused (400). Each **recipient**, holding `P` and so the seed, re-runs
+//! step 3 and compares capsules byte for byte, and verifies the signature under the identity
+//! key of the sender's verified MLS credential: a capsule that does not hold exactly the message
+//! received (a modified sender sealing something else, to evade) is refused and reported as a
+//! failed message. The **authority** verifies the signature before trusting a record, so the
+//! provider, which also holds the public key, cannot forge or re-attribute escrow records.
+//! This is verification by re-encryption, the check of the Fujisaki–Okamoto transform
+//! (Fujisaki and Okamoto, CRYPTO 1999): the randomness goes to those entitled to the
+//! plaintext, who recompute the ciphertext. Revealing the seed to recipients costs nothing:
+//! they read `P` anyway. What it cannot stop: sender and recipient both running modified
+//! clients, who then talk past escrow; and two honest users are still read by the authority.
+//!
+//! Handshake messages (MLS commits and welcomes) carry no capsule: they hold no content, and a
+//! recipient refuses content that arrives in a handshake envelope.
 
 use crate::seal::{self, KeyPair};
 use crate::{Scheme, SchemeError, Secret, SimInputs, Simulation, b64, b64_field};
 use scanlab_messenger::client::ClientError;
 use scanlab_messenger::mls::{AttachmentRef, open_attachment};
-use scanlab_messenger::scan::{ClientCtx, ClientScheme, ProviderScheme, ScanCtx, ScanError};
+use scanlab_messenger::scan::{
+    ClientCtx, ClientScheme, Delivered, Envelope, IncomingMessage, OutgoingMessage, ProviderScheme,
+    ScanCtx, ScanError, verify_scheme_signature,
+};
 use scanlab_messenger::{RecordKind, Recorder, SqliteStore, Store, ViewRecord};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,6 +74,59 @@ pub struct Config {
 pub struct Fields {
     /// The capsule, base64.
     pub escrow: String,
+    /// The binding the capsule is sealed and signed under (its associated data).
+    pub bound: String,
+    /// The sender's signature over the binding and the capsule's hash, hex.
+    pub signature: String,
+}
+
+const BINDING_CONTEXT: &str = "scanlab-escrow-binding-v1";
+/// The scheme name the signatures are made under.
+const NAME: &str = "exceptional-access";
+
+/// What a capsule is bound to: chat, sender and the MLS ciphertext's hash.
+pub fn binding(chat: &str, sender: &str, ciphertext_sha256: &[u8; 32]) -> String {
+    format!(
+        "{BINDING_CONTEXT} chat={chat} sender={sender} ct={}",
+        hex::encode(ciphertext_sha256)
+    )
+}
+
+/// What the sender signs: the binding and the capsule's hash.
+fn signed(binding: &str, capsule: &[u8]) -> Vec<u8> {
+    [binding.as_bytes(), &Sha256::digest(capsule)[..]].concat()
+}
+
+/// A capsule and its signature, decoded.
+struct Escrowed {
+    capsule: Vec<u8>,
+    bound: String,
+    signature: [u8; 64],
+}
+
+impl Escrowed {
+    fn parse(fields: &Value) -> Result<Escrowed, SchemeError> {
+        let f: Fields = serde_json::from_value(fields.clone())
+            .map_err(|e| SchemeError::Malformed(format!("escrow fields: {e}")))?;
+        let capsule = b64_field(&json!({ "e": f.escrow }), "e")?;
+        if capsule.len() < seal::ENC_LEN + 16 {
+            return Err(SchemeError::Malformed("escrow capsule too short".into()));
+        }
+        let mut signature = [0u8; 64];
+        hex::decode_to_slice(&f.signature, &mut signature)
+            .map_err(|_| SchemeError::Malformed("escrow signature: 128 hex characters".into()))?;
+        Ok(Escrowed {
+            capsule,
+            bound: f.bound,
+            signature,
+        })
+    }
+
+    /// Whether `key` signed this capsule for `binding`, and the capsule names that binding.
+    fn signed_by(&self, key: &[u8; 32], binding: &str) -> bool {
+        self.bound == binding
+            && verify_scheme_signature(key, NAME, &signed(binding, &self.capsule), &self.signature)
+    }
 }
 
 /// The parameters clients download.
@@ -92,6 +174,10 @@ pub struct Client {
     escrow: [u8; 32],
 }
 
+fn refused(m: impl std::fmt::Display) -> ClientError {
+    ClientError::Scheme(format!("escrow: {m}; the message is refused"))
+}
+
 impl Client {
     /// A client sealing to the escrow key the provider announces (`params.escrow_public`).
     pub fn from_params(params: &Value) -> Result<Client, SchemeError> {
@@ -107,17 +193,54 @@ impl ClientScheme for Client {
     fn name(&self) -> &str {
         "exceptional-access"
     }
+    fn inner_fields(&mut self, _: &ClientCtx, _chat: &str) -> Result<Option<Value>, ClientError> {
+        use rand::RngCore;
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(seed.as_mut());
+        Ok(Some(json!({ "escrow_seed": hex::encode(seed.as_ref()) })))
+    }
     fn message_fields(
         &mut self,
-        _: &ClientCtx,
-        chat: &str,
-        plaintext: &[u8],
+        ctx: &ClientCtx,
+        m: &OutgoingMessage,
     ) -> Result<Option<Value>, ClientError> {
-        let capsule = seal::seal(&self.escrow, INFO, chat.as_bytes(), plaintext)
+        let seed = seed_of(m.plaintext).map_err(refused)?;
+        let b = binding(m.chat, ctx.account(), &Sha256::digest(m.ciphertext).into());
+        let capsule = seal::seal_seeded(&self.escrow, INFO, b.as_bytes(), m.plaintext, &seed)
             .map_err(SchemeError::from)?;
         Ok(Some(json!(Fields {
-            escrow: b64(&capsule)
+            escrow: b64(&capsule),
+            signature: hex::encode(ctx.sign(&signed(&b, &capsule))),
+            bound: b,
         })))
+    }
+    fn on_receive(&mut self, _: &ClientCtx, m: &Delivered) -> Result<(), ClientError> {
+        let e = m
+            .fields
+            .as_ref()
+            .ok_or_else(|| refused("it carries no capsule"))
+            .and_then(|f| Escrowed::parse(f).map_err(refused))?;
+        let mut ct_hash = [0u8; 32];
+        hex::decode_to_slice(&m.ciphertext_sha256, &mut ct_hash).map_err(refused)?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&m.sender_key, &mut key).map_err(refused)?;
+        let b = binding(&m.chat, &m.from, &ct_hash);
+        if !e.signed_by(&key, &b) {
+            return Err(refused(format!(
+                "the capsule is not signed by {} for this message",
+                m.from
+            )));
+        }
+        let seed = seed_of(&m.plaintext).map_err(refused)?;
+        let again = seal::seal_seeded(&self.escrow, INFO, b.as_bytes(), &m.plaintext, &seed)
+            .map_err(SchemeError::from)?;
+        if again != e.capsule {
+            return Err(refused(format!(
+                "the capsule {} sent does not hold the message received",
+                m.from
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -142,15 +265,38 @@ impl ProviderScheme for Provider {
             escrow_public: hex::encode(self.escrow)
         })
     }
-    fn on_message(&self, _: &ScanCtx, fields: Option<&Value>) -> Result<Option<Value>, ScanError> {
-        let Some(f) = fields else { return Ok(None) };
-        let f: Fields = crate::device_hash::parse(f)?;
-        let capsule = b64_field(&json!({ "e": f.escrow }), "e")?;
-        if capsule.len() < seal::ENC_LEN + 16 {
-            return Err(SchemeError::Malformed("escrow capsule too short".into()).into());
+    fn on_message(&self, ctx: &ScanCtx, m: &IncomingMessage) -> Result<Option<Value>, ScanError> {
+        if m.kind != Envelope::Application {
+            return Ok(None);
         }
-        Ok(Some(json!({ "escrow_capsule_len": capsule.len() })))
+        let Some(f) = m.fields else {
+            return Err(ScanError::Malformed(
+                "an application message needs an escrow capsule under this scheme".into(),
+            ));
+        };
+        let e = Escrowed::parse(f)?;
+        let key = ctx
+            .identity_key(ctx.who())?
+            .ok_or_else(|| ScanError::Internal("sender without an identity key".into()))?;
+        let b = binding(m.group, ctx.who(), &Sha256::digest(m.ciphertext).into());
+        if !e.signed_by(&key, &b) {
+            return Err(ScanError::Malformed(
+                "the escrow capsule is not signed by the sender for this ciphertext".into(),
+            ));
+        }
+        Ok(Some(json!({ "escrow_capsule_len": e.capsule.len() })))
     }
+}
+
+/// The seed the sender put inside the plaintext.
+fn seed_of(plaintext: &[u8]) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
+    let v: Value = serde_json::from_slice(plaintext).map_err(|e| e.to_string())?;
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    v["scheme"]["escrow_seed"]
+        .as_str()
+        .and_then(|s| hex::decode_to_slice(s, seed.as_mut()).ok())
+        .ok_or("the message carries no escrow seed")?;
+    Ok(seed)
 }
 
 /// One message the escrow authority recovered.
@@ -166,6 +312,9 @@ pub struct Recovered {
     pub chat: String,
     /// The text, if any.
     pub text: Option<String>,
+    /// Whether the sender's identity key signed this capsule for this message: a record the
+    /// provider, which holds the escrow public key too, could not have forged.
+    pub signed: bool,
     /// The decrypted attachment, if any.
     #[serde(skip)]
     pub image: Option<Vec<u8>>,
@@ -219,18 +368,33 @@ impl Authority {
             );
             got.extra = Some(json!({ "provider_seq": r.seq, "chat": chat }).to_string());
             self.recorder.record(got)?;
+            let sender = r.who.clone().unwrap_or_default();
+            let payload = b64_field(&body, "payload").unwrap_or_default();
+            let b = binding(
+                &chat,
+                &sender,
+                &Sha256::digest(payload.get(1..).unwrap_or_default()).into(),
+            );
+            let signed = match (
+                Escrowed::parse(&body["scheme"]),
+                store.identity_key(&sender)?,
+            ) {
+                (Ok(e), Some(key)) => e.signed_by(&key, &b),
+                _ => false,
+            };
             let mut rec = Recovered {
                 seq: r.seq,
                 at_ms: r.at_ms,
                 sender: r.who.clone(),
                 chat: chat.clone(),
                 text: None,
+                signed,
                 image: None,
                 error: None,
             };
             let opened = b64_field(&json!({ "e": escrow }), "e").and_then(|c| {
                 self.key
-                    .open(INFO, chat.as_bytes(), &c)
+                    .open(INFO, b.as_bytes(), &c)
                     .map_err(SchemeError::from)
             });
             match opened {

@@ -110,6 +110,34 @@ pub fn seal(
     Ok(out)
 }
 
+/// [`seal`] with the encapsulation's randomness drawn from `seed` (ChaCha20 seeded by it, the
+/// `rand_chacha` crate), so that anyone who knows the seed, the key and the inputs can re-run
+/// the seal and compare capsules byte for byte. The seed must be fresh and secret from whoever
+/// must not read the plaintext: it is the ephemeral key.
+pub fn seal_seeded(
+    public: &[u8],
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    seed: &[u8; 32],
+) -> Result<Vec<u8>, SealError> {
+    use rand_chacha_010::rand_core::SeedableRng;
+    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(public).map_err(|_| SealError::BadKey)?;
+    let mut rng = rand_chacha_010::ChaCha20Rng::from_seed(*seed);
+    let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
+        &OpModeS::Base,
+        &pk,
+        info,
+        plaintext,
+        aad,
+        &mut rng,
+    )
+    .map_err(|_| SealError::BadKey)?;
+    let mut out = enc.to_bytes().to_vec();
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
 /// Parses a 32-byte public key from hex.
 pub fn public_from_hex(s: &str) -> Result<[u8; 32], SealError> {
     hex::decode(s.trim())

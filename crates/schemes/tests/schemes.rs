@@ -299,7 +299,10 @@ fn s2_escrow_authority_reads_everything_and_nothing_is_scanned() {
             images.edited.clone()
         ]
     );
-    assert!(got.iter().all(|m| m.sender.as_deref() == Some("alice")));
+    assert!(
+        got.iter()
+            .all(|m| m.sender.as_deref() == Some("alice") && m.signed)
+    );
     // A wrong key reads nothing.
     // Its own view holds exactly what the design hands it: the capsule of each application
     // message (as the provider received it), and the blob each opened capsule names; and what
@@ -348,6 +351,119 @@ fn s2_escrow_authority_reads_everything_and_nothing_is_scanned() {
             .all(|m| m.text.is_none() && m.image.is_none() && m.error.is_some())
     );
     drop(r.provider);
+}
+
+/// A modified S2 client half: it seals a decoy in place of the real message, with a valid
+/// binding and signature (what a user evading escrow runs).
+struct Decoy(Box<dyn scanlab_messenger::scan::ClientScheme>);
+
+impl scanlab_messenger::scan::ClientScheme for Decoy {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn inner_fields(
+        &mut self,
+        ctx: &scanlab_messenger::scan::ClientCtx,
+        chat: &str,
+    ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
+        self.0.inner_fields(ctx, chat)
+    }
+    fn message_fields(
+        &mut self,
+        ctx: &scanlab_messenger::scan::ClientCtx,
+        m: &scanlab_messenger::scan::OutgoingMessage,
+    ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
+        let real: Value = serde_json::from_slice(m.plaintext).unwrap();
+        let decoy = serde_json::to_vec(
+            &json!({"text": "decoy", "attachment": null, "scheme": real["scheme"]}),
+        )
+        .unwrap();
+        self.0.message_fields(
+            ctx,
+            &scanlab_messenger::scan::OutgoingMessage {
+                chat: m.chat,
+                plaintext: &decoy,
+                ciphertext: m.ciphertext,
+            },
+        )
+    }
+}
+
+#[test]
+fn s2_every_message_needs_its_own_signed_capsule_and_recipients_check_what_it_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let escrow = KeyPair::generate();
+    let public = hex::encode(escrow.public());
+    let (provider, url) = deploy(
+        "exceptional-access",
+        |d| {
+            std::fs::write(d.join("escrow.pub"), &public).unwrap();
+            json!({ "escrow_pub": d.join("escrow.pub") })
+        },
+        tmp.path(),
+    );
+    let connect = |name: &str| {
+        let mut c =
+            Client::connect(&tmp.path().join(name), name, HttpTransport::new(&url)).unwrap();
+        let half = registry().client_half(&c.scheme_info().unwrap()).unwrap();
+        c.set_scheme(half).unwrap();
+        c
+    };
+    let (mut alice, mut bob) = (connect("alice"), connect("bob"));
+    alice.create_chat("pair", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    alice.send("pair", Some("hello"), None).unwrap();
+    let got = bob.recv().unwrap();
+    assert_eq!(got[0].as_ref().unwrap().text.as_deref(), Some("hello"));
+    // A modified sender that sends no capsule is refused by the provider…
+    let e = alice
+        .send_raw(
+            "pair",
+            scanlab_messenger::scan::Envelope::Application,
+            &json!({"text": "evade"}),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs an escrow capsule"), "{e}");
+    // …and so is one that replays the capsule of an earlier message.
+    let old = provider
+        .view()
+        .unwrap()
+        .iter()
+        .filter(|r| r.kind == RecordKind::Received && r.endpoint == "POST /v1/messages")
+        .filter_map(|r| r.json())
+        .find_map(|b| b.get("scheme").filter(|f| !f.is_null()).cloned())
+        .unwrap();
+    let e = alice
+        .send_raw(
+            "pair",
+            scanlab_messenger::scan::Envelope::Application,
+            &json!({"text": "evade"}),
+            Some(old),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not signed by the sender"), "{e}");
+    // A sender sealing a decoy, bound and signed as it should be: the provider cannot tell,
+    // the recipient re-runs the seal and refuses the message.
+    let inner = registry()
+        .client_half(&alice.scheme_info().unwrap())
+        .unwrap();
+    alice.set_scheme(Box::new(Decoy(inner))).unwrap();
+    alice.send("pair", Some("the real words"), None).unwrap();
+    let got = bob.recv().unwrap();
+    let e = got[0].as_ref().unwrap_err().to_string();
+    assert!(e.contains("does not hold the message received"), "{e}");
+    // The authority is handed every capsule the provider received, the refused replay too,
+    // and trusts only those signed for their message: the replay is not. The decoy's capsule
+    // is signed and opens to the decoy, which is why the recipient's check matters.
+    let authority = Authority::open(escrow, &tmp.path().join("authority")).unwrap();
+    let rec = authority.recover(&tmp.path().join("provider")).unwrap();
+    let signed: Vec<bool> = rec.iter().map(|m| m.signed).collect();
+    assert_eq!(signed, [true, false, true]);
+    assert_eq!(rec[0].text.as_deref(), Some("hello"));
+    assert_eq!(rec[2].text.as_deref(), Some("decoy"));
 }
 
 #[test]
