@@ -56,6 +56,11 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 /// Largest attachment accepted, before or after encryption (32 MiB).
 pub const MAX_ATTACHMENT: usize = 32 << 20;
 
+/// MLS application messages are padded to a multiple of this many bytes (RFC 9420 §6.3.1,
+/// openmls `padding_size`), so the provider sees a message's length only to 256 bytes: a
+/// short "ok" and a long sentence look alike.
+pub const MESSAGE_PADDING: usize = 256;
+
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -310,6 +315,7 @@ impl MlsClient {
         let config = MlsGroupCreateConfig::builder()
             .ciphersuite(CIPHERSUITE)
             .use_ratchet_tree_extension(true)
+            .padding_size(MESSAGE_PADDING)
             .build();
         MlsGroup::new_with_group_id(
             &self.provider,
@@ -388,6 +394,7 @@ impl MlsClient {
         };
         let config = MlsGroupJoinConfig::builder()
             .use_ratchet_tree_extension(true)
+            .padding_size(MESSAGE_PADDING)
             .build();
         let staged =
             StagedWelcome::new_from_welcome(&self.provider, &config, w, None).map_err(protocol)?;
@@ -786,6 +793,36 @@ mod tests {
         assert!(
             MlsClient::open(&home("bob"), "mallory", &key(2)).is_err(),
             "a home has one identity"
+        );
+    }
+
+    #[test]
+    fn message_lengths_are_padded_to_256_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = MlsClient::open(&dir.path().join("a"), "alice", &key(1)).unwrap();
+        let bob = MlsClient::open(&dir.path().join("b"), "bob", &key(2)).unwrap();
+        alice.create_group("chat").unwrap();
+        let (_, welcome) = alice
+            .add("chat", &[bob.key_package().unwrap()], &any)
+            .unwrap();
+        bob.join(&welcome, &any).unwrap();
+        let len = |n: usize| alice.encrypt("chat", &vec![b'x'; n]).unwrap().len();
+        // Within one 256-byte step (the content holds the sender's 64-byte signature too) the
+        // ciphertext length does not move; across one it does.
+        assert_eq!(len(1), len(150));
+        assert_eq!(
+            len(400) - len(150),
+            256,
+            "a canary: padding does not hide everything"
+        );
+        let m = alice.encrypt("chat", b"ok").unwrap();
+        assert_eq!(
+            bob.process("chat", &m, &any).unwrap(),
+            Incoming::Application {
+                sender: "alice".into(),
+                plaintext: b"ok".to_vec()
+            },
+            "padding is stripped on receipt"
         );
     }
 
