@@ -683,17 +683,21 @@ impl<T: Transport> Client<T> {
             db,
             mls,
             identity,
+            transport,
+            token,
             ..
         } = self;
         let Some(scheme) = scheme.as_mut() else {
             return Ok(None);
         };
         let name = scheme.name().to_string();
+        let get = |path: &str| transport.get(path, Some(token.as_str()));
         let ctx = ClientCtx {
             db,
             scheme: &name,
             account: mls.name(),
             identity,
+            get: &get,
         };
         f(scheme.as_mut(), &ctx).map(Some)
     }
@@ -1033,6 +1037,22 @@ impl<T: Transport> Client<T> {
             .find(|i| i.name == sender)
             .map(|i| hex::encode(i.key))
             .unwrap_or_default();
+        // The attachment is fetched and opened, but kept only once the client half has
+        // checked the message with it.
+        let attachment = match v.get("attachment").filter(|a| !a.is_null()) {
+            Some(a) => {
+                let r: AttachmentRef = serde_json::from_value(a.clone())
+                    .map_err(|e| MlsError::Malformed(e.to_string()))?;
+                // The reference must be the message's own: its sender, its chat.
+                check_binding(&r, &sender, chat)?;
+                let blob = self.transport.get_bytes(
+                    &format!("/v1/blobs/{}", url_id(&r.blob)?),
+                    Some(&self.token),
+                )?;
+                Some((open_attachment(&blob, &r)?, r))
+            }
+            None => None,
+        };
         let delivered = Delivered {
             id,
             chat: chat.into(),
@@ -1041,6 +1061,7 @@ impl<T: Transport> Client<T> {
             fields,
             ciphertext_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(mls)),
             sender_key,
+            attachment: attachment.as_ref().map(|(img, _)| img.to_vec()),
         };
         if self.scheme.is_some() {
             self.db
@@ -1052,17 +1073,8 @@ impl<T: Transport> Client<T> {
         }
         // The client half checks the message before anything of it is kept.
         self.with_scheme(|s, ctx| s.on_receive(ctx, &delivered))?;
-        let image = match v.get("attachment").filter(|a| !a.is_null()) {
-            Some(a) => {
-                let r: AttachmentRef = serde_json::from_value(a.clone())
-                    .map_err(|e| MlsError::Malformed(e.to_string()))?;
-                // The reference must be the message's own: its sender, its chat.
-                check_binding(&r, &sender, chat)?;
-                let blob = self.transport.get_bytes(
-                    &format!("/v1/blobs/{}", url_id(&r.blob)?),
-                    Some(&self.token),
-                )?;
-                let img = open_attachment(&blob, &r)?;
+        let image = match attachment {
+            Some((img, r)) => {
                 let dir = self.home.join("inbox");
                 std::fs::create_dir_all(&dir).map_err(st)?;
                 let path = dir.join(format!("{id}-{}.img", &r.sha256[..16]));

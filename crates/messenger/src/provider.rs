@@ -825,6 +825,20 @@ async fn scan(
     hook(p, me, pending, body, Hook::Scan).await
 }
 
+/// `GET /v1/scan/receipt/{blob}`: what the scheme says it scanned for a blob, so that a
+/// recipient can check it against what it received (S5).
+async fn scan_receipt(
+    State(p): State<Arc<Provider>>,
+    Authed(me): Authed,
+    pending: Pending,
+    axum::extract::Path(blob): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let scheme = p.scheme.clone().ok_or(ApiError::NotFound)?;
+    let c = ctx(&p, &me, &pending, "GET /v1/scan/receipt");
+    let out = blocking(move || scheme.receipt(&c, &blob)).await?;
+    out.map(Json).ok_or(ApiError::NotFound)
+}
+
 async fn scheme_message(
     State(p): State<Arc<Provider>>,
     Authed(me): Authed,
@@ -916,6 +930,7 @@ pub fn router(p: Arc<Provider>) -> Router {
         .route("/v1/blobs/{id}", get(get_blob))
         .route("/v1/scheme", get(scheme_info))
         .route("/v1/scan", post(scan))
+        .route("/v1/scan/receipt/{blob}", get(scan_receipt))
         .route("/v1/scheme/message", post(scheme_message))
         .route("/v1/report", post(report))
         .route("/v1/review", post(review))

@@ -197,6 +197,11 @@ pub trait ProviderScheme: Send + Sync + 'static {
     fn on_message(&self, _ctx: &ScanCtx, _m: &IncomingMessage) -> Result<Option<Value>, ScanError> {
         Ok(None)
     }
+    /// Answers `GET /v1/scan/receipt/{blob}`: what was scanned for `blob`, for recipients to
+    /// check against what they received. `None` is a 404.
+    fn receipt(&self, _ctx: &ScanCtx, _blob: &str) -> Result<Option<Value>, ScanError> {
+        Ok(None)
+    }
     /// Checks an image a client discloses for review.
     fn on_review(&self, _ctx: &ScanCtx, _reason: &str, _image: &[u8]) -> Result<(), ScanError> {
         Ok(())
@@ -218,6 +223,7 @@ pub struct ClientCtx<'a> {
     pub(crate) scheme: &'a str,
     pub(crate) account: &'a str,
     pub(crate) identity: &'a ed25519_dalek::SigningKey,
+    pub(crate) get: &'a dyn Fn(&str) -> Result<Value, crate::client::ClientError>,
 }
 
 /// Context of every signature a scheme makes with the account's identity key: the scheme
@@ -253,6 +259,11 @@ impl ClientCtx<'_> {
     /// This device's account name.
     pub fn account(&self) -> &str {
         self.account
+    }
+
+    /// `GET path` at the provider, as this account (for example a scan receipt).
+    pub fn get(&self, path: &str) -> Result<Value, crate::client::ClientError> {
+        (self.get)(path)
     }
 
     /// Signs `message` with the account's identity key, under a context naming the scheme
@@ -388,6 +399,9 @@ pub struct Delivered {
     /// The sender's identity key, from its verified MLS credential, hex.
     #[serde(default)]
     pub sender_key: String,
+    /// The decrypted attachment, if any (not kept with the stored message).
+    #[serde(skip)]
+    pub attachment: Option<Vec<u8>>,
 }
 
 /// The client half of a detection scheme. It runs on the device, before encryption on send

@@ -20,7 +20,9 @@
 //!    scheme change: [`scanlab_messenger::client::ClientError::SchemeChanged`]), and the current attestation under
 //!    `params.fresh`, which changes daily and is not pinned but verified.
 //! 4. **The client** seals each image to the attested enclave:
-//!    `HPKE.Seal(enclave_pk, info = "scanlab-enclave-v1", aad = blob id, image)`.
+//!    `HPKE.Seal(enclave_pk, info = "scanlab-enclave-v1", aad = blob id, image)`, with the
+//!    encapsulation's randomness drawn from a fresh seed that it puts inside the message's
+//!    plaintext (`scheme.enclave_seed`), which only recipients decrypt.
 //! 5. **The provider** relays the capsule to the enclave, authenticating itself with the caller
 //!    token the enclave wrote at start (`DATA/caller.token`, 0600); the enclave refuses any
 //!    other caller, so it is not a list-membership oracle for the network. It opens the
@@ -28,6 +30,14 @@
 //!    — the verdict carries the image, and the provider puts it in its review queue (submitter
 //!    `enclave`). The provider learns the verdict bit for every image, and, holding the caller
 //!    token, can itself seal any image it likes to ask whether it is listed.
+//! 6. **The recipient** checks that what the enclave scanned is what it received: it re-runs
+//!    the seal on the image it decrypted with the seed, and compares the capsule's SHA-256 with
+//!    the provider's receipt for the blob (`GET /v1/scan/receipt/{blob}`, recorded when the
+//!    capsule was relayed). A modified sender that seals a decoy to the enclave, or sends the
+//!    image without sealing it, is refused by every honest recipient. This is verification by
+//!    re-encryption, as in S2 (Fujisaki and Okamoto, CRYPTO 1999). It trusts the provider's
+//!    receipt, which is the provider's interest here; and sender and recipient both running
+//!    modified clients escape it.
 //!
 //! # What the simulation models, and what it cannot
 //! - **Modelled:** attestation as a signed, fresh, canonical statement of code, list and
@@ -587,9 +597,15 @@ impl Scheme for EnclaveScheme {
     }
 }
 
-/// S5's client half: verified the attestation once, seals every image to the enclave.
+/// S5's client half: verified the attestation once, seals every image to the enclave, and
+/// checks the images it receives against the provider's scan receipts.
 pub struct Client {
     enclave_key: [u8; 32],
+    pending_seed: Option<Zeroizing<[u8; 32]>>,
+}
+
+fn refused(m: impl std::fmt::Display) -> ClientError {
+    ClientError::Scheme(format!("enclave: {m}; the message is refused"))
 }
 
 impl Client {
@@ -603,6 +619,7 @@ impl Client {
                 .fresh
                 .attestation
                 .verify(&vendor_public(), &p.allow, now())?,
+            pending_seed: None,
         })
     }
 }
@@ -612,13 +629,57 @@ impl ClientScheme for Client {
         "enclave"
     }
     fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
+        use rand::RngCore;
         let blob = &a.attachment.blob;
-        let capsule = seal::seal(&self.enclave_key, INFO, blob.as_bytes(), a.bytes)
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(seed.as_mut());
+        let capsule = seal::seal_seeded(&self.enclave_key, INFO, blob.as_bytes(), a.bytes, &seed)
             .map_err(SchemeError::from)?;
+        self.pending_seed = Some(seed);
         Ok(ScanAction::Request(json!(EnclaveRequest {
             blob: blob.clone(),
             sealed: b64(&capsule),
         })))
+    }
+    fn inner_fields(&mut self, _: &ClientCtx, _chat: &str) -> Result<Option<Value>, ClientError> {
+        Ok(self
+            .pending_seed
+            .take()
+            .map(|s| json!({ "enclave_seed": hex::encode(s.as_ref()) })))
+    }
+    fn on_receive(
+        &mut self,
+        ctx: &ClientCtx,
+        m: &scanlab_messenger::scan::Delivered,
+    ) -> Result<(), ClientError> {
+        let v: Value = serde_json::from_slice(&m.plaintext).map_err(refused)?;
+        let Some(blob) = v["attachment"]["blob"].as_str() else {
+            return Ok(());
+        };
+        let image = m
+            .attachment
+            .as_ref()
+            .ok_or_else(|| refused("the attachment was not opened"))?;
+        let mut seed = Zeroizing::new([0u8; 32]);
+        v["scheme"]["enclave_seed"]
+            .as_str()
+            .and_then(|s| hex::decode_to_slice(s, seed.as_mut()).ok())
+            .ok_or_else(|| refused("the image was sent without being sealed to the enclave"))?;
+        let again = seal::seal_seeded(&self.enclave_key, INFO, blob.as_bytes(), image, &seed)
+            .map_err(SchemeError::from)?;
+        let path = format!(
+            "/v1/scan/receipt/{}",
+            scanlab_messenger::client::url_id(blob)?
+        );
+        let receipt = ctx
+            .get(&path)
+            .map_err(|e| refused(format!("the provider holds no scan of this image ({e})")))?;
+        if receipt["sha256"].as_str() != Some(&hex::encode(Sha256::digest(&again))) {
+            return Err(refused(
+                "the image the enclave scanned is not the image received",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -660,7 +721,14 @@ impl Provider {
 
     fn scan_inner(&self, ctx: &ScanCtx, r: EnclaveRequest) -> Result<ScanOutcome, SchemeError> {
         let capsule = b64_field(&json!({ "s": r.sealed }), "s")?;
+        scanlab_messenger::client::url_id(&r.blob)
+            .map_err(|e| SchemeError::Malformed(e.to_string()))?;
         let v = self.link.scan(&r.blob, &capsule)?;
+        // The receipt recipients check: the digest of the capsule relayed for this blob.
+        ctx.set_state(
+            &format!("receipt {}", r.blob),
+            Sha256::digest(&capsule).to_vec(),
+        )?;
         if let (Some(m), Some(img)) = (&v.matched, &v.image) {
             let image = b64_field(&json!({ "i": img }), "i")?;
             ctx.submit_review("enclave", &r.blob, &m.reason(), image)?;
@@ -686,6 +754,11 @@ impl ProviderScheme for Provider {
     }
     fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ScanError> {
         Ok(self.scan_inner(ctx, crate::device_hash::parse(request)?)?)
+    }
+    fn receipt(&self, ctx: &ScanCtx, blob: &str) -> Result<Option<Value>, ScanError> {
+        Ok(ctx
+            .state(&format!("receipt {blob}"))?
+            .map(|d| json!({ "blob": blob, "sha256": hex::encode(d) })))
     }
 }
 

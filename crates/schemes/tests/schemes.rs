@@ -726,6 +726,84 @@ fn s5_a_rogue_enclave_on_the_allow_list_is_a_scheme_change_and_a_fresh_attestati
     ));
 }
 
+/// A modified client half that shows its scheme a decoy image in place of the one sent.
+struct ShowsDecoy(Box<dyn scanlab_messenger::scan::ClientScheme>, Vec<u8>);
+
+impl scanlab_messenger::scan::ClientScheme for ShowsDecoy {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn on_attachment(
+        &mut self,
+        ctx: &scanlab_messenger::scan::ClientCtx,
+        a: &scanlab_messenger::scan::Outgoing,
+    ) -> Result<scanlab_messenger::scan::ScanAction, scanlab_messenger::client::ClientError> {
+        let decoy = scanlab_messenger::scan::Outgoing {
+            bytes: &self.1,
+            media: a.media,
+            attachment: a.attachment,
+        };
+        self.0.on_attachment(ctx, &decoy)
+    }
+    fn inner_fields(
+        &mut self,
+        ctx: &scanlab_messenger::scan::ClientCtx,
+        chat: &str,
+    ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
+        self.0.inner_fields(ctx, chat)
+    }
+}
+
+#[test]
+fn s5_a_recipient_refuses_an_image_the_enclave_did_not_scan() {
+    let images = images();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = enclave_config(&images, &tmp.path().join("enclave"));
+    let (provider, url) = deploy("enclave", |_| config, tmp.path());
+    let connect = |name: &str| {
+        let mut c =
+            Client::connect(&tmp.path().join(name), name, HttpTransport::new(&url)).unwrap();
+        let half = registry().client_half(&c.scheme_info().unwrap()).unwrap();
+        c.set_scheme(half).unwrap();
+        c
+    };
+    let (mut alice, mut bob) = (connect("alice"), connect("bob"));
+    alice.create_chat("pair", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    // A modified sender shows the enclave the benign photo and sends the listed one.
+    let inner = registry()
+        .client_half(&alice.scheme_info().unwrap())
+        .unwrap();
+    alice
+        .set_scheme(Box::new(ShowsDecoy(inner, images.benign.clone())))
+        .unwrap();
+    alice
+        .send("pair", Some("evade"), Some(&images.listed[2]))
+        .unwrap();
+    assert!(
+        provider.reviews().unwrap().is_empty(),
+        "the enclave saw only the decoy"
+    );
+    let got = bob.recv().unwrap();
+    let e = got[0].as_ref().unwrap_err().to_string();
+    assert!(e.contains("not the image received"), "{e}");
+    assert!(
+        !tmp.path().join("bob/inbox").exists(),
+        "nothing of a refused message is kept"
+    );
+    // The same image honestly sealed is delivered (and the enclave flags it).
+    let honest = registry()
+        .client_half(&alice.scheme_info().unwrap())
+        .unwrap();
+    alice.set_scheme(honest).unwrap();
+    alice
+        .send("pair", Some("honest"), Some(&images.listed[2]))
+        .unwrap();
+    let got = bob.recv().unwrap();
+    assert!(got[0].as_ref().unwrap().image.is_some());
+    assert_eq!(provider.reviews().unwrap().len(), 1);
+}
+
 #[test]
 fn typed_configuration_names_what_is_missing_and_refuses_what_does_not_apply() {
     let r = registry();
