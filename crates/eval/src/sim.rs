@@ -183,6 +183,9 @@ impl ProviderScheme for TimedProvider {
     fn on_review(&self, ctx: &ScanCtx, reason: &str, image: &[u8]) -> PResult<()> {
         self.0.on_review(ctx, reason, image)
     }
+    fn receipt(&self, ctx: &ScanCtx, blob: &str) -> PResult<Option<Value>> {
+        self.0.receipt(ctx, blob)
+    }
     fn on_scheme_message(&self, ctx: &ScanCtx, body: &Value) -> PResult<ScanOutcome> {
         timed(&self.1.provider_ns, None, || {
             self.0.on_scheme_message(ctx, body)
