@@ -58,6 +58,11 @@ pub enum ClientError {
     /// A name or id that would go into a URL is not a plain name.
     #[error("{0:?} is not a valid name or id (letters, digits, '-' and '_' only)")]
     BadId(String),
+    /// Another member's commit to the chat was accepted first; this one was dropped.
+    #[error(
+        "another member changed chat {0:?} first; nothing was changed\n  receive (`recv`), then try again"
+    )]
+    Stale(String),
     /// A peer has published no key package.
     #[error(
         "{0} has no key package left at the provider\n  ask them to run the client once to publish more"
@@ -136,7 +141,6 @@ fn answer(ok: bool, status: &str, bytes: &[u8]) -> Result<Vec<u8>, ClientError> 
     Ok(bytes.to_vec())
 }
 
-/// A long announcement, cut for an error message.
 /// The pinned form of a scheme announcement: canonical text (serde_json's maps are sorted)
 /// without `params.fresh`.
 fn pinned_text(info: &Value) -> String {
@@ -147,6 +151,7 @@ fn pinned_text(info: &Value) -> String {
     pinned.to_string()
 }
 
+/// A long announcement, cut for an error message.
 fn short(s: &str) -> String {
     if s.len() <= 160 {
         return s.into();
@@ -743,6 +748,11 @@ impl<T: Transport> Client<T> {
             .collect())
     }
 
+    /// The chat's members, as this client's MLS state has them (each leaf verified).
+    pub fn members(&self, chat: &str) -> Result<Vec<String>, ClientError> {
+        Ok(self.mls.members(chat)?)
+    }
+
     /// Creates chat `chat` with `peers` (a 1:1 chat is a chat with one peer).
     pub fn create_chat(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
         self.mls.create_group(chat)?;
@@ -768,7 +778,7 @@ impl<T: Transport> Client<T> {
             );
         }
         let (commit, welcome) = self.mls.add(chat, &kps, &self.vetter())?;
-        self.deliver(chat, &existing, Envelope::Commit, &commit)?;
+        self.publish_commit(chat, &existing, &commit)?;
         let new: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
         self.deliver(chat, &new, Envelope::Welcome, &welcome)?;
         Ok(())
@@ -778,8 +788,27 @@ impl<T: Transport> Client<T> {
     pub fn remove(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
         let before = self.others(chat)?;
         let commit = self.mls.remove(chat, peers)?;
-        self.deliver(chat, &before, Envelope::Commit, &commit)?;
+        self.publish_commit(chat, &before, &commit)?;
         Ok(())
+    }
+
+    /// Sends a pending commit and merges it only once the provider has accepted it as the one
+    /// commit of its epoch; if another member's came first, drops it ([`ClientError::Stale`]).
+    /// So two members committing at once cannot fork the group: one commit per epoch reaches
+    /// anyone.
+    fn publish_commit(&self, chat: &str, to: &[String], commit: &[u8]) -> Result<(), ClientError> {
+        match self.deliver(chat, to, Envelope::Commit, commit) {
+            Ok(_) => Ok(self.mls.merge_pending(chat)?),
+            Err(e) => {
+                self.mls.clear_pending(chat)?;
+                Err(match e {
+                    ClientError::Transport(m) if m.starts_with("409") => {
+                        ClientError::Stale(chat.into())
+                    }
+                    e => e,
+                })
+            }
+        }
     }
 
     /// Sends text and/or an image (encrypted as a blob, its key inside the MLS message).

@@ -164,6 +164,7 @@ mod tests {
             unmark(keep: bool) -> ();
             register(name: &str, k: &[u8; 32]) -> bool;
             identity_key(name: &str) -> Option<[u8; 32]>;
+            claim_commit(g: &str, e: u64) -> bool;
             put_token(t: &str, n: &str, i: i64) -> ();
             token_owner(t: &str) -> Option<(String, i64)>;
             add_key_packages(n: &str, p: &[Vec<u8>]) -> ();

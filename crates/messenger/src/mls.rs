@@ -331,7 +331,9 @@ impl MlsClient {
     /// Adds members by their key packages. Each leaf's identity is verified and put to `vet`,
     /// and a name already in the group (or twice among the new) is refused, before anything
     /// is committed. Returns the commit (for existing members) and the welcome (for the new
-    /// ones).
+    /// ones). The commit stays pending: merge it ([`MlsClient::merge_pending`]) once the
+    /// provider has accepted it as the one commit of this epoch, or drop it
+    /// ([`MlsClient::clear_pending`]) if another member's came first.
     pub fn add(
         &self,
         group: &str,
@@ -357,14 +359,14 @@ impl MlsClient {
         let (commit, welcome, _) = g
             .add_members(&self.provider, &self.signer, &kps)
             .map_err(protocol)?;
-        g.merge_pending_commit(&self.provider).map_err(protocol)?;
         Ok((
             commit.to_bytes().map_err(protocol)?,
             welcome.to_bytes().map_err(protocol)?,
         ))
     }
 
-    /// Removes members by name. Returns the commit for the remaining (and removed) members.
+    /// Removes members by name. Returns the commit for the remaining (and removed) members,
+    /// pending as [`MlsClient::add`]'s is.
     pub fn remove(&self, group: &str, names: &[&str]) -> Result<Vec<u8>, MlsError> {
         let mut g = self.load(group)?;
         let idx: Vec<LeafNodeIndex> = g
@@ -380,8 +382,21 @@ impl MlsClient {
         let (commit, _, _) = g
             .remove_members(&self.provider, &self.signer, &idx)
             .map_err(protocol)?;
-        g.merge_pending_commit(&self.provider).map_err(protocol)?;
         commit.to_bytes().map_err(protocol)
+    }
+
+    /// Merges this client's pending commit: the provider accepted it.
+    pub fn merge_pending(&self, group: &str) -> Result<(), MlsError> {
+        self.load(group)?
+            .merge_pending_commit(&self.provider)
+            .map_err(protocol)
+    }
+
+    /// Drops this client's pending commit: another commit of the same epoch came first.
+    pub fn clear_pending(&self, group: &str) -> Result<(), MlsError> {
+        self.load(group)?
+            .clear_pending_commit(self.provider.storage())
+            .map_err(state)
     }
 
     /// Joins a group from a welcome; returns the group id. Every member's identity is
@@ -494,6 +509,17 @@ impl MlsClient {
             .map(|m| leaf_identity(&m.credential, &m.signature_key))
             .collect()
     }
+}
+
+/// The group id and epoch in a handshake message's clear framing (RFC 9420 §6): what the
+/// provider needs to order commits, without reading them.
+pub fn commit_epoch(message: &[u8]) -> Result<(Vec<u8>, u64), MlsError> {
+    let m = MlsMessageIn::tls_deserialize_exact(message)
+        .map_err(|e| MlsError::Malformed(e.to_string()))?;
+    let p = m
+        .try_into_protocol_message()
+        .map_err(|e| MlsError::Malformed(e.to_string()))?;
+    Ok((p.group_id().as_slice().to_vec(), p.epoch().as_u64()))
 }
 
 /// Admits a verified leaf to a group whose members are `names`: refused if the name is taken,
@@ -740,6 +766,7 @@ mod tests {
                 &any,
             )
             .unwrap();
+        alice.merge_pending("chat").unwrap();
         assert_eq!(bob.join(&welcome, &any).unwrap(), "chat");
         assert_eq!(carol.join(&welcome, &any).unwrap(), "chat");
         assert_eq!(
@@ -764,6 +791,7 @@ mod tests {
 
         // Alice removes Carol; Bob merges the commit; Carol learns she is out.
         let commit = alice.remove("chat", &["carol"]).unwrap();
+        alice.merge_pending("chat").unwrap();
         assert_eq!(
             bob.process("chat", &commit, &any).unwrap(),
             Incoming::Commit {
@@ -805,6 +833,7 @@ mod tests {
         let (_, welcome) = alice
             .add("chat", &[bob.key_package().unwrap()], &any)
             .unwrap();
+        alice.merge_pending("chat").unwrap();
         bob.join(&welcome, &any).unwrap();
         let len = |n: usize| alice.encrypt("chat", &vec![b'x'; n]).unwrap().len();
         // Within one 256-byte step (the content holds the sender's 64-byte signature too) the
@@ -1010,6 +1039,7 @@ mod identity_tests {
         let (_, welcome) = alice
             .add("chat", &[bob.key_package().unwrap()], &pinned)
             .unwrap();
+        alice.merge_pending("chat").unwrap();
         bob.join(&welcome, &any).unwrap();
         // A second "bob" leaf is refused even when the vetting would take it.
         let bob2 = MlsClient::open(&home("bob2"), "bob", &bob_key).unwrap();

@@ -177,6 +177,9 @@ pub enum ApiError {
     /// Name taken.
     #[error("account name taken")]
     Conflict,
+    /// A commit for an epoch that already has one.
+    #[error("stale commit: {0}")]
+    Stale(String),
     /// Nothing there.
     #[error("not found")]
     NotFound,
@@ -205,7 +208,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized | ApiError::AuthFailed => StatusCode::UNAUTHORIZED,
-            ApiError::Conflict => StatusCode::CONFLICT,
+            ApiError::Conflict | ApiError::Stale(_) => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -690,19 +693,42 @@ async fn send(
         })
         .await?;
     }
+    // The provider orders commits: the first commit of an epoch of a group is relayed, a
+    // second one (a concurrent change by another member) is refused, so no two members merge
+    // different commits and fork the group.
+    let epoch = if kind == crate::scan::Envelope::Commit {
+        let (group, epoch) = crate::mls::commit_epoch(payload.get(1..).unwrap_or_default())
+            .map_err(|e| ApiError::BadRequest(format!("commit: {e}")))?;
+        if group != r.group.as_bytes() {
+            return Err(ApiError::BadRequest(
+                "the commit is for another group than the one it is sent to".into(),
+            ));
+        }
+        Some(epoch)
+    } else {
+        None
+    };
     let fields = r.scheme.as_ref().map(|f| f.to_string());
     let id = pending
         .write_with(&p.db, move |s| {
             for name in &r.recipients {
                 if s.identity_key(name)?.is_none() {
-                    return Ok(Err(name.clone()));
+                    return Ok(Err(ApiError::BadRequest(format!(
+                        "unknown recipient {name:?}"
+                    ))));
                 }
+            }
+            if let Some(e) = epoch
+                && !s.claim_commit(&r.group, e)?
+            {
+                return Ok(Err(ApiError::Stale(format!(
+                    "a commit for epoch {e} of this group was already accepted; process it first"
+                ))));
             }
             s.enqueue(&r.group, &me, &r.recipients, &payload, fields.as_deref())
                 .map(Ok)
         })
-        .await?
-        .map_err(|name| ApiError::BadRequest(format!("unknown recipient {name:?}")))?;
+        .await??;
     Ok(Json(serde_json::json!({ "id": id })))
 }
 

@@ -188,6 +188,9 @@ pub trait Store: Send {
     fn register(&mut self, name: &str, identity_key: &[u8; 32]) -> Result<bool, StoreError>;
     /// The account's identity key.
     fn identity_key(&mut self, name: &str) -> Result<Option<[u8; 32]>, StoreError>;
+    /// Claims epoch `epoch` of `group` for a commit: `true` for the first commit of that
+    /// epoch, `false` if one was already accepted (the provider orders commits).
+    fn claim_commit(&mut self, group: &str, epoch: u64) -> Result<bool, StoreError>;
     /// Stores a session token (its digest) for an account, issued at `issued_ms`.
     fn put_token(&mut self, token: &str, name: &str, issued_ms: i64) -> Result<(), StoreError>;
     /// The account a token (digest) belongs to, and when it was issued.
@@ -290,6 +293,7 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, grp TEXT NOT NULL, sender TEXT NOT NULL, payload BLOB NOT NULL, fields TEXT);
              CREATE TABLE IF NOT EXISTS queue (recipient TEXT NOT NULL, message INTEGER NOT NULL, PRIMARY KEY (recipient, message));
              CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS commits (grp TEXT NOT NULL, epoch INTEGER NOT NULL, PRIMARY KEY (grp, epoch));
              CREATE TABLE IF NOT EXISTS provider_view (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
                  kind TEXT NOT NULL DEFAULT 'received', who TEXT, endpoint TEXT NOT NULL, len INTEGER NOT NULL,
                  sha256 TEXT NOT NULL, body BLOB, extra TEXT);
@@ -357,6 +361,14 @@ impl Store for SqliteStore {
             .query_row([name], |r| r.get(0))
             .optional()?;
         Ok(k.and_then(|k| k.try_into().ok()))
+    }
+
+    fn claim_commit(&mut self, group: &str, epoch: u64) -> Result<bool, StoreError> {
+        let n = self
+            .db
+            .prepare_cached("INSERT OR IGNORE INTO commits (grp, epoch) VALUES (?1, ?2)")?
+            .execute(params![group, epoch as i64])?;
+        Ok(n == 1)
     }
 
     fn put_token(&mut self, token: &str, name: &str, issued_ms: i64) -> Result<(), StoreError> {

@@ -150,6 +150,35 @@ fn a_message_re_attributed_by_the_provider_is_refused() {
 }
 
 #[test]
+fn concurrent_commits_do_not_fork_the_group() {
+    let w = World::new();
+    let (mut alice, _) = w.client("alice");
+    let (mut bob, _) = w.client("bob");
+    let (mut carol, _) = w.client("carol");
+    let (mut dave, _) = w.client("dave");
+    alice.create_chat("c", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    // Alice and Bob change the group at the same epoch. The provider relays Alice's commit and
+    // refuses Bob's, which Bob drops instead of merging (merged, it would fork the group: Bob
+    // in one epoch, Alice and Carol in another, unable to read each other).
+    alice.add("c", &["carol"]).unwrap();
+    let e = bob.add("c", &["dave"]).unwrap_err();
+    assert!(matches!(e, ClientError::Stale(_)), "{e}");
+    assert_eq!(bob.members("c").unwrap(), ["alice", "bob"]);
+    // Bob catches up and retries; everyone ends in one group.
+    bob.recv().unwrap();
+    bob.add("c", &["dave"]).unwrap();
+    for c in [&mut alice, &mut carol, &mut dave] {
+        c.recv().unwrap();
+    }
+    alice.send("c", Some("one group"), None).unwrap();
+    for c in [&mut bob, &mut carol, &mut dave] {
+        let got = c.recv().unwrap();
+        assert_eq!(got[0].as_ref().unwrap().text.as_deref(), Some("one group"));
+    }
+}
+
+#[test]
 fn content_in_a_handshake_envelope_is_refused() {
     // A modified sender labels a message "commit" so that the provider, which sees only the
     // envelope, runs no application-message check (S2's capsule) on it.
