@@ -52,6 +52,10 @@ enum Verb {
     },
     /// Accept the scheme the provider now announces, after the client refused a change.
     AcceptScheme,
+    /// Check the provider's key-transparency log: it must match its signed head, and list no
+    /// key for this account but its own (another one means someone was given a ghost).
+    /// Prints JSON; exits 1 with the evidence otherwise.
+    Monitor,
     /// Report a received message (by its id, as `recv` prints it) to the provider, through
     /// the deployment's scheme; prints the provider's answer.
     Report {
@@ -151,6 +155,7 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
             eprintln!("scanlab: sent as message {id}");
         }
         Verb::SafetyNumber { peer } => println!("{}", client.safety_number(&peer)?),
+        Verb::Monitor => println!("{}", serde_json::to_string(&client.monitor()?)?),
         Verb::AcceptScheme => {
             let info = client.accept_scheme()?;
             eprintln!("scanlab: now pinned to {info}");

@@ -390,6 +390,17 @@ pub struct Client<T: Transport> {
     token: String,
     db: Connection,
     scheme: Option<Box<dyn ClientScheme>>,
+    /// The pinned provider's key-transparency log key (its id).
+    log_key: Option<ed25519_dalek::VerifyingKey>,
+}
+
+/// What [`Client::monitor`] found in the key-transparency log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Monitored {
+    /// Leaves in the log.
+    pub size: u64,
+    /// Keys logged under this account's name (its own included).
+    pub own_entries: usize,
 }
 
 const KEY_PACKAGES_AT_ONCE: usize = 5;
@@ -474,6 +485,9 @@ impl<T: Transport> Client<T> {
             .ok_or_else(|| ClientError::Transport("no token".into()))?
             .to_string();
         let first_run = existing_is_none(&db)?;
+        let log_key = <[u8; 32]>::try_from(hex::decode(provider).unwrap_or_default().as_slice())
+            .ok()
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok());
         let client = Client {
             home: home.to_owned(),
             identity: key,
@@ -482,6 +496,7 @@ impl<T: Transport> Client<T> {
             token,
             db,
             scheme: None,
+            log_key,
         };
         if first_run {
             client.publish_key_packages(KEY_PACKAGES_AT_ONCE)?;
@@ -598,9 +613,52 @@ impl<T: Transport> Client<T> {
                         hex::encode(id.key)
                     )));
                 }
+                // The directory's word must be in the key-transparency log, where the account
+                // itself can see it.
+                let log = self.log_key.ok_or_else(|| {
+                    ClientError::Identity("the provider's id is not a log key".into())
+                })?;
+                let lookup: crate::kt::Lookup =
+                    serde_json::from_value(d["kt"].clone()).map_err(|e| {
+                        ClientError::Identity(format!(
+                            "the directory gave {:?}'s key without key-transparency evidence ({e})",
+                            id.name
+                        ))
+                    })?;
+                lookup
+                    .verify(&log, &id.name, &id.key)
+                    .map_err(|e| ClientError::Identity(e.to_string()))?;
                 self.trust(id)
             }
         }
+    }
+
+    /// Monitors the key-transparency log for this account: the log served must match its
+    /// signed head, and every key logged under this account's name must be its own. A second
+    /// key is what a provider planting a ghost "bob" for someone else had to log:
+    /// [`ClientError::Identity`] says so.
+    pub fn monitor(&self) -> Result<Monitored, ClientError> {
+        let log = self
+            .log_key
+            .ok_or_else(|| ClientError::Identity("the provider's id is not a log key".into()))?;
+        let v = self.transport.get("/v1/kt", Some(&self.token))?;
+        let head: crate::kt::KtHead = serde_json::from_value(v["head"].clone())
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let leaves: Vec<crate::kt::KtLeaf> = serde_json::from_value(v["leaves"].clone())
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let keys = crate::kt::audit(&log, &head, &leaves, self.name())
+            .map_err(|e| ClientError::Identity(e.to_string()))?;
+        let mine = self.identity().key;
+        if let Some(other) = keys.iter().find(|k| **k != mine) {
+            return Err(ClientError::Identity(format!(
+                "the key-transparency log lists another key for this account, {}: someone was given a ghost",
+                hex::encode(other)
+            )));
+        }
+        Ok(Monitored {
+            size: head.size,
+            own_entries: keys.len(),
+        })
     }
 
     /// [`Client::vet`] as the MLS layer takes it.

@@ -165,6 +165,8 @@ mod tests {
             register(name: &str, k: &[u8; 32]) -> bool;
             identity_key(name: &str) -> Option<[u8; 32]>;
             claim_commit(g: &str, e: u64) -> bool;
+            kt_append(n: &str, k: &[u8; 32]) -> ();
+            kt_leaves() -> Vec<(String, [u8; 32])>;
             put_token(t: &str, n: &str, i: i64) -> ();
             token_owner(t: &str) -> Option<(String, i64)>;
             add_key_packages(n: &str, p: &[Vec<u8>]) -> ();

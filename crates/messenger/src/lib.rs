@@ -25,6 +25,7 @@
 pub mod client;
 pub mod commit;
 pub mod identity;
+pub mod kt;
 pub mod mls;
 pub mod provider;
 pub mod record;

@@ -148,8 +148,10 @@ impl Default for Limits {
 /// The provider's state.
 pub struct Provider {
     db: Db,
-    /// The id logins are bound to ([`auth_message`]).
+    /// The id logins are bound to ([`auth_message`]): the hex public key of `kt`.
     id: String,
+    /// The key that signs key-transparency heads ([`crate::kt`]).
+    kt: ed25519_dalek::SigningKey,
     /// Token digest → (account, issued ms). Tokens never change once issued, so a cache in
     /// front of the store saves a database round trip (and a commit wait) on every request.
     tokens: RwLock<HashMap<String, (String, i64)>>,
@@ -250,26 +252,32 @@ impl Provider {
         scheme: Option<Arc<dyn ProviderScheme>>,
     ) -> Arc<Self> {
         let db = Db::start(store);
-        // The provider's id: random on first start, then kept in its store. Were the store
-        // unreadable, a fresh id makes pinned clients refuse to log in: they fail safe.
+        // The provider's key-transparency log key: random on first start, then kept in its
+        // store. Its public half is the provider's id, which clients pin at first login, so
+        // it also pins the key that signs the identity log. Were the store unreadable, a fresh
+        // key makes pinned clients refuse to log in: they fail safe.
         let fresh = || {
-            let mut b = [0u8; 16];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-            hex::encode(b)
+            let mut b = zeroize::Zeroizing::new([0u8; 32]);
+            rand::RngCore::fill_bytes(&mut rand::rng(), b.as_mut());
+            b
         };
-        let id = db
+        let secret = db
             .call_blocking(move |s| {
-                if let Some(id) = s.state("provider", "id")? {
-                    return Ok(String::from_utf8_lossy(&id).into_owned());
+                if let Some(k) = s.state("provider", "kt_secret")?
+                    && let Ok(k) = <[u8; 32]>::try_from(k.as_slice())
+                {
+                    return Ok(zeroize::Zeroizing::new(k));
                 }
-                let id = fresh();
-                s.set_state("provider", "id", id.as_bytes())?;
-                Ok(id)
+                let k = fresh();
+                s.set_state("provider", "kt_secret", k.as_ref())?;
+                Ok(k)
             })
             .unwrap_or_else(|_: StoreError| fresh());
+        let kt = ed25519_dalek::SigningKey::from_bytes(&secret);
         Arc::new(Provider {
             db,
-            id,
+            id: hex::encode(kt.verifying_key().as_bytes()),
+            kt,
             tokens: RwLock::new(HashMap::new()),
             challenges: Mutex::new(HashMap::new()),
             refused: Default::default(),
@@ -306,9 +314,30 @@ impl Provider {
         self.db.call_blocking(|s| s.reviews())
     }
 
-    /// The provider's id, which login signatures are bound to ([`auth_message`]).
+    /// The provider's id, which login signatures are bound to ([`auth_message`]): the hex
+    /// public key that signs its key-transparency heads.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Logs an identity key for `name` without registering it: what a provider planting a
+    /// ghost does when it must show a logged key. Bob's monitoring ([`crate::client::Client::monitor`])
+    /// finds it. For experiments and tests. Blocks.
+    pub fn dangerous_log_identity(&self, name: &str, key: [u8; 32]) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.db.call_blocking(move |s| s.kt_append(&name, &key))
+    }
+
+    /// The key-transparency lookup the directory would serve for the leaf at `index`.
+    /// Blocks.
+    pub fn kt_lookup(&self, index: usize) -> Result<crate::kt::Lookup, StoreError> {
+        let leaves = self.db.call_blocking(|s| s.kt_leaves())?;
+        Ok(crate::kt::lookup(
+            &self.kt,
+            &leaves,
+            index,
+            now_ms() as u64 / 1000,
+        ))
     }
 
     /// Requests refused before authentication (bad or no token on a route that needs one,
@@ -617,13 +646,35 @@ async fn identity(
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let n = name.clone();
-    let key =
-        p.db.call(move |s| s.identity_key(&n))
-            .await?
-            .ok_or(ApiError::NotFound)?;
+    let (key, leaves) =
+        p.db.call(move |s| Ok((s.identity_key(&n)?, s.kt_leaves()?)))
+            .await?;
+    let key = key.ok_or(ApiError::NotFound)?;
+    let index = leaves
+        .iter()
+        .position(|(n, k)| *n == name && *k == key)
+        .ok_or_else(|| ApiError::Internal("an account missing from the log".into()))?;
+    let kt = crate::kt::lookup(&p.kt, &leaves, index, now_ms() as u64 / 1000);
     Ok(Json(
-        serde_json::json!({ "name": name, "identity_key": hex::encode(key) }),
+        serde_json::json!({ "name": name, "identity_key": hex::encode(key), "kt": kt }),
     ))
+}
+
+/// `GET /v1/kt`: the key-transparency head and every leaf, for monitors.
+async fn kt_log(
+    State(p): State<Arc<Provider>>,
+    _me: Authed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let leaves = p.db.call(|s| s.kt_leaves()).await?;
+    let head = crate::kt::sign_head(&p.kt, &leaves, now_ms() as u64 / 1000);
+    let leaves: Vec<crate::kt::KtLeaf> = leaves
+        .into_iter()
+        .map(|(name, k)| crate::kt::KtLeaf {
+            name,
+            key: hex::encode(k),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "head": head, "leaves": leaves })))
 }
 
 #[derive(serde::Deserialize)]
@@ -949,6 +1000,7 @@ pub fn router(p: Arc<Provider>) -> Router {
         .route("/v1/keypackages", post(publish_key_packages))
         .route("/v1/keypackages/{name}", get(take_key_package))
         .route("/v1/identity/{name}", get(identity))
+        .route("/v1/kt", get(kt_log))
         .route("/v1/messages", post(send))
         .route("/v1/queue", get(queue))
         .route("/v1/queue/ack", post(ack))

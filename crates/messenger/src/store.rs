@@ -191,6 +191,11 @@ pub trait Store: Send {
     /// Claims epoch `epoch` of `group` for a commit: `true` for the first commit of that
     /// epoch, `false` if one was already accepted (the provider orders commits).
     fn claim_commit(&mut self, group: &str, epoch: u64) -> Result<bool, StoreError>;
+    /// Appends a registration to the key-transparency log ([`crate::kt`]). [`Store::register`]
+    /// does so for each new account.
+    fn kt_append(&mut self, name: &str, identity_key: &[u8; 32]) -> Result<(), StoreError>;
+    /// The key-transparency log, in order.
+    fn kt_leaves(&mut self) -> Result<Vec<(String, [u8; 32])>, StoreError>;
     /// Stores a session token (its digest) for an account, issued at `issued_ms`.
     fn put_token(&mut self, token: &str, name: &str, issued_ms: i64) -> Result<(), StoreError>;
     /// The account a token (digest) belongs to, and when it was issued.
@@ -294,6 +299,7 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS queue (recipient TEXT NOT NULL, message INTEGER NOT NULL, PRIMARY KEY (recipient, message));
              CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, data BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS commits (grp TEXT NOT NULL, epoch INTEGER NOT NULL, PRIMARY KEY (grp, epoch));
+             CREATE TABLE IF NOT EXISTS kt_log (idx INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, identity_key BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS provider_view (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
                  kind TEXT NOT NULL DEFAULT 'received', who TEXT, endpoint TEXT NOT NULL, len INTEGER NOT NULL,
                  sha256 TEXT NOT NULL, body BLOB, extra TEXT);
@@ -351,7 +357,32 @@ impl Store for SqliteStore {
             "INSERT OR IGNORE INTO accounts (name, identity_key) VALUES (?1, ?2)",
             params![name, &identity_key[..]],
         )?;
+        if n == 1 {
+            self.kt_append(name, identity_key)?;
+        }
         Ok(n == 1)
+    }
+
+    fn kt_append(&mut self, name: &str, identity_key: &[u8; 32]) -> Result<(), StoreError> {
+        self.db
+            .prepare_cached("INSERT INTO kt_log (name, identity_key) VALUES (?1, ?2)")?
+            .execute(params![name, &identity_key[..]])?;
+        Ok(())
+    }
+
+    fn kt_leaves(&mut self) -> Result<Vec<(String, [u8; 32])>, StoreError> {
+        let mut st = self
+            .db
+            .prepare_cached("SELECT name, identity_key FROM kt_log ORDER BY idx")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (n, k) = row?;
+            out.push((n, k.try_into().unwrap_or([0; 32])));
+        }
+        Ok(out)
     }
 
     fn identity_key(&mut self, name: &str) -> Result<Option<[u8; 32]>, StoreError> {

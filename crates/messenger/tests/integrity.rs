@@ -3,7 +3,9 @@
 //! replaced) and checks what the client detects:
 //!
 //! - the ghost user: the provider serves its own key package as "bob";
-//! - a false directory entry on first contact, caught only by comparing safety numbers;
+//! - a false directory entry on first contact: refused unless the ghost key is in the
+//!   key-transparency log, where the account's own monitoring finds it, and caught by
+//!   comparing safety numbers;
 //! - a message re-attributed to another sender;
 //! - a peer's blob id that climbs out of the blob endpoint;
 //! - a silent change of scheme (a downgrade from E2EE to server-side scanning).
@@ -85,11 +87,13 @@ fn a_ghost_key_package_is_refused_once_the_peer_is_known() {
 }
 
 #[test]
-fn a_ghost_on_first_contact_is_refused_by_the_directory_or_caught_by_safety_numbers() {
+fn a_ghost_on_first_contact_is_refused_by_the_log_or_caught_by_monitoring_and_safety_numbers() {
     let w = World::new();
     let (alice, lies) = w.client("alice");
     let (bob, _) = w.client("bob");
     let (ghost, ghost_key) = w.ghost_key_package();
+    // Bob's monitoring of the honest log finds only his own key (the check can pass).
+    assert_eq!(bob.monitor().unwrap().own_entries, 1);
     // The provider serves the ghost but leaves its directory honest: refused.
     serve_ghost(&lies, ghost.clone());
     let err = alice.create_chat("c1", &["bob"]).unwrap_err();
@@ -99,14 +103,34 @@ fn a_ghost_on_first_contact_is_refused_by_the_directory_or_caught_by_safety_numb
         None,
         "nothing pinned on a refusal"
     );
-    // The provider lies in its directory too: on first contact the client cannot tell ...
+    // It lies in its directory too, without logging the ghost: refused, for the key is not
+    // in the key-transparency log (with Bob's real entry's proof, or with none).
+    let honest = w.provider.kt_lookup(1).unwrap();
+    for (chat, kt) in [("c2", json!(honest)), ("c2b", Value::Null)] {
+        lies.answer(
+            "GET /v1/identity/bob",
+            json!({"name": "bob", "identity_key": hex::encode(ghost_key), "kt": kt}),
+        );
+        let err = alice.create_chat(chat, &["bob"]).unwrap_err();
+        assert!(err.to_string().contains("key-transparency"), "{err}");
+    }
+    // It logs the ghost key under "bob" and serves its valid proof: on first contact Alice's
+    // client cannot tell ...
+    w.provider.dangerous_log_identity("bob", ghost_key).unwrap();
+    let logged = w.provider.kt_lookup(2).unwrap();
     lies.answer(
         "GET /v1/identity/bob",
-        json!({"name": "bob", "identity_key": hex::encode(ghost_key)}),
+        json!({"name": "bob", "identity_key": hex::encode(ghost_key), "kt": logged}),
     );
-    alice.create_chat("c2", &["bob"]).unwrap();
+    alice.create_chat("c3", &["bob"]).unwrap();
     assert_eq!(alice.pinned("bob").unwrap(), Some(ghost_key));
-    // ... but the safety numbers the two users compare differ.
+    // ... but Bob, monitoring the log, sees a key for his name that is not his ...
+    let err = bob.monitor().unwrap_err();
+    assert!(
+        err.to_string().contains("another key for this account"),
+        "{err}"
+    );
+    // ... and the safety numbers the two users compare differ.
     bob.trust(&alice.identity()).unwrap();
     assert_ne!(
         alice.safety_number("bob").unwrap(),
