@@ -111,6 +111,25 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     assert_eq!(r["audit"]["global_with_vouchers_detected"], false);
     assert_eq!(r["audit"]["hidden_entry_detected_by_monitor"], true);
     assert_eq!(r["audit"]["control_passes"], true);
+    // A malicious provider: no scheme's client follows a downgrade or a forged disclose; the
+    // logged ghost reads everything and is found by monitoring and safety numbers.
+    let rows = r["provider_attacks"]["rows"].as_array().unwrap();
+    assert!(rows.len() >= 3 * 6 + 2, "{rows:?}");
+    for row in rows {
+        let a = row["attack"].as_str().unwrap();
+        match a {
+            "ghost user, logged" => assert_eq!(row["succeeded"], true, "{row}"),
+            _ => assert_eq!(row["succeeded"], false, "{row}"),
+        }
+        if a == "downgrade" {
+            assert_eq!(row["detected_by"], "scheme pin", "{row}");
+        }
+    }
+    let g = &r["provider_attacks"]["ghost"];
+    assert_eq!(g["read"], g["sent"]);
+    assert_eq!(g["found_by_monitoring"], true);
+    assert_eq!(g["found_by_safety_numbers"], true);
+    assert_eq!(g["unlogged_refused"], true);
     // Unrelated photos sit near 128 bits apart.
     let mean = r["false_positives"]["mean"].as_f64().unwrap();
     assert!((100.0..150.0).contains(&mean), "{mean}");

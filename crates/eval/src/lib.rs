@@ -17,6 +17,7 @@
 
 pub mod analysis;
 pub mod analyst;
+pub mod attacks;
 pub mod audit;
 pub mod report;
 pub mod sim;
@@ -172,6 +173,8 @@ pub struct Results {
     pub false_positives: stats::FalsePositives,
     /// The poisoning audit.
     pub audit: audit::AuditResults,
+    /// A malicious provider against each scheme's clients.
+    pub provider_attacks: attacks::Attacks,
     /// Ours against published figures.
     pub sanity: Vec<Sanity>,
     /// Metric definitions.
@@ -326,6 +329,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         &w.list.iter().map(|&p| w.photos[p].hash).collect::<Vec<_>>(),
         w.photos[w.poster].hash,
     );
+    let provider_attacks = attacks::run(&cfg.schemes, &list, &w.photos[w.background[0]].sent)?;
     progress.tick();
 
     // The gallery: the first unmatched background image, and each provider's rebuild.
@@ -443,6 +447,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         schemes,
         false_positives: fp,
         audit,
+        provider_attacks,
         sanity,
         definitions: DEFINITIONS
             .iter()

@@ -448,6 +448,55 @@ that names it.</p>",
         },
     );
 
+    let g = &r.provider_attacks.ghost;
+    let _ = write!(
+        h,
+        "<h2>Against a malicious provider</h2><p>The provider deploys each scheme, then lies in \
+its answers to the real clients. A row says whether the attack got what it wanted and which \
+check caught it. The ghost user (S2b): a ghost key the provider does not log is {}; a logged \
+one is {} on first contact and reads {} of the {} messages sent after it; the impersonated \
+account's key-transparency monitoring {} it, and comparing safety numbers {} it. With neither \
+check run, {}.</p><table><tr><th>scheme</th><th>attack</th><th>succeeded</th><th>caught by</th></tr>",
+        if g.unlogged_refused {
+            "refused"
+        } else {
+            "accepted"
+        },
+        if g.logged_accepted {
+            "accepted"
+        } else {
+            "refused"
+        },
+        g.read,
+        g.sent,
+        if g.found_by_monitoring {
+            "finds"
+        } else {
+            "misses"
+        },
+        if g.found_by_safety_numbers {
+            "shows"
+        } else {
+            "misses"
+        },
+        if g.unnoticed_without_checks {
+            "nothing notices it"
+        } else {
+            "it is still noticed"
+        },
+    );
+    for a in &r.provider_attacks.rows {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&a.scheme),
+            esc(&a.attack),
+            if a.succeeded { "yes" } else { "no" },
+            esc(a.detected_by.as_deref().unwrap_or("nothing"))
+        );
+    }
+    h.push_str("</table>");
+
     h.push_str("<h2>Sanity against published behaviour</h2><table><tr><th>quantity</th><th>measured here</th><th>published</th></tr>");
     for s in &r.sanity {
         let _ = write!(
