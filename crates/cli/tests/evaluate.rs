@@ -67,6 +67,21 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
             .unwrap()
             > 200
     );
+    // The padded blob size still links the leaked document's holders in every scheme (it
+    // silently found no one when the blob format grew and the analysis kept the old overhead).
+    for s in r["schemes"].as_array().unwrap() {
+        assert!(
+            s["linkage"]["by_size"].as_f64().unwrap() >= 0.9,
+            "{}: {}",
+            s["name"],
+            s["linkage"]
+        );
+    }
+    // S5's provider holds a digest per capsule (the scan receipt), which is no image's hash:
+    // nothing exposed, nothing rebuilt.
+    let s5 = scheme(&r, "enclave");
+    assert_eq!(s5["exposure"]["provider_hash"], 0.0);
+    assert!(s5["reconstruction"].is_null(), "{}", s5["reconstruction"]);
     // S3: the provider links the leaked document's holders from hashes alone, naming no one else.
     let s3 = scheme(&r, "device-hash");
     assert!(s3["linkage"]["by_content"].as_f64().unwrap() >= 0.9);

@@ -308,12 +308,30 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         }
     }
 
-    // Reconstruction of unmatched background images.
+    // What the provider's records hold of each innocent image. A 256-bit value counts as that
+    // image's hash only if it is within the radius of the image's PDQ hash: a scheme-blind
+    // decoder reads any 32 bytes as a possible hash (a SHA-256 receipt too), and a value ~128
+    // bits from the image tells nothing about it.
     let known = provider_knowledge(o);
+    let truth = |s: &crate::sim::Send| match s.tag {
+        Tag::Background(j) => Some(w.photos[w.background[j]].hash),
+        Tag::Leaked { .. } => Some(w.photos[w.leaked].hash),
+        _ => None,
+    };
+    let of_image = |s: &crate::sim::Send| -> Option<Knowledge> {
+        let mut k = known.get(&s.blob)?.clone();
+        if let Some(t) = truth(s) {
+            k.hashes
+                .retain(|h| h.distance(&t) <= scanlab_schemes::DEFAULT_RADIUS);
+        }
+        Some(k)
+    };
+
+    // Reconstruction of unmatched background images.
     let mut rec: Option<(&'static str, Vec<(f64, f64)>)> = None;
     for s in background.iter().filter(|s| !is_flagged(s)).take(8) {
         let Tag::Background(j) = s.tag else { continue };
-        let Some((g, method)) = known.get(&s.blob).and_then(rebuild) else {
+        let Some((g, method)) = of_image(s).as_ref().and_then(rebuild) else {
             continue;
         };
         let orig = gray64(&w.photos[w.background[j]].rgb);
@@ -341,7 +359,8 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         .map(|(b, _)| b.clone())
         .collect();
     // The provider knows the padding rule: it links every blob in the copy's size bucket.
-    let size_of_copy = scanlab_messenger::mls::padded_len(w.photos[w.leaked].sent.len()) + 16;
+    let size_of_copy = scanlab_messenger::mls::padded_len(w.photos[w.leaked].sent.len())
+        + scanlab_messenger::mls::BLOB_OVERHEAD;
     let size: BTreeSet<String> = o
         .blobs
         .iter()
@@ -369,7 +388,7 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
     let frac = |k: usize| k as f64 / innocent.len().max(1) as f64;
     let count = |f: &dyn Fn(&crate::sim::Send) -> bool| innocent.iter().filter(|s| f(s)).count();
     let has =
-        |s: &crate::sim::Send, f: &dyn Fn(&Knowledge) -> bool| known.get(&s.blob).is_some_and(f);
+        |s: &crate::sim::Send, f: &dyn Fn(&Knowledge) -> bool| of_image(s).is_some_and(|k| f(&k));
     let plaintext = count(&|s| has(s, &|k| k.plaintext.is_some()));
     let thumbnail = count(&|s| has(s, &|k| k.luma64.is_some() || k.dct16.is_some()));
     let hashed = count(&|s| has(s, &|k| !k.hashes.is_empty()));

@@ -812,9 +812,13 @@ impl<T: Transport> Client<T> {
     }
 
     /// Creates chat `chat` with `peers` (a 1:1 chat is a chat with one peer).
+    /// A refused creation (a peer's key refused, the provider unreachable) leaves no group
+    /// behind, so the chat can be created again.
     pub fn create_chat(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
         self.mls.create_group(chat)?;
-        self.add(chat, peers)
+        self.add(chat, peers).inspect_err(|_| {
+            let _ = self.mls.delete_group(chat);
+        })
     }
 
     /// Adds peers: takes one key package of each, commits, and sends the commit to the current

@@ -385,6 +385,12 @@ impl MlsClient {
         commit.to_bytes().map_err(protocol)
     }
 
+    /// Deletes a group and its secrets from this client's state.
+    pub fn delete_group(&self, group: &str) -> Result<(), MlsError> {
+        let mut g = self.load(group)?;
+        g.delete(self.provider.storage()).map_err(state)
+    }
+
     /// Merges this client's pending commit: the provider accepted it.
     pub fn merge_pending(&self, group: &str) -> Result<(), MlsError> {
         self.load(group)?
