@@ -190,13 +190,17 @@ pub fn run(
         );
         let sent = alice.send("pair", Some("benign"), Some(benign));
         let reached = !d.provider.reviews()?.is_empty();
+        let asked = lies.asked().iter().any(|a| a == "POST /v1/scan");
         rows.push(row(
             "forged disclose",
             reached,
-            match (&sent, reached) {
-                (Err(e), false) => Some(caught(e)),
-                (Ok(_), false) => Some("ignored: the scheme never discloses on request".into()),
-                _ => None,
+            match (&sent, reached, asked) {
+                (_, true, _) => None,
+                (_, false, false) => Some("not applicable: no scan request to answer".into()),
+                (Err(e), false, true) => Some(caught(e)),
+                (Ok(_), false, true) => {
+                    Some("ignored: the scheme never discloses on request".into())
+                }
             },
         ));
     }
@@ -247,10 +251,11 @@ fn ghost(list: &scanlab_hashlist::HashList) -> Result<GhostResults, EvalError> {
     };
     // Unlogged: the directory lies, with Bob's real entry's proof.
     serve(json!(d.provider.kt_lookup(1)?));
-    let unlogged_refused = matches!(
-        alice.create_chat("c1", &["bob"]),
-        Err(ClientError::Mls(_) | ClientError::Identity(_))
-    );
+    // Refused for the reason under test: the key is not in the log (any other error would
+    // not show the log doing its work).
+    let unlogged_refused = alice
+        .create_chat("c1", &["bob"])
+        .is_err_and(|e| e.to_string().contains("key-transparency log"));
     // Without any check run, nothing notices: neither client has raised anything yet.
     bob.monitor()?;
     // Logged.

@@ -247,6 +247,9 @@ pub enum LogError {
     /// A policy registers one key or one name twice.
     #[error("the policy registers {0:?} twice; each organisation needs its own name and key")]
     Duplicate(String),
+    /// A policy with k = 0 admits any entry unvouched.
+    #[error("the policy needs k of at least 1; k = 0 admits any entry without a voucher")]
+    NoThreshold,
     /// A policy registers a weak (small-order) key, under which forged signatures verify.
     #[error("organisation {0:?} has a weak Ed25519 key; register a properly generated key")]
     WeakKey(String),
@@ -256,6 +259,9 @@ impl Policy {
     /// A policy needing `k` vouchers from `orgs`, refused if two organisations share a name or
     /// a key (one key under two names would count as two organisations).
     pub fn new(k: usize, orgs: Vec<OrgKey>) -> Result<Policy, LogError> {
+        if k == 0 {
+            return Err(LogError::NoThreshold);
+        }
         for (i, a) in orgs.iter().enumerate() {
             if a.key.is_weak() {
                 return Err(LogError::WeakKey(a.name.clone()));
@@ -1127,6 +1133,10 @@ mod tests {
             Policy::new(2, both.clone()),
             Err(LogError::Duplicate(_))
         ));
+        assert_eq!(
+            Policy::new(0, vec![o[0].public.clone()]).unwrap_err(),
+            LogError::NoThreshold
+        );
         // Built by hand past that check, the key still counts once.
         let hand = Policy {
             k: 2,

@@ -861,15 +861,14 @@ impl<T: Transport> Client<T> {
     fn publish_commit(&self, chat: &str, to: &[String], commit: &[u8]) -> Result<(), ClientError> {
         match self.deliver(chat, to, Envelope::Commit, commit) {
             Ok(_) => Ok(self.mls.merge_pending(chat)?),
-            Err(e) => {
+            // Dropped only when the provider said another commit came first. On any other
+            // error (a lost answer after the provider accepted it) the commit stays pending:
+            // dropping it would leave this client an epoch behind everyone who merged it.
+            Err(ClientError::Transport(m)) if m.starts_with("409") => {
                 self.mls.clear_pending(chat)?;
-                Err(match e {
-                    ClientError::Transport(m) if m.starts_with("409") => {
-                        ClientError::Stale(chat.into())
-                    }
-                    e => e,
-                })
+                Err(ClientError::Stale(chat.into()))
             }
+            Err(e) => Err(e),
         }
     }
 

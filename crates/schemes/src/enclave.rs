@@ -724,11 +724,13 @@ impl Provider {
         scanlab_messenger::client::url_id(&r.blob)
             .map_err(|e| SchemeError::Malformed(e.to_string()))?;
         let v = self.link.scan(&r.blob, &capsule)?;
-        // The receipt recipients check: the digest of the capsule relayed for this blob.
-        ctx.set_state(
-            &format!("receipt {}", r.blob),
-            Sha256::digest(&capsule).to_vec(),
-        )?;
+        // The receipt recipients check: the digest of the capsule relayed for this blob. The
+        // first scan of a blob wins: another account that learns the blob id (a recipient)
+        // cannot replace it to make honest recipients refuse the image.
+        let key = format!("receipt {}", r.blob);
+        if ctx.state(&key)?.is_none() {
+            ctx.set_state(&key, Sha256::digest(&capsule).to_vec())?;
+        }
         if let (Some(m), Some(img)) = (&v.matched, &v.image) {
             let image = b64_field(&json!({ "i": img }), "i")?;
             ctx.submit_review("enclave", &r.blob, &m.reason(), image)?;
