@@ -54,8 +54,6 @@ pub struct GhostResults {
     pub found_by_monitoring: bool,
     /// Comparing safety numbers shows it.
     pub found_by_safety_numbers: bool,
-    /// Neither check run: nothing in either client notices.
-    pub unnoticed_without_checks: bool,
 }
 
 /// All rows.
@@ -263,7 +261,6 @@ fn ghost(list: &scanlab_hashlist::HashList) -> Result<GhostResults, EvalError> {
         .dangerous_log_identity("bob", *ghost_key.verifying_key().as_bytes())?;
     serve(json!(d.provider.kt_lookup(2)?));
     let logged_accepted = alice.create_chat("c2", &["bob"]).is_ok();
-    let unnoticed_without_checks = logged_accepted;
     // The ghost takes the welcome from what the provider received, and reads what follows.
     let bodies = |d: &Deployed| -> Result<Vec<Value>, EvalError> {
         Ok(d.provider
@@ -313,25 +310,5 @@ fn ghost(list: &scanlab_hashlist::HashList) -> Result<GhostResults, EvalError> {
         logged_accepted,
         found_by_monitoring,
         found_by_safety_numbers,
-        unnoticed_without_checks,
     })
-}
-
-/// For tests: the rows as `scheme attack → outcome` lines.
-pub fn lines(a: &Attacks) -> Vec<String> {
-    a.rows
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}: {}",
-                r.scheme,
-                r.attack,
-                match (&r.detected_by, r.succeeded) {
-                    (Some(d), _) => format!("caught by {d}"),
-                    (None, true) => "succeeded".into(),
-                    (None, false) => "failed".into(),
-                }
-            )
-        })
-        .collect()
 }

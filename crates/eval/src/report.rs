@@ -455,8 +455,7 @@ that names it.</p>",
 its answers to the real clients. A row says whether the attack got what it wanted and which \
 check caught it. The ghost user (S2b): a ghost key the provider does not log is {}; a logged \
 one is {} on first contact and reads {} of the {} messages sent after it; the impersonated \
-account's key-transparency monitoring {} it, and comparing safety numbers {} it. With neither \
-check run, {}.</p><table><tr><th>scheme</th><th>attack</th><th>succeeded</th><th>caught by</th></tr>",
+account's key-transparency monitoring {} it, and comparing safety numbers {} it.</p><table><tr><th>scheme</th><th>attack</th><th>succeeded</th><th>caught by</th></tr>",
         if g.unlogged_refused {
             "refused"
         } else {
@@ -478,11 +477,6 @@ check run, {}.</p><table><tr><th>scheme</th><th>attack</th><th>succeeded</th><th
             "shows"
         } else {
             "misses"
-        },
-        if g.unnoticed_without_checks {
-            "nothing notices it"
-        } else {
-            "it is still noticed"
         },
     );
     for a in &r.provider_attacks.rows {

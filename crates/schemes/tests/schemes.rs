@@ -164,23 +164,28 @@ fn deploy(name: &str, config: impl FnOnce(&Path) -> Value, dir: &Path) -> (Arc<P
     (provider, url)
 }
 
+/// Alice and Bob, each with the announced scheme's client half, in chat "pair" on the provider
+/// at `url`; their homes in `dir`.
+fn pair(dir: &Path, url: &str) -> (Client<HttpTransport>, Client<HttpTransport>) {
+    let connect = |name: &str| {
+        let mut c = Client::connect(&dir.join(name), name, HttpTransport::new(url)).unwrap();
+        let half = registry().client_half(&c.scheme_info().unwrap()).unwrap();
+        c.set_scheme(half).unwrap();
+        c
+    };
+    let (alice, mut bob) = (connect("alice"), connect("bob"));
+    alice.create_chat("pair", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    (alice, bob)
+}
+
 /// Deploys scheme `name` with `config` (a function of a scratch folder, for files it needs),
 /// has Alice send the three images to Bob in a chat, and collects the result.
 fn run(name: &str, config: impl FnOnce(&Path) -> Value, images: &Images) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("provider");
     let (provider, url) = deploy(name, config, tmp.path());
-    let connect = |name: &str| {
-        let mut c =
-            Client::connect(&tmp.path().join(name), name, HttpTransport::new(&url)).unwrap();
-        let half = registry().client_half(&c.scheme_info().unwrap()).unwrap();
-        c.set_scheme(half).unwrap();
-        c
-    };
-    let mut alice = connect("alice");
-    let mut bob = connect("bob");
-    alice.create_chat("pair", &["bob"]).unwrap();
-    bob.recv().unwrap();
+    let (mut alice, mut bob) = pair(tmp.path(), &url);
     for (text, img) in [
         ("listed", &images.listed[2]),
         ("benign", &images.benign),
@@ -402,16 +407,7 @@ fn s2_every_message_needs_its_own_signed_capsule_and_recipients_check_what_it_ho
         },
         tmp.path(),
     );
-    let connect = |name: &str| {
-        let mut c =
-            Client::connect(&tmp.path().join(name), name, HttpTransport::new(&url)).unwrap();
-        let half = registry().client_half(&c.scheme_info().unwrap()).unwrap();
-        c.set_scheme(half).unwrap();
-        c
-    };
-    let (mut alice, mut bob) = (connect("alice"), connect("bob"));
-    alice.create_chat("pair", &["bob"]).unwrap();
-    bob.recv().unwrap();
+    let (mut alice, mut bob) = pair(tmp.path(), &url);
     alice.send("pair", Some("hello"), None).unwrap();
     let got = bob.recv().unwrap();
     assert_eq!(got[0].as_ref().unwrap().text.as_deref(), Some("hello"));
@@ -760,16 +756,7 @@ fn s5_a_recipient_refuses_an_image_the_enclave_did_not_scan() {
     let tmp = tempfile::tempdir().unwrap();
     let config = enclave_config(&images, &tmp.path().join("enclave"));
     let (provider, url) = deploy("enclave", |_| config, tmp.path());
-    let connect = |name: &str| {
-        let mut c =
-            Client::connect(&tmp.path().join(name), name, HttpTransport::new(&url)).unwrap();
-        let half = registry().client_half(&c.scheme_info().unwrap()).unwrap();
-        c.set_scheme(half).unwrap();
-        c
-    };
-    let (mut alice, mut bob) = (connect("alice"), connect("bob"));
-    alice.create_chat("pair", &["bob"]).unwrap();
-    bob.recv().unwrap();
+    let (mut alice, mut bob) = pair(tmp.path(), &url);
     // A modified sender shows the enclave the benign photo and sends the listed one.
     let inner = registry()
         .client_half(&alice.scheme_info().unwrap())
