@@ -24,7 +24,7 @@ fn setup() -> &'static Setup {
         let dir = common::scratch();
         let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
         let client = MlsClient::open(dir.path(), "fz", &key).unwrap();
-        client.create_group("g").unwrap();
+        client.create_group("g", Some("fuzz")).unwrap();
         Setup { client, _dir: dir }
     })
 }
@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let s = setup();
     let _ = s.client.process("g", data, &any);
     let _ = s.client.join(data, &any);
+    let _ = scanlab_messenger::mls::framing(data);
     let _ = scanlab_messenger::identity::verify_credential(data, b"leaf key");
     let key = [0u8; 32];
     let (_, commit) = scanlab_messenger::mls::attachment_keys(&key);

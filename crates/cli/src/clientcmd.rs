@@ -172,7 +172,19 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
             let mut failed = 0;
             for m in client.recv()? {
                 match m {
-                    Ok(m) => writeln!(out, "{}", serde_json::to_string(&m)?)?,
+                    Ok(m) => {
+                        // A change of members is said out loud: a member let in unnoticed
+                        // reads everything after.
+                        if let Some(c) = &m.change {
+                            for n in &c.added {
+                                eprintln!("scanlab: {} added {n} to chat {:?}", m.from, m.chat);
+                            }
+                            for n in &c.removed {
+                                eprintln!("scanlab: {} removed {n} from chat {:?}", m.from, m.chat);
+                            }
+                        }
+                        writeln!(out, "{}", serde_json::to_string(&m)?)?
+                    }
                     Err(e) => {
                         failed += 1;
                         eprintln!("scanlab: a message could not be decrypted: {e}");

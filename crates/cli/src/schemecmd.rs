@@ -174,6 +174,12 @@ pub enum EscrowCmd {
         /// Folder for the recovered images.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// What `scanlab client monitor` printed for any account (the provider's id and a
+        /// key-transparency head that client verified). With it, a message counts as signed
+        /// only under a key that head's log holds for its sender, so the provider's copy of
+        /// its own database is not taken on trust.
+        #[arg(long)]
+        kt_anchor: Option<PathBuf>,
     },
 }
 
@@ -195,6 +201,7 @@ pub fn cmd_escrow(c: EscrowCmd) -> Result<ExitCode> {
             key,
             view,
             out,
+            kt_anchor,
         } => {
             let k = KeyPair::from_secret(&zeroize::Zeroizing::new(read_hex_key(&key)?))
                 .with_context(|| format!("{} is not an escrow secret key", key.display()))?;
@@ -207,7 +214,13 @@ pub fn cmd_escrow(c: EscrowCmd) -> Result<ExitCode> {
                     .unwrap_or(Path::new("."))
                     .to_path_buf()
             });
-            let authority = Authority::open(k, &view)?;
+            let mut authority = Authority::open(k, &view)?;
+            if let Some(a) = &kt_anchor {
+                let (log, head) = read_anchor(a).with_context(|| {
+                    format!("{} is not `scanlab client monitor` output", a.display())
+                })?;
+                authority = authority.with_key_transparency(log, head);
+            }
             let recovered = authority.recover(&data)?;
             if let Some(dir) = &out {
                 std::fs::create_dir_all(dir)?;
@@ -234,6 +247,18 @@ pub fn cmd_escrow(c: EscrowCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The provider's log key and head from `scanlab client monitor` output.
+fn read_anchor(
+    path: &Path,
+) -> Result<(ed25519_dalek::VerifyingKey, scanlab_messenger::kt::KtHead)> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let head = serde_json::from_value(v["head"].clone())?;
+    let id: [u8; 32] = hex::decode(v["provider"].as_str().unwrap_or_default())?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the provider id is not 32 bytes"))?;
+    Ok((ed25519_dalek::VerifyingKey::from_bytes(&id)?, head))
 }
 
 fn write_secret(path: &Path, text: &str) -> Result<()> {

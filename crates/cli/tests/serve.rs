@@ -216,10 +216,17 @@ fn the_client_cli_chats_end_to_end() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["text"], "hi");
+    // First the join, shown with who is in the chat (also said on stderr), then the message.
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["chat"], "team");
     assert_eq!(
-        std::fs::read(lines[0]["image"].as_str().unwrap()).unwrap(),
+        lines[0]["change"]["added"],
+        json!(["alice", "bob", "carol"])
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("alice added carol to chat \"team\""));
+    assert_eq!(lines[1]["text"], "hi");
+    assert_eq!(
+        std::fs::read(lines[1]["image"].as_str().unwrap()).unwrap(),
         std::fs::read(&img).unwrap()
     );
     assert!(

@@ -261,14 +261,17 @@ fn ghost(list: &scanlab_hashlist::HashList) -> Result<GhostResults, EvalError> {
         .dangerous_log_identity("bob", *ghost_key.verifying_key().as_bytes())?;
     serve(json!(d.provider.kt_lookup(2)?));
     let logged_accepted = alice.create_chat("c2", &["bob"]).is_ok();
+    // The provider routes by the chat's random group id.
+    let gid = alice.chat_id("c2").unwrap_or_default();
     // The ghost takes the welcome from what the provider received, and reads what follows.
     let bodies = |d: &Deployed| -> Result<Vec<Value>, EvalError> {
+        let gid = gid.clone();
         Ok(d.provider
             .view()?
             .into_iter()
             .filter(|r| r.kind == RecordKind::Received && r.endpoint == "POST /v1/messages")
             .filter_map(|r| r.json())
-            .filter(|b| b["group"] == "c2")
+            .filter(move |b| b["group"] == gid.as_str())
             .collect())
     };
     let payload = |b: &Value| -> Vec<u8> {
@@ -295,7 +298,7 @@ fn ghost(list: &scanlab_hashlist::HashList) -> Result<GhostResults, EvalError> {
         .filter(|p| p.first() == Some(&0))
         .filter(|p| {
             matches!(
-                ghost.process("c2", &p[1..], &any),
+                ghost.process(&gid, &p[1..], &any),
                 Ok(Incoming::Application { .. })
             )
         })

@@ -1,9 +1,20 @@
 //! The messenger client: an [`MlsClient`] talking to the provider through a [`Transport`].
 //!
 //! # Wire envelope
-//! The provider relays opaque payloads. The first byte says what the rest is, so a recipient
-//! knows how to process it: `0` an MLS message (handshake or application), `1` an MLS welcome.
-//! (MLS framing already reveals this distinction to anyone who sees the bytes.)
+//! The provider relays opaque payloads. The first byte says what the rest is
+//! ([`Envelope`]): `0` an MLS application message, `1` an MLS welcome, `2` an MLS handshake
+//! message (a commit or proposal). MLS framing already reveals this distinction to anyone who
+//! sees the bytes; the provider and the recipient both refuse an envelope that does not match
+//! its framing, and the recipient does so before it processes anything.
+//!
+//! # Chats
+//! A chat's MLS group id is 16 random bytes (hex), drawn by its creator: the provider routes by
+//! it and learns nothing from it, and two people's chats called "family" never meet. The title
+//! the user gave ("family") travels inside the group context ([`crate::mls::TITLE_EXTENSION`]),
+//! which only members read. Each client maps its own chat names to group ids (a joined chat takes
+//! the creator's title, with a suffix if the name is taken here); every public method takes the
+//! local name. Membership changes (a join, an add, a removal) come out of [`Client::recv`] as
+//! [`Received::change`], so users see who was let in.
 //!
 //! An application message's plaintext is JSON: `{"text"?, "attachment"?}`, where the attachment
 //! is an [`AttachmentRef`] (blob id, key, nonce, digest). Delivery is at-least-once; the client
@@ -341,19 +352,14 @@ impl<T: Transport> Transport for Tampering<T> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(key.clone());
-        let answer = self.honest.call(method, path, token, body, json)?;
-        Ok(
-            match self
-                .tamper
-                .lies
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&key)
-            {
-                Some(lie) => lie(answer),
-                None => answer,
-            },
-        )
+        // The request still reaches the honest provider (a lie is told about a real
+        // exchange), but a lie replaces its answer even when the honest one was an error.
+        let honest = self.honest.call(method, path, token, body, json);
+        let lies = self.tamper.lies.lock().unwrap_or_else(|e| e.into_inner());
+        match lies.get(&key) {
+            Some(lie) => Ok(lie(honest.unwrap_or_default())),
+            None => honest,
+        }
     }
 }
 
@@ -366,19 +372,32 @@ pub struct Sent {
     pub blob: Option<String>,
 }
 
-/// A decrypted message, as `recv` reports it.
+/// A decrypted message, or a change of a chat's members, as `recv` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Received {
     /// Provider message id.
     pub id: i64,
-    /// Chat (group) id.
+    /// Chat, by this client's name for it.
     pub chat: String,
-    /// Sender's name.
+    /// Sender's name (for a change, who made it).
     pub from: String,
     /// Text, if any.
     pub text: Option<String>,
     /// Where the decrypted image was saved, if any.
     pub image: Option<PathBuf>,
+    /// A change of the chat's members, if this was one (a welcome or a commit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Membership>,
+}
+
+/// Who joined or left a chat with one welcome or commit: what a user must be shown, since a
+/// member added without their noticing (a ghost) reads everything after.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Membership {
+    /// Names added (for a welcome, every member: this client has just joined).
+    pub added: Vec<String>,
+    /// Names removed.
+    pub removed: Vec<String>,
 }
 
 /// A messenger client: identity, MLS state and bookkeeping under `home`.
@@ -401,6 +420,11 @@ pub struct Monitored {
     pub size: u64,
     /// Keys logged under this account's name (its own included).
     pub own_entries: usize,
+    /// The head checked: signed by the provider, consistent with every head this client saw
+    /// before. Others (an escrow authority, another user) can check their copy against it.
+    pub head: crate::kt::KtHead,
+    /// The provider's id (its log key, hex), as this client pinned it.
+    pub provider: String,
 }
 
 const KEY_PACKAGES_AT_ONCE: usize = 5;
@@ -427,7 +451,9 @@ impl<T: Transport> Client<T> {
              CREATE TABLE IF NOT EXISTS received (id INTEGER PRIMARY KEY, message TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS contacts (name TEXT PRIMARY KEY, identity_key BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS scheme_pin (announcement TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS provider_pin (id TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS provider_pin (id TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS chats (name TEXT PRIMARY KEY, gid TEXT NOT NULL UNIQUE);
+             CREATE TABLE IF NOT EXISTS kt_head (head TEXT NOT NULL);",
         )
         .map_err(st)?;
         let existing: Option<String> = db
@@ -628,6 +654,7 @@ impl<T: Transport> Client<T> {
                 lookup
                     .verify(&log, &id.name, &id.key)
                     .map_err(|e| ClientError::Identity(e.to_string()))?;
+                self.observe_kt(&lookup.head)?;
                 self.trust(id)
             }
         }
@@ -648,6 +675,7 @@ impl<T: Transport> Client<T> {
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let keys = crate::kt::audit(&log, &head, &leaves, self.name())
             .map_err(|e| ClientError::Identity(e.to_string()))?;
+        self.observe_kt(&head)?;
         let mine = self.identity().key;
         if let Some(other) = keys.iter().find(|k| **k != mine) {
             return Err(ClientError::Identity(format!(
@@ -658,7 +686,50 @@ impl<T: Transport> Client<T> {
         Ok(Monitored {
             size: head.size,
             own_entries: keys.len(),
+            head,
+            provider: hex::encode(log.as_bytes()),
         })
+    }
+
+    /// Checks a verified key-transparency head against the last one this client kept: the
+    /// same size needs the same root, a larger one a consistency proof from it, and a smaller
+    /// one is a rollback ([`crate::kt::verify_consistency`]). Keeps the new head.
+    fn observe_kt(&self, head: &crate::kt::KtHead) -> Result<(), ClientError> {
+        if let Some(old) = self.kt_head()? {
+            let proof = if head.size > old.size && old.size > 0 {
+                let v = self.transport.get(
+                    &format!("/v1/kt/consistency/{}/{}", old.size, head.size),
+                    Some(&self.token),
+                )?;
+                v["proof"].as_str().unwrap_or_default().to_string()
+            } else {
+                String::new()
+            };
+            crate::kt::verify_consistency(&old, head, &proof)
+                .map_err(|e| ClientError::Identity(e.to_string()))?;
+            if head.size == old.size {
+                return Ok(());
+            }
+        }
+        self.db.execute_batch("DELETE FROM kt_head").map_err(st)?;
+        self.db
+            .execute(
+                "INSERT INTO kt_head (head) VALUES (?1)",
+                [serde_json::to_string(head).map_err(st)?],
+            )
+            .map_err(st)?;
+        Ok(())
+    }
+
+    /// The last key-transparency head this client verified, if any: what it would gossip.
+    pub fn kt_head(&self) -> Result<Option<crate::kt::KtHead>, ClientError> {
+        let kept: Option<String> = self
+            .db
+            .query_row("SELECT head FROM kt_head", [], |r| r.get(0))
+            .optional()
+            .map_err(st)?;
+        kept.map(|k| serde_json::from_str(&k).map_err(st))
+            .transpose()
     }
 
     /// [`Client::vet`] as the MLS layer takes it.
@@ -797,33 +868,86 @@ impl<T: Transport> Client<T> {
         Ok(r["id"].as_i64().unwrap_or_default())
     }
 
-    fn others(&self, chat: &str) -> Result<Vec<String>, ClientError> {
+    /// The members of group `gid` other than this client.
+    fn others(&self, gid: &str) -> Result<Vec<String>, ClientError> {
         Ok(self
             .mls
-            .members(chat)?
+            .members(gid)?
             .into_iter()
             .filter(|m| m != self.name())
             .collect())
     }
 
-    /// The chat's members, as this client's MLS state has them (each leaf verified).
-    pub fn members(&self, chat: &str) -> Result<Vec<String>, ClientError> {
-        Ok(self.mls.members(chat)?)
+    /// The MLS group id of this client's chat `chat`: what the provider sees and routes by.
+    pub fn chat_id(&self, chat: &str) -> Result<String, ClientError> {
+        self.db
+            .query_row("SELECT gid FROM chats WHERE name = ?1", [chat], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(st)?
+            .ok_or_else(|| MlsError::UnknownGroup(chat.into()).into())
     }
 
-    /// Creates chat `chat` with `peers` (a 1:1 chat is a chat with one peer).
+    /// This client's name for group `gid`.
+    fn chat_name(&self, gid: &str) -> Result<String, ClientError> {
+        self.db
+            .query_row("SELECT name FROM chats WHERE gid = ?1", [gid], |r| r.get(0))
+            .optional()
+            .map_err(st)?
+            .ok_or_else(|| MlsError::UnknownGroup(gid.into()).into())
+    }
+
+    /// This client's chats, by name.
+    pub fn chats(&self) -> Result<Vec<String>, ClientError> {
+        let mut q = self
+            .db
+            .prepare("SELECT name FROM chats ORDER BY name")
+            .map_err(st)?;
+        let names = q
+            .query_map([], |r| r.get(0))
+            .map_err(st)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(st)?;
+        Ok(names)
+    }
+
+    /// The chat's members, as this client's MLS state has them (each leaf verified).
+    pub fn members(&self, chat: &str) -> Result<Vec<String>, ClientError> {
+        Ok(self.mls.members(&self.chat_id(chat)?)?)
+    }
+
+    /// Creates chat `chat` with `peers` (a 1:1 chat is a chat with one peer). Its group id is
+    /// random; `chat` is its title, which the peers see and the provider does not.
     /// A refused creation (a peer's key refused, the provider unreachable) leaves no group
     /// behind, so the chat can be created again.
     pub fn create_chat(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
-        self.mls.create_group(chat)?;
+        crate::mls::check_title(chat)?;
+        if self.chat_id(chat).is_ok() {
+            return Err(
+                MlsError::Refused(format!("this client already has a chat {chat:?}")).into(),
+            );
+        }
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
+        let gid = hex::encode(id);
+        self.mls.create_group(&gid, Some(chat))?;
+        self.db
+            .execute(
+                "INSERT INTO chats (name, gid) VALUES (?1, ?2)",
+                rusqlite::params![chat, gid],
+            )
+            .map_err(st)?;
         self.add(chat, peers).inspect_err(|_| {
-            let _ = self.mls.delete_group(chat);
+            let _ = self.mls.delete_group(&gid);
+            let _ = self.db.execute("DELETE FROM chats WHERE gid = ?1", [&gid]);
         })
     }
 
     /// Adds peers: takes one key package of each, commits, and sends the commit to the current
     /// members and the welcome to the new ones.
     pub fn add(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
+        let chat = &self.chat_id(chat)?;
         let existing = self.others(chat)?;
         let mut kps = Vec::new();
         for p in peers {
@@ -848,6 +972,7 @@ impl<T: Transport> Client<T> {
 
     /// Removes peers; they receive the commit that removes them, and nothing after it decrypts.
     pub fn remove(&self, chat: &str, peers: &[&str]) -> Result<(), ClientError> {
+        let chat = &self.chat_id(chat)?;
         let before = self.others(chat)?;
         let commit = self.mls.remove(chat, peers)?;
         self.publish_commit(chat, &before, &commit)?;
@@ -858,15 +983,15 @@ impl<T: Transport> Client<T> {
     /// commit of its epoch; if another member's came first, drops it ([`ClientError::Stale`]).
     /// So two members committing at once cannot fork the group: one commit per epoch reaches
     /// anyone.
-    fn publish_commit(&self, chat: &str, to: &[String], commit: &[u8]) -> Result<(), ClientError> {
-        match self.deliver(chat, to, Envelope::Commit, commit) {
-            Ok(_) => Ok(self.mls.merge_pending(chat)?),
+    fn publish_commit(&self, gid: &str, to: &[String], commit: &[u8]) -> Result<(), ClientError> {
+        match self.deliver(gid, to, Envelope::Commit, commit) {
+            Ok(_) => Ok(self.mls.merge_pending(gid)?),
             // Dropped only when the provider said another commit came first. On any other
             // error (a lost answer after the provider accepted it) the commit stays pending:
             // dropping it would leave this client an epoch behind everyone who merged it.
             Err(ClientError::Transport(m)) if m.starts_with("409") => {
-                self.mls.clear_pending(chat)?;
-                Err(ClientError::Stale(chat.into()))
+                self.mls.clear_pending(gid)?;
+                Err(ClientError::Stale(self.chat_name(gid)?))
             }
             Err(e) => Err(e),
         }
@@ -906,6 +1031,7 @@ impl<T: Transport> Client<T> {
         text: Option<&str>,
         file: Option<(&[u8], Media)>,
     ) -> Result<Sent, ClientError> {
+        let chat = &self.chat_id(chat)?;
         let attachment = match file {
             Some((bytes, media)) => {
                 let (ct, mut r) = seal_attachment(bytes, self.name(), chat)?;
@@ -965,6 +1091,7 @@ impl<T: Transport> Client<T> {
         body: &Value,
         fields: Option<Value>,
     ) -> Result<i64, ClientError> {
+        let chat = &self.chat_id(chat)?;
         let ct = self
             .mls
             .encrypt(chat, &serde_json::to_vec(body).map_err(st)?)?;
@@ -1082,10 +1209,47 @@ impl<T: Transport> Client<T> {
         self.mls.process(chat, mls, &self.vetter())
     }
 
+    /// Joins a chat from a welcome, naming it by its title (with a suffix when the name is
+    /// taken here), and reports who is in it.
+    fn join(&mut self, id: i64, from: &str, welcome: &[u8]) -> Result<Received, ClientError> {
+        let j = self.mls.join(welcome, &self.vetter())?;
+        // The account the provider says sent the welcome must be the member who signed it.
+        if j.by != from {
+            let _ = self.mls.delete_group(&j.group);
+            return Err(ClientError::Identity(format!(
+                "welcome {id} came from account {from:?} but is signed by {:?}",
+                j.by
+            )));
+        }
+        let title = j.title.clone().unwrap_or_else(|| j.group.clone());
+        let mut name = title.clone();
+        if self.chat_id(&name).is_ok() {
+            name = format!("{title} ({})", &j.group[..j.group.len().min(8)]);
+        }
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO chats (name, gid) VALUES (?1, ?2)",
+                rusqlite::params![name, j.group],
+            )
+            .map_err(st)?;
+        self.publish_key_packages(1)?;
+        Ok(Received {
+            id,
+            chat: self.chat_name(&j.group)?,
+            from: j.by,
+            text: None,
+            image: None,
+            change: Some(Membership {
+                added: j.members,
+                removed: vec![],
+            }),
+        })
+    }
+
     fn handle(
         &mut self,
         id: i64,
-        chat: &str,
+        gid: &str,
         from: &str,
         payload: &[u8],
         fields: Option<Value>,
@@ -1096,21 +1260,52 @@ impl<T: Transport> Client<T> {
         let envelope = Envelope::of(kind)
             .ok_or_else(|| MlsError::Malformed(format!("unknown envelope kind {kind}")))?;
         if envelope == Envelope::Welcome {
-            self.mls.join(mls, &self.vetter())?;
-            self.publish_key_packages(1)?;
-            return Ok(None);
+            return self.join(id, from, mls).map(Some);
         }
-        let Incoming::Application { sender, plaintext } = self.process_mls(chat, mls)? else {
-            return Ok(None);
-        };
-        // Content in an envelope that told the provider it holds none (to skip what the
-        // scheme requires of application messages) is refused.
-        if envelope != Envelope::Application {
+        // The envelope must say what the framing says, checked before anything is processed:
+        // content in an envelope that told the provider it holds none (to skip what the scheme
+        // requires of application messages) is refused, and so is a commit smuggled in an
+        // application envelope, before it could be merged.
+        let f = crate::mls::framing(mls)?;
+        if f.group != gid.as_bytes() {
             return Err(MlsError::Refused(format!(
-                "message {id} is an application message sent as a {envelope:?} envelope"
+                "message {id} is framed for another group than the one it was delivered in"
             ))
             .into());
         }
+        if f.handshake != (envelope == Envelope::Commit) {
+            return Err(MlsError::Refused(format!(
+                "message {id} is a {} message sent as a {envelope:?} envelope",
+                if f.handshake {
+                    "handshake"
+                } else {
+                    "application"
+                }
+            ))
+            .into());
+        }
+        let chat = self.chat_name(gid)?;
+        let (sender, plaintext) = match self.process_mls(gid, mls)? {
+            Incoming::Application { sender, plaintext } => (sender, plaintext),
+            Incoming::Commit { by, .. } if by != from => {
+                return Err(ClientError::Identity(format!(
+                    "commit {id} came from account {from:?} but is signed by {by:?}"
+                )));
+            }
+            Incoming::Commit {
+                by, added, removed, ..
+            } if !added.is_empty() || !removed.is_empty() => {
+                return Ok(Some(Received {
+                    id,
+                    chat,
+                    from: by,
+                    text: None,
+                    image: None,
+                    change: Some(Membership { added, removed }),
+                }));
+            }
+            _ => return Ok(None),
+        };
         // The account the provider says sent it must be the MLS sender: a member cannot pass
         // its words off as another's, nor the provider re-attribute them.
         if sender != from {
@@ -1118,6 +1313,7 @@ impl<T: Transport> Client<T> {
                 "message {id} came from account {from:?} but is signed by {sender:?}"
             )));
         }
+        let chat = gid;
         let v: Value =
             serde_json::from_slice(&plaintext).map_err(|e| MlsError::Malformed(e.to_string()))?;
         let sender_key = self
@@ -1176,10 +1372,11 @@ impl<T: Transport> Client<T> {
         let text = v.get("text").and_then(|t| t.as_str()).map(str::to_string);
         Ok(Some(Received {
             id,
-            chat: chat.into(),
+            chat: self.chat_name(gid)?,
             from: sender,
             text,
             image,
+            change: None,
         }))
     }
 }

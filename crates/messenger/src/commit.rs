@@ -165,6 +165,8 @@ mod tests {
             register(name: &str, k: &[u8; 32]) -> bool;
             identity_key(name: &str) -> Option<[u8; 32]>;
             claim_commit(g: &str, e: u64) -> bool;
+            group_members(g: &str) -> Vec<String>;
+            add_group_members(g: &str, n: &[String]) -> ();
             kt_append(n: &str, k: &[u8; 32]) -> ();
             kt_leaves() -> Vec<(String, [u8; 32])>;
             put_token(t: &str, n: &str, i: i64) -> ();

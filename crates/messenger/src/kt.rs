@@ -21,6 +21,13 @@
 //! - **Monitoring**: `GET /v1/kt` serves the head and every leaf; [`audit`] recomputes the root
 //!   and lists every key logged under a name, so an account sees a key that is not its own.
 //!
+//! - **Append-only, per client**: each client keeps the last head it verified. A head of the
+//!   same size must have the same root; a larger one must come with an RFC 6962 consistency
+//!   proof from the kept one (`GET /v1/kt/consistency/{from}/{to}`, [`verify_consistency`]); a
+//!   smaller one is a rollback. So the provider cannot rewrite, to one client, what it already
+//!   showed that client (to drop a ghost key after the fact, say): the two signed heads are the
+//!   evidence ([`KtError::Fork`]).
+//!
 //! What it does not do here: heads are not gossiped between clients yet, so a provider can
 //! still show Alice and Bob different logs (a split view) that only gossip would expose; and
 //! monitoring downloads the whole log (no sparse tree or paging).
@@ -49,6 +56,17 @@ pub enum KtError {
     /// Malformed hex or sizes.
     #[error("malformed key-transparency data: {0}")]
     Malformed(String),
+    /// Two heads signed by the log key that no append-only log could both have produced: the
+    /// provider rewrote or forked its history.
+    #[error(
+        "the key-transparency log forked: a head of size {new} does not extend the head of size {old} seen before; keep both heads, they are the evidence"
+    )]
+    Fork {
+        /// Size of the head seen before.
+        old: u64,
+        /// Size of the head now served.
+        new: u64,
+    },
 }
 
 /// A signed head of the identity log.
@@ -176,6 +194,73 @@ impl Lookup {
     }
 }
 
+/// The provider's side: a proof that the log's first `to` leaves extend its first `from`.
+pub fn prove_consistency(
+    leaves: &[(String, [u8; 32])],
+    from: u64,
+    to: u64,
+) -> Result<String, KtError> {
+    if from == 0 || from > to || to > leaves.len() as u64 {
+        return Err(KtError::Malformed(format!(
+            "no consistency proof from size {from} to size {to} of a log of {}",
+            leaves.len()
+        )));
+    }
+    let t = tree(&leaves[..to as usize]);
+    Ok(hex::encode(
+        t.prove_consistency((to - from) as usize).as_bytes(),
+    ))
+}
+
+/// Checks that `new` extends `old` (both already verified under the log key): equal sizes
+/// need equal roots; a larger head needs a valid consistency proof (hex); a smaller one is a
+/// rollback. Any failure is a [`KtError::Fork`].
+pub fn verify_consistency(old: &KtHead, new: &KtHead, proof: &str) -> Result<(), KtError> {
+    let fork = || KtError::Fork {
+        old: old.size,
+        new: new.size,
+    };
+    let (a, b) = (unhex::<32>(&old.root)?, unhex::<32>(&new.root)?);
+    if new.size == old.size {
+        return if a == b { Ok(()) } else { Err(fork()) };
+    }
+    if new.size < old.size || old.size == 0 {
+        // The empty log is extended by everything.
+        return if old.size == 0 && new.size > 0 {
+            Ok(())
+        } else {
+            Err(fork())
+        };
+    }
+    let bytes = hex::decode(proof).map_err(|_| fork())?;
+    let p = ct_merkle::ConsistencyProof::<Sha256>::try_from_bytes(bytes).map_err(|_| fork())?;
+    RootHash::<Sha256>::new(b.into(), new.size)
+        .verify_consistency(&RootHash::<Sha256>::new(a.into(), old.size), &p)
+        .map_err(|_| fork())
+}
+
+/// The keys logged under `name` in the first `head.size` of `leaves`, which must make the
+/// head's root (signed by `log`): what a party handed a copy of the log (the escrow authority)
+/// may rely on, given a head it obtained independently. Leaves after the head are ignored.
+pub fn logged_keys(
+    log: &VerifyingKey,
+    head: &KtHead,
+    leaves: &[(String, [u8; 32])],
+    name: &str,
+) -> Result<Vec<[u8; 32]>, KtError> {
+    let root = head.verify(log)?;
+    let n = usize::try_from(head.size).map_err(|e| KtError::Malformed(e.to_string()))?;
+    let prefix = leaves.get(..n).ok_or(KtError::Mismatch)?;
+    if root_bytes(&tree(prefix)) != root {
+        return Err(KtError::Mismatch);
+    }
+    Ok(prefix
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, k)| *k)
+        .collect())
+}
+
 /// A monitor's audit of the whole log: the leaves must make the head's root; returns every key
 /// logged under `name` (an account expects exactly its own).
 pub fn audit(
@@ -205,6 +290,50 @@ mod tests {
 
     fn leaves() -> Vec<(String, [u8; 32])> {
         (0..7u8).map(|i| (format!("user{i}"), [i; 32])).collect()
+    }
+
+    #[test]
+    fn consistency_holds_for_a_grown_log_and_fails_for_a_rewritten_one() {
+        let log = SigningKey::from_bytes(&[4; 32]);
+        let l = leaves();
+        let old = sign_head(&log, &l[..3], 1);
+        let new = sign_head(&log, &l, 2);
+        let proof = prove_consistency(&l, 3, 7).unwrap();
+        verify_consistency(&old, &new, &proof).unwrap();
+        verify_consistency(&old, &old, "").unwrap();
+        verify_consistency(&sign_head(&log, &[], 0), &old, "").unwrap();
+        // A log whose second entry was replaced (a ghost key dropped after the fact): its
+        // grown head has a proof of its own, which does not reach the head seen before.
+        let mut rewritten = l.clone();
+        rewritten[1].1 = [99; 32];
+        let forged = sign_head(&log, &rewritten, 3);
+        let p = prove_consistency(&rewritten, 3, 7).unwrap();
+        assert_eq!(
+            verify_consistency(&old, &forged, &p),
+            Err(KtError::Fork { old: 3, new: 7 })
+        );
+        // The same size with another root, and a smaller head, are forks too.
+        let same_size = sign_head(&log, &rewritten[..3], 4);
+        assert!(verify_consistency(&old, &same_size, "").is_err());
+        assert!(verify_consistency(&new, &old, &proof).is_err());
+        assert!(prove_consistency(&l, 0, 3).is_err());
+        assert!(prove_consistency(&l, 3, 8).is_err());
+        // Keys under a name, from a copy of the log checked against a head.
+        assert_eq!(
+            logged_keys(&log.verifying_key(), &old, &l, "user1").unwrap(),
+            [[1; 32]]
+        );
+        assert_eq!(
+            logged_keys(&log.verifying_key(), &old, &rewritten, "user1"),
+            Err(KtError::Mismatch),
+            "a copy that is not the log the head signs"
+        );
+        assert!(
+            logged_keys(&log.verifying_key(), &old, &l, "user5")
+                .unwrap()
+                .is_empty(),
+            "entries after the head are not relied on"
+        );
     }
 
     #[test]

@@ -61,6 +61,76 @@ pub const MAX_ATTACHMENT: usize = 32 << 20;
 /// short "ok" and a long sentence look alike.
 pub const MESSAGE_PADDING: usize = 256;
 
+/// The private-use group-context extension (RFC 9420 §17.3, 0xF000–0xFFFF) that holds a
+/// chat's title. The group id is random, so the provider learns nothing from it; the title the
+/// creator chose travels inside the group context, which the welcome encrypts and every
+/// commit's confirmation authenticates, so members agree on it and the provider never sees it.
+pub const TITLE_EXTENSION: u16 = 0xF5C1;
+
+/// Longest chat title, in bytes.
+pub const MAX_TITLE: usize = 64;
+
+/// Leaf capabilities: the title extension is supported, so groups may carry it (openmls
+/// refuses a group-context extension some member's leaf does not list).
+fn capabilities() -> Capabilities {
+    Capabilities::new(
+        None,
+        None,
+        Some(&[ExtensionType::Unknown(TITLE_EXTENSION)]),
+        None,
+        None,
+    )
+}
+
+/// Checks a chat title: UTF-8 text of at most [`MAX_TITLE`] bytes, without control characters.
+pub fn check_title(title: &str) -> Result<(), MlsError> {
+    if title.is_empty() || title.len() > MAX_TITLE || title.chars().any(char::is_control) {
+        return Err(MlsError::Malformed(format!(
+            "a chat title is 1 to {MAX_TITLE} bytes of text without control characters, not {title:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The clear framing of an MLS message (RFC 9420 §6): what the provider needs to route and
+/// order messages without reading them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Framing {
+    /// Group id.
+    pub group: Vec<u8>,
+    /// Epoch the message was sent in.
+    pub epoch: u64,
+    /// Whether it is a handshake message (commit or proposal) rather than application data.
+    pub handshake: bool,
+}
+
+/// Reads a protocol message's [`Framing`]; a welcome or key package is malformed here.
+pub fn framing(message: &[u8]) -> Result<Framing, MlsError> {
+    let m = MlsMessageIn::tls_deserialize_exact(message)
+        .map_err(|e| MlsError::Malformed(e.to_string()))?;
+    let p = m
+        .try_into_protocol_message()
+        .map_err(|e| MlsError::Malformed(e.to_string()))?;
+    Ok(Framing {
+        group: p.group_id().as_slice().to_vec(),
+        epoch: p.epoch().as_u64(),
+        handshake: p.is_handshake_message(),
+    })
+}
+
+/// What joining a group from a welcome gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joined {
+    /// The group id.
+    pub group: String,
+    /// The title the creator gave it, if any.
+    pub title: Option<String>,
+    /// Who sent the welcome (its verified leaf).
+    pub by: String,
+    /// Every member, this client included.
+    pub members: Vec<String>,
+}
+
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -206,6 +276,12 @@ pub enum Incoming {
     Commit {
         /// Whether this client is no longer a member.
         removed_self: bool,
+        /// The member who committed.
+        by: String,
+        /// Names that joined with this commit.
+        added: Vec<String>,
+        /// Names that left with this commit.
+        removed: Vec<String>,
     },
     /// A proposal was stored for a later commit.
     Proposal,
@@ -288,6 +364,7 @@ impl MlsClient {
     /// A fresh key package to publish (each is single-use).
     pub fn key_package(&self) -> Result<Vec<u8>, MlsError> {
         let bundle = KeyPackage::builder()
+            .leaf_node_capabilities(capabilities())
             .build(
                 CIPHERSUITE,
                 &self.provider,
@@ -310,9 +387,20 @@ impl MlsClient {
         .ok_or_else(|| MlsError::UnknownGroup(group.into()))
     }
 
-    /// Creates a group with id `group`, containing only this client.
-    pub fn create_group(&self, group: &str) -> Result<(), MlsError> {
+    /// Creates a group with id `group`, containing only this client, titled `title` (kept in
+    /// the encrypted group context, [`TITLE_EXTENSION`]).
+    pub fn create_group(&self, group: &str, title: Option<&str>) -> Result<(), MlsError> {
+        let mut ext = Vec::new();
+        if let Some(t) = title {
+            check_title(t)?;
+            ext.push(Extension::Unknown(
+                TITLE_EXTENSION,
+                UnknownExtension(t.as_bytes().to_vec()),
+            ));
+        }
         let config = MlsGroupCreateConfig::builder()
+            .capabilities(capabilities())
+            .with_group_context_extensions(Extensions::from_vec(ext).map_err(protocol)?)
             .ciphersuite(CIPHERSUITE)
             .use_ratchet_tree_extension(true)
             .padding_size(MESSAGE_PADDING)
@@ -405,9 +493,14 @@ impl MlsClient {
             .map_err(state)
     }
 
-    /// Joins a group from a welcome; returns the group id. Every member's identity is
-    /// verified and put to `vet`, and duplicate names are refused, before the group is stored.
-    pub fn join(&self, welcome: &[u8], vet: Vet) -> Result<String, MlsError> {
+    /// The title in the group's context, if it has one (and it is a valid title).
+    pub fn title(&self, group: &str) -> Result<Option<String>, MlsError> {
+        Ok(title_of(self.load(group)?.extensions()))
+    }
+
+    /// Joins a group from a welcome. Every member's identity is verified and put to `vet`,
+    /// and duplicate names are refused, before the group is stored.
+    pub fn join(&self, welcome: &[u8], vet: Vet) -> Result<Joined, MlsError> {
         let msg = MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(|e| MlsError::Malformed(e.to_string()))?;
         let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
@@ -430,8 +523,15 @@ impl MlsClient {
             }
             admit(&mut names, &id, vet)?;
         }
+        let by = member_name(staged.welcome_sender().map_err(protocol)?.credential());
+        let title = title_of(staged.group_context().extensions());
         let g = staged.into_group(&self.provider).map_err(protocol)?;
-        Ok(String::from_utf8_lossy(g.group_id().as_slice()).into())
+        Ok(Joined {
+            group: String::from_utf8_lossy(g.group_id().as_slice()).into(),
+            title,
+            by,
+            members: names,
+        })
     }
 
     /// Encrypts an application message to the group.
@@ -484,10 +584,19 @@ impl MlsClient {
                         )));
                     }
                 }
+                let before: Vec<String> = g.members().map(|m| member_name(&m.credential)).collect();
                 g.merge_staged_commit(&self.provider, *c)
                     .map_err(protocol)?;
+                let after: Vec<String> = g.members().map(|m| member_name(&m.credential)).collect();
                 Ok(Incoming::Commit {
                     removed_self: !g.is_active(),
+                    by: sender,
+                    added: after
+                        .iter()
+                        .filter(|n| !before.contains(n))
+                        .cloned()
+                        .collect(),
+                    removed: before.into_iter().filter(|n| !after.contains(n)).collect(),
                 })
             }
             ProcessedMessageContent::ProposalMessage(p) => {
@@ -517,15 +626,11 @@ impl MlsClient {
     }
 }
 
-/// The group id and epoch in a handshake message's clear framing (RFC 9420 §6): what the
-/// provider needs to order commits, without reading them.
-pub fn commit_epoch(message: &[u8]) -> Result<(Vec<u8>, u64), MlsError> {
-    let m = MlsMessageIn::tls_deserialize_exact(message)
-        .map_err(|e| MlsError::Malformed(e.to_string()))?;
-    let p = m
-        .try_into_protocol_message()
-        .map_err(|e| MlsError::Malformed(e.to_string()))?;
-    Ok((p.group_id().as_slice().to_vec(), p.epoch().as_u64()))
+/// The title in a group context's extensions, if valid.
+fn title_of(ext: &Extensions<GroupContext>) -> Option<String> {
+    ext.unknown(TITLE_EXTENSION)
+        .and_then(|u| String::from_utf8(u.0.clone()).ok())
+        .filter(|t| check_title(t).is_ok())
 }
 
 /// Admits a verified leaf to a group whose members are `names`: refused if the name is taken,
@@ -764,7 +869,7 @@ mod tests {
         let alice = MlsClient::open(&home("alice"), "alice", &key(1)).unwrap();
         let bob = MlsClient::open(&home("bob"), "bob", &key(2)).unwrap();
         let carol = MlsClient::open(&home("carol"), "carol", &key(3)).unwrap();
-        alice.create_group("chat").unwrap();
+        alice.create_group("chat", Some("Book club")).unwrap();
         let (_commit, welcome) = alice
             .add(
                 "chat",
@@ -773,8 +878,22 @@ mod tests {
             )
             .unwrap();
         alice.merge_pending("chat").unwrap();
-        assert_eq!(bob.join(&welcome, &any).unwrap(), "chat");
-        assert_eq!(carol.join(&welcome, &any).unwrap(), "chat");
+        for c in [&bob, &carol] {
+            let j = c.join(&welcome, &any).unwrap();
+            assert_eq!(j.group, "chat");
+            assert_eq!(
+                j.title.as_deref(),
+                Some("Book club"),
+                "the title travels inside"
+            );
+            assert_eq!(j.by, "alice");
+            assert_eq!(j.members, ["alice", "bob", "carol"]);
+        }
+        assert!(
+            !welcome.windows(9).any(|w| w == b"Book club"),
+            "the welcome encrypts the title"
+        );
+        assert_eq!(bob.title("chat").unwrap().as_deref(), Some("Book club"));
         assert_eq!(
             alice.members("chat").unwrap(),
             vec!["alice", "bob", "carol"]
@@ -801,13 +920,23 @@ mod tests {
         assert_eq!(
             bob.process("chat", &commit, &any).unwrap(),
             Incoming::Commit {
-                removed_self: false
+                removed_self: false,
+                by: "alice".into(),
+                added: vec![],
+                removed: vec!["carol".into()],
             }
         );
-        assert_eq!(
-            carol.process("chat", &commit, &any).unwrap(),
-            Incoming::Commit { removed_self: true }
+        assert!(
+            !commit.windows(9).any(|w| w == b"Book club"),
+            "a commit does not show the title"
         );
+        assert!(matches!(
+            carol.process("chat", &commit, &any).unwrap(),
+            Incoming::Commit {
+                removed_self: true,
+                ..
+            }
+        ));
         let secret = alice.encrypt("chat", b"only bob").unwrap();
         assert!(
             carol.process("chat", &secret, &any).is_err(),
@@ -835,7 +964,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let alice = MlsClient::open(&dir.path().join("a"), "alice", &key(1)).unwrap();
         let bob = MlsClient::open(&dir.path().join("b"), "bob", &key(2)).unwrap();
-        alice.create_group("chat").unwrap();
+        alice.create_group("chat", None).unwrap();
         let (_, welcome) = alice
             .add("chat", &[bob.key_package().unwrap()], &any)
             .unwrap();
@@ -865,7 +994,7 @@ mod tests {
     fn malformed_messages_are_typed_errors() {
         let dir = tempfile::tempdir().unwrap();
         let alice = MlsClient::open(dir.path(), "alice", &key(1)).unwrap();
-        alice.create_group("g").unwrap();
+        alice.create_group("g", None).unwrap();
         assert!(matches!(
             alice.process("g", b"\x00\x01garbage", &any),
             Err(MlsError::Malformed(_))
@@ -878,6 +1007,13 @@ mod tests {
             alice.join(b"junk", &any),
             Err(MlsError::Malformed(_))
         ));
+        assert!(matches!(framing(b"junk"), Err(MlsError::Malformed(_))));
+        for bad in ["", "a\nb", &"x".repeat(MAX_TITLE + 1)] {
+            assert!(matches!(
+                alice.create_group("h", Some(bad)),
+                Err(MlsError::Malformed(_))
+            ));
+        }
     }
 
     #[test]
@@ -1025,7 +1161,7 @@ mod identity_tests {
         // A ghost: a key package that says "bob", made by someone without Bob's identity key.
         let ghost =
             MlsClient::open(&home("ghost"), "bob", &SigningKey::from_bytes(&[66; 32])).unwrap();
-        alice.create_group("chat").unwrap();
+        alice.create_group("chat", None).unwrap();
         let trusted = *bob_key.verifying_key().as_bytes();
         let pinned = move |id: &Identity| {
             if id.name == "bob" && id.key != trusted {

@@ -11,8 +11,10 @@
 //! | `POST /v1/auth/token {name, nonce, signature}` → `{token}` | no | signature over [`auth_message`] (`scanlab-auth-v3 ‖ 0 ‖ provider ‖ 0 ‖ name ‖ 0 ‖ nonce`) |
 //! | `POST /v1/keypackages {packages}` | yes | publish MLS key packages |
 //! | `GET /v1/keypackages/{name}` → `{package}` | yes | take one (single-use) |
-//! | `GET /v1/identity/{name}` → `{name, identity_key}` | yes | the directory: the account's registered identity key, which its MLS leaves must be bound to ([`crate::identity`]) |
-//! | `POST /v1/messages {group, recipients, payload}` → `{id}` | yes | fan out to each recipient's queue |
+//! | `GET /v1/identity/{name}` → `{name, identity_key, kt}` | yes | the directory: the account's registered identity key, which its MLS leaves must be bound to ([`crate::identity`]), with its key-transparency inclusion proof ([`crate::kt`]) |
+//! | `GET /v1/kt` → `{head, leaves}` | yes | the key-transparency log, for monitors |
+//! | `GET /v1/kt/consistency/{from}/{to}` → `{proof}` | yes | that the log at size `to` extends the log at size `from` |
+//! | `POST /v1/messages {group, recipients, payload}` → `{id}` | yes | fan out to each recipient's queue; a welcome founds a group or comes from a member; a commit comes from a member and is the first of its epoch (403, 409 otherwise); an envelope that does not match the message's MLS framing is refused (400) |
 //! | `GET /v1/queue` → `{messages}` | yes | the caller's unacknowledged messages, in order |
 //! | `POST /v1/queue/ack {ids}` | yes | acknowledge; until then a message is redelivered |
 //! | `PUT /v1/blobs` → `{id}` | yes | store an encrypted attachment |
@@ -185,6 +187,9 @@ pub enum ApiError {
     /// Nothing there.
     #[error("not found")]
     NotFound,
+    /// Authenticated, but not allowed to do this (not a member of the group).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A field is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -212,6 +217,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::AuthFailed => StatusCode::UNAUTHORIZED,
             ApiError::Conflict | ApiError::Stale(_) => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -326,6 +332,13 @@ impl Provider {
     pub fn dangerous_log_identity(&self, name: &str, key: [u8; 32]) -> Result<(), StoreError> {
         let name = name.to_string();
         self.db.call_blocking(move |s| s.kt_append(&name, &key))
+    }
+
+    /// Signs a key-transparency head over any `leaves`: what a provider rewriting its log (to
+    /// drop a ghost key after use, say) would serve. Clients that saw the honest log refuse it
+    /// ([`crate::kt::KtError::Fork`]). For experiments and tests.
+    pub fn dangerous_kt_head(&self, leaves: &[(String, [u8; 32])]) -> crate::kt::KtHead {
+        crate::kt::sign_head(&self.kt, leaves, now_ms() as u64 / 1000)
     }
 
     /// The key-transparency lookup the directory would serve for the leaf at `index`.
@@ -660,6 +673,18 @@ async fn identity(
     ))
 }
 
+/// `GET /v1/kt/consistency/{from}/{to}`: the log at size `to` extends the log at `from`.
+async fn kt_consistency(
+    State(p): State<Arc<Provider>>,
+    _me: Authed,
+    Path((from, to)): Path<(u64, u64)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let leaves = p.db.call(|s| s.kt_leaves()).await?;
+    let proof = crate::kt::prove_consistency(&leaves, from, to)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(Json(serde_json::json!({ "proof": proof })))
+}
+
 /// `GET /v1/kt`: the key-transparency head and every leaf, for monitors.
 async fn kt_log(
     State(p): State<Arc<Provider>>,
@@ -726,6 +751,45 @@ async fn send(
         .first()
         .and_then(|&k| crate::scan::Envelope::of(k))
         .unwrap_or(crate::scan::Envelope::Application);
+    // What the clear framing says (RFC 9420 §6). A handshake message in an application
+    // envelope is refused (recipients refuse it too, before merging anything): a modified client
+    // could otherwise smuggle a commit past the commit order, or past a scheme that inspects
+    // only application messages. Bytes that do not parse are relayed as opaque; recipients
+    // refuse them.
+    let framing = match kind {
+        crate::scan::Envelope::Welcome => None,
+        _ => crate::mls::framing(payload.get(1..).unwrap_or_default()).ok(),
+    };
+    if let Some(f) = &framing {
+        if f.group != r.group.as_bytes() {
+            return Err(ApiError::BadRequest(
+                "the message is for another group than the one it is sent to".into(),
+            ));
+        }
+        if f.handshake != (kind == crate::scan::Envelope::Commit) {
+            return Err(ApiError::BadRequest(format!(
+                "a {} message sent in a {kind:?} envelope",
+                if f.handshake {
+                    "handshake"
+                } else {
+                    "application"
+                }
+            )));
+        }
+    }
+    // The provider orders commits: the first commit of an epoch of a group is relayed, a
+    // second one (a concurrent change by another member) is refused, so no two members merge
+    // different commits and fork the group. Only a member may claim an epoch: group ids are
+    // random (a stranger cannot name the group), and the provider knows who was welcomed in.
+    let epoch = match (kind, &framing) {
+        (crate::scan::Envelope::Commit, Some(f)) => Some(f.epoch),
+        (crate::scan::Envelope::Commit, None) => {
+            return Err(ApiError::BadRequest(
+                "a commit envelope must hold an MLS commit".into(),
+            ));
+        }
+        _ => None,
+    };
     if let Some(scheme) = p.scheme.clone() {
         let c = ctx(&p, &me, &pending, "POST /v1/messages");
         let fields = r.scheme.clone();
@@ -744,21 +808,6 @@ async fn send(
         })
         .await?;
     }
-    // The provider orders commits: the first commit of an epoch of a group is relayed, a
-    // second one (a concurrent change by another member) is refused, so no two members merge
-    // different commits and fork the group.
-    let epoch = if kind == crate::scan::Envelope::Commit {
-        let (group, epoch) = crate::mls::commit_epoch(payload.get(1..).unwrap_or_default())
-            .map_err(|e| ApiError::BadRequest(format!("commit: {e}")))?;
-        if group != r.group.as_bytes() {
-            return Err(ApiError::BadRequest(
-                "the commit is for another group than the one it is sent to".into(),
-            ));
-        }
-        Some(epoch)
-    } else {
-        None
-    };
     let fields = r.scheme.as_ref().map(|f| f.to_string());
     let id = pending
         .write_with(&p.db, move |s| {
@@ -769,12 +818,32 @@ async fn send(
                     ))));
                 }
             }
+            if kind == crate::scan::Envelope::Welcome || epoch.is_some() {
+                let members = s.group_members(&r.group)?;
+                // A welcome founds a group the provider has not seen; after that, only a
+                // member welcomes others or commits.
+                if !members.is_empty() && !members.contains(&me) {
+                    return Ok(Err(ApiError::Forbidden(
+                        "only a member of this group may commit to it or welcome others".into(),
+                    )));
+                }
+                if kind == crate::scan::Envelope::Commit && members.is_empty() {
+                    return Ok(Err(ApiError::Forbidden(
+                        "no group with this id has been welcomed into".into(),
+                    )));
+                }
+            }
             if let Some(e) = epoch
                 && !s.claim_commit(&r.group, e)?
             {
                 return Ok(Err(ApiError::Stale(format!(
                     "a commit for epoch {e} of this group was already accepted; process it first"
                 ))));
+            }
+            if kind == crate::scan::Envelope::Welcome {
+                let mut names = r.recipients.clone();
+                names.push(me.clone());
+                s.add_group_members(&r.group, &names)?;
             }
             s.enqueue(&r.group, &me, &r.recipients, &payload, fields.as_deref())
                 .map(Ok)
@@ -1001,6 +1070,7 @@ pub fn router(p: Arc<Provider>) -> Router {
         .route("/v1/keypackages/{name}", get(take_key_package))
         .route("/v1/identity/{name}", get(identity))
         .route("/v1/kt", get(kt_log))
+        .route("/v1/kt/consistency/{from}/{to}", get(kt_consistency))
         .route("/v1/messages", post(send))
         .route("/v1/queue", get(queue))
         .route("/v1/queue/ack", post(ack))

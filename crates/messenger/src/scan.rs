@@ -238,6 +238,14 @@ fn scheme_signed(scheme: &str, message: &[u8]) -> Vec<u8> {
     m
 }
 
+/// The signature [`ClientCtx::sign`] makes in scheme `scheme` with `key`: what anyone holding
+/// an account's key (or a key logged for it) can produce, so a verifier's trust rests on
+/// which key it accepts.
+pub fn scheme_signature(key: &ed25519_dalek::SigningKey, scheme: &str, message: &[u8]) -> [u8; 64] {
+    use ed25519_dalek::Signer;
+    key.sign(&scheme_signed(scheme, message)).to_bytes()
+}
+
 /// Verifies a signature made by [`ClientCtx::sign`] in scheme `scheme` under the identity key
 /// `key` (strict Ed25519).
 pub fn verify_scheme_signature(
@@ -269,10 +277,7 @@ impl ClientCtx<'_> {
     /// Signs `message` with the account's identity key, under a context naming the scheme
     /// (see [`verify_scheme_signature`]).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        use ed25519_dalek::Signer;
-        self.identity
-            .sign(&scheme_signed(self.scheme, message))
-            .to_bytes()
+        scheme_signature(self.identity, self.scheme, message)
     }
 
     /// The scheme's state under `key`.

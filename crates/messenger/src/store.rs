@@ -191,6 +191,11 @@ pub trait Store: Send {
     /// Claims epoch `epoch` of `group` for a commit: `true` for the first commit of that
     /// epoch, `false` if one was already accepted (the provider orders commits).
     fn claim_commit(&mut self, group: &str, epoch: u64) -> Result<bool, StoreError>;
+    /// The accounts the provider has seen welcomed into `group` (its founder included): who
+    /// may send to it. Removals are not visible to the provider, so the set only grows.
+    fn group_members(&mut self, group: &str) -> Result<Vec<String>, StoreError>;
+    /// Adds accounts to [`Store::group_members`].
+    fn add_group_members(&mut self, group: &str, names: &[String]) -> Result<(), StoreError>;
     /// Appends a registration to the key-transparency log ([`crate::kt`]). [`Store::register`]
     /// does so for each new account.
     fn kt_append(&mut self, name: &str, identity_key: &[u8; 32]) -> Result<(), StoreError>;
@@ -299,6 +304,7 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS queue (recipient TEXT NOT NULL, message INTEGER NOT NULL, PRIMARY KEY (recipient, message));
              CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, data BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS commits (grp TEXT NOT NULL, epoch INTEGER NOT NULL, PRIMARY KEY (grp, epoch));
+             CREATE TABLE IF NOT EXISTS group_members (grp TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (grp, name));
              CREATE TABLE IF NOT EXISTS kt_log (idx INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, identity_key BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS provider_view (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
                  kind TEXT NOT NULL DEFAULT 'received', who TEXT, endpoint TEXT NOT NULL, len INTEGER NOT NULL,
@@ -400,6 +406,26 @@ impl Store for SqliteStore {
             .prepare_cached("INSERT OR IGNORE INTO commits (grp, epoch) VALUES (?1, ?2)")?
             .execute(params![group, epoch as i64])?;
         Ok(n == 1)
+    }
+
+    fn group_members(&mut self, group: &str) -> Result<Vec<String>, StoreError> {
+        let mut q = self
+            .db
+            .prepare_cached("SELECT name FROM group_members WHERE grp = ?1 ORDER BY name")?;
+        let names = q
+            .query_map([group], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(names)
+    }
+
+    fn add_group_members(&mut self, group: &str, names: &[String]) -> Result<(), StoreError> {
+        let mut q = self
+            .db
+            .prepare_cached("INSERT OR IGNORE INTO group_members (grp, name) VALUES (?1, ?2)")?;
+        for n in names {
+            q.execute(params![group, n])?;
+        }
+        Ok(())
     }
 
     fn put_token(&mut self, token: &str, name: &str, issued_ms: i64) -> Result<(), StoreError> {

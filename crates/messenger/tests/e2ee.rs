@@ -64,8 +64,16 @@ fn three_users<T: Transport>(
     let mut carol = Client::connect(&home("carol"), "carol", transport()).unwrap();
 
     alice.create_chat("team", &["bob", "carol"]).unwrap();
-    assert!(bob.recv().unwrap().is_empty(), "joining shows no message");
-    assert!(carol.recv().unwrap().is_empty());
+    for c in [&mut bob, &mut carol] {
+        let got = c.recv().unwrap();
+        assert_eq!(got.len(), 1, "joining shows one change, no message");
+        let m = got[0].as_ref().unwrap();
+        assert_eq!(
+            (m.chat.as_str(), m.from.as_str(), m.text.as_ref()),
+            ("team", "alice", None)
+        );
+        assert_eq!(m.change.as_ref().unwrap().added, ["alice", "bob", "carol"]);
+    }
 
     alice.send("team", Some("hello team"), None).unwrap();
     for c in [&mut bob, &mut carol] {
@@ -91,9 +99,14 @@ fn three_users<T: Transport>(
     }
 
     // Alice removes Carol; Bob and Carol process the commit.
+    let carol_gid = carol.chat_id("team").unwrap();
     alice.remove("team", &["carol"]).unwrap();
-    assert!(bob.recv().unwrap().is_empty());
-    assert!(carol.recv().unwrap().is_empty());
+    for c in [&mut bob, &mut carol] {
+        let got = c.recv().unwrap();
+        assert_eq!(got.len(), 1);
+        let change = got[0].as_ref().unwrap().change.clone().unwrap();
+        assert_eq!(change.removed, ["carol"], "both see Carol leave");
+    }
     alice.send("team", Some("after carol left"), None).unwrap();
     let got = bob.recv().unwrap();
     assert_eq!(
@@ -123,7 +136,7 @@ fn three_users<T: Transport>(
         scanlab_messenger::mls::MlsClient::open(&home("carol"), "carol", &any_key).unwrap();
     assert!(
         carol_mls
-            .process("team", &payload[1..], &|_| Ok(()))
+            .process(&carol_gid, &payload[1..], &|_| Ok(()))
             .is_err()
     );
 

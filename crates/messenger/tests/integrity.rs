@@ -10,7 +10,9 @@
 //! - a peer's blob id that climbs out of the blob endpoint;
 //! - a silent change of scheme (a downgrade from E2EE to server-side scanning).
 
-use scanlab_messenger::client::{Client, ClientError, LocalTransport, Tamper, Tampering};
+use scanlab_messenger::client::{
+    Client, ClientError, LocalTransport, Tamper, Tampering, Transport,
+};
 use scanlab_messenger::identity::Identity;
 use scanlab_messenger::mls::MlsClient;
 use scanlab_messenger::scan::Envelope;
@@ -203,27 +205,192 @@ fn concurrent_commits_do_not_fork_the_group() {
     }
 }
 
+/// Rewrites the envelope byte of every queued message from `from` to `to`: a provider (or a
+/// modified client it does not check) relabelling what a message is.
+fn relabel(tamper: &Tamper, from: Envelope, to: Envelope) {
+    tamper.lie("GET /v1/queue", move |answer| {
+        use base64::Engine;
+        let b64e = base64::engine::general_purpose::STANDARD;
+        let mut v: Value = serde_json::from_slice(&answer).unwrap();
+        for m in v["messages"].as_array_mut().unwrap() {
+            let mut p = b64e.decode(m["payload"].as_str().unwrap()).unwrap();
+            if p[0] == from.byte() {
+                p[0] = to.byte();
+            }
+            m["payload"] = json!(b64e.encode(p));
+        }
+        serde_json::to_vec(&v).unwrap()
+    });
+}
+
 #[test]
 fn content_in_a_handshake_envelope_is_refused() {
     // A modified sender labels a message "commit" so that the provider, which sees only the
     // envelope, runs no application-message check (S2's capsule) on it.
     let w = World::new();
     let (mut alice, _) = w.client("alice");
-    let (mut bob, _) = w.client("bob");
+    let (mut bob, lies) = w.client("bob");
     alice.create_chat("c", &["bob"]).unwrap();
     bob.recv().unwrap();
-    alice
+    // The provider reads the clear framing and refuses it.
+    let e = alice
         .send_raw("c", Envelope::Commit, &json!({"text": "hidden"}), None)
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("application message sent in a Commit envelope"),
+        "{e}"
+    );
+    // A provider that relabels it anyway: the recipient refuses it too.
+    alice.send("c", Some("relabelled"), None).unwrap();
+    relabel(&lies, Envelope::Application, Envelope::Commit);
     let got = bob.recv().unwrap();
     let e = got[0].as_ref().unwrap_err().to_string();
     assert!(e.contains("sent as a Commit envelope"), "{e}");
     // Honest traffic is untouched.
+    lies.stop();
     alice.send("c", Some("open"), None).unwrap();
     assert_eq!(
         bob.recv().unwrap()[0].as_ref().unwrap().text.as_deref(),
         Some("open")
     );
+}
+
+#[test]
+fn a_commit_in_an_application_envelope_is_refused_before_it_is_merged() {
+    // The other way round: a commit labelled "application" skips the provider's commit order
+    // (and is what a scheme that inspects application messages would choke on). Bob refuses
+    // it before processing, so his group is untouched.
+    let w = World::new();
+    let (alice, _) = w.client("alice");
+    let (mut bob, lies) = w.client("bob");
+    let (_carol, _) = w.client("carol");
+    alice.create_chat("c", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    alice.add("c", &["carol"]).unwrap();
+    relabel(&lies, Envelope::Commit, Envelope::Application);
+    let got = bob.recv().unwrap();
+    let e = got[0].as_ref().unwrap_err().to_string();
+    assert!(
+        e.contains("handshake message sent as a Application envelope"),
+        "{e}"
+    );
+    assert_eq!(
+        bob.members("c").unwrap(),
+        ["alice", "bob"],
+        "nothing merged"
+    );
+}
+
+#[test]
+fn chats_have_random_ids_and_their_titles_stay_inside() {
+    let w = World::new();
+    let (alice, _) = w.client("alice");
+    let (mut bob, _) = w.client("bob");
+    let (carol, _) = w.client("carol");
+    alice.create_chat("family", &["bob"]).unwrap();
+    carol.create_chat("family", &["bob"]).unwrap();
+    let (a, c) = (
+        alice.chat_id("family").unwrap(),
+        carol.chat_id("family").unwrap(),
+    );
+    assert_ne!(a, c, "two chats of the same name are two groups");
+    assert_eq!(a.len(), 32);
+    assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+    // Bob sees both, told apart, each with who let him in; the second one's name is suffixed.
+    let got: Vec<_> = bob
+        .recv()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.unwrap())
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0].chat.as_str(), got[0].from.as_str()),
+        ("family", "alice")
+    );
+    assert_eq!(got[1].from, "carol");
+    assert!(got[1].chat.starts_with("family ("), "{}", got[1].chat);
+    assert_eq!(
+        got[0].change.as_ref().unwrap().added,
+        ["alice", "bob"],
+        "joining shows who is in the chat"
+    );
+    assert_eq!(bob.chat_id("family").unwrap(), a);
+    // The provider never saw the title.
+    let mut seen = Vec::new();
+    for r in w.provider.view().unwrap() {
+        seen.extend(r.body.unwrap_or_default());
+    }
+    assert!(!seen.windows(6).any(|x| x == b"family"));
+    assert!(
+        seen.windows(32).any(|x| x == a.as_bytes()),
+        "a canary: ids are there"
+    );
+    // Two chats of one name on one client are refused rather than merged.
+    assert!(alice.create_chat("family", &["carol"]).is_err());
+}
+
+#[test]
+fn membership_changes_are_shown_to_every_member() {
+    let w = World::new();
+    let (alice, _) = w.client("alice");
+    let (mut bob, _) = w.client("bob");
+    let (mut carol, _) = w.client("carol");
+    alice.create_chat("c", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    alice.add("c", &["carol"]).unwrap();
+    let got = bob.recv().unwrap();
+    let m = got[0].as_ref().unwrap();
+    assert_eq!(m.from, "alice");
+    assert_eq!(m.change.as_ref().unwrap().added, ["carol"]);
+    carol.recv().unwrap();
+    alice.remove("c", &["carol"]).unwrap();
+    for c in [&mut bob, &mut carol] {
+        let got = c.recv().unwrap();
+        let m = got[0].as_ref().unwrap();
+        assert_eq!(m.change.as_ref().unwrap().removed, ["carol"]);
+        assert!(m.text.is_none());
+    }
+}
+
+#[test]
+fn only_a_member_commits_to_a_group_or_welcomes_into_it() {
+    // Carol learns Alice and Bob's group id (say from a leaked record) and tries to claim
+    // its next epoch with junk, which would block their next change, or to welcome herself.
+    let w = World::new();
+    let (alice, _) = w.client("alice");
+    let (mut bob, _) = w.client("bob");
+    let (carol, _) = w.client("carol");
+    alice.create_chat("c", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    let gid = alice.chat_id("c").unwrap();
+    // A well-formed commit framed with their group id, made by Carol's own MLS client.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[0x77; 32]);
+    let raw = MlsClient::open(&w.root.path().join("carol-raw"), "carol", &key).unwrap();
+    let other = MlsClient::open(&w.root.path().join("x"), "x", &key).unwrap();
+    raw.create_group(&gid, None).unwrap();
+    let (commit, welcome) = raw
+        .add(&gid, &[other.key_package().unwrap()], &|_| Ok(()))
+        .unwrap();
+    let t = carol.transport();
+    for (kind, bytes) in [(Envelope::Commit, commit), (Envelope::Welcome, welcome)] {
+        let payload = [&[kind.byte()][..], &bytes].concat();
+        let r = t.post(
+            "/v1/messages",
+            Some(carol.token()),
+            &json!({"group": gid, "recipients": ["alice"], "payload": b64(&payload)}),
+        );
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("403") && e.contains("only a member"),
+            "{kind:?}: {e}"
+        );
+    }
+    // The group still changes: Carol's tries claimed no epoch of it.
+    let (_dave, _) = w.client("dave");
+    alice.add("c", &["dave"]).unwrap();
+    assert_eq!(alice.members("c").unwrap(), ["alice", "bob", "dave"]);
 }
 
 #[test]
@@ -237,7 +404,7 @@ fn a_blob_id_that_climbs_out_of_the_blob_endpoint_is_refused() {
     // put there. Sent through the same MLS path, it reaches Bob's client, which must not
     // follow it.
     let r = json!({"blob": "../queue", "key": "00", "nonce": "00", "sha256": "00", "len": 1,
-        "sender": "alice", "chat": "c"});
+        "sender": "alice", "chat": alice.chat_id("c").unwrap()});
     alice
         .send_raw(
             "c",
@@ -342,4 +509,49 @@ fn a_login_relayed_from_another_provider_is_refused() {
     // Canary: the honest provider's challenge logs her in.
     let (t, _) = Tampering::new(LocalTransport::new(w.provider.clone()));
     Client::connect(&w.root.path().join("alice"), "alice", t).unwrap();
+}
+
+#[test]
+fn a_provider_that_rewrites_its_key_log_is_caught_by_a_client_that_saw_it() {
+    let w = World::new();
+    let (alice, lies) = w.client("alice");
+    let (bob, _) = w.client("bob");
+    let seen = alice.monitor().unwrap();
+    assert_eq!(seen.size, 2);
+    assert_eq!(alice.kt_head().unwrap().unwrap(), seen.head);
+    let serve = |leaves: Vec<(String, [u8; 32])>| {
+        let head = w.provider.dangerous_kt_head(&leaves);
+        let leaves: Vec<Value> = leaves
+            .iter()
+            .map(|(n, k)| json!({"name": n, "key": hex::encode(k)}))
+            .collect();
+        lies.answer("GET /v1/kt", json!({"head": head, "leaves": leaves}));
+    };
+    let honest = vec![
+        ("alice".to_string(), alice.identity().key),
+        ("bob".to_string(), bob.identity().key),
+    ];
+    // The same size, Bob's entry swapped for another key: signed by the provider, and yet
+    // not the log Alice saw.
+    let mut rewritten = honest.clone();
+    rewritten[1].1 = [0x66; 32];
+    serve(rewritten.clone());
+    let e = alice.monitor().unwrap_err().to_string();
+    assert!(e.contains("forked"), "{e}");
+    // A larger rewritten log: the consistency proof from what Alice saw does not hold.
+    // The liar proves what it can: consistency within its own rewritten history.
+    rewritten.push(("carol".into(), [3; 32]));
+    let proof = scanlab_messenger::kt::prove_consistency(&rewritten, 2, 3).unwrap();
+    lies.answer("GET /v1/kt/consistency/2/3", json!({ "proof": proof }));
+    serve(rewritten);
+    let e = alice.monitor().unwrap_err().to_string();
+    assert!(e.contains("forked"), "{e}");
+    // A rollback to a smaller log is refused too.
+    serve(honest[..1].to_vec());
+    assert!(alice.monitor().is_err());
+    // A canary: the honest log, grown by a registration, is accepted and kept.
+    lies.stop();
+    let (_carol, _) = w.client("carol");
+    assert_eq!(alice.monitor().unwrap().size, 3);
+    assert_eq!(alice.kt_head().unwrap().unwrap().size, 3);
 }

@@ -30,8 +30,14 @@
 //! step 3 and compares capsules byte for byte, and verifies the signature under the identity
 //! key of the sender's verified MLS credential: a capsule that does not hold exactly the message
 //! received (a modified sender sealing something else, to evade) is refused and reported as a
-//! failed message. The **authority** verifies the signature before trusting a record, so the
-//! provider, which also holds the public key, cannot forge or re-attribute escrow records.
+//! failed message. The **authority** verifies the signature before trusting a record, under a
+//! key the provider's key-transparency log ([`scanlab_messenger::kt`]) holds for the sender,
+//! checked against a head the authority obtained independently (the one an account's
+//! `scanlab client monitor` printed: [`Authority::with_key_transparency`]). The provider, which
+//! also holds the escrow public key, can then forge a record only under a key it logged for the
+//! sender, which the sender's own monitoring reports as a ghost; [`Recovered::sender_keys`]
+//! shows a second key at once. Without a head the authority must take the provider's copy of
+//! the log on trust, and the record says so ([`Recovered::anchored`]).
 //! This is verification by re-encryption, the check of the Fujisaki–Okamoto transform
 //! (Fujisaki and Okamoto, CRYPTO 1999): the randomness goes to those entitled to the
 //! plaintext, who recompute the ciphertext. Revealing the seed to recipients costs nothing:
@@ -312,9 +318,16 @@ pub struct Recovered {
     pub chat: String,
     /// The text, if any.
     pub text: Option<String>,
-    /// Whether the sender's identity key signed this capsule for this message: a record the
-    /// provider, which holds the escrow public key too, could not have forged.
+    /// Whether a key logged for the sender signed this capsule for this message: a record the
+    /// provider, which holds the escrow public key too, could not have forged without logging
+    /// a key for the sender.
     pub signed: bool,
+    /// How many keys the key-transparency log holds for the sender: one for an account that
+    /// registered once; more means some key was logged for it that its owner may not hold.
+    pub sender_keys: usize,
+    /// Whether the log was checked against an independently obtained head; if not, `signed`
+    /// rests on the provider's copy of its log.
+    pub anchored: bool,
     /// The decrypted attachment, if any.
     #[serde(skip)]
     pub image: Option<Vec<u8>>,
@@ -327,6 +340,9 @@ pub struct Recovered {
 pub struct Authority {
     key: KeyPair,
     recorder: Recorder,
+    /// The provider's log key and a head of its key-transparency log, obtained apart from
+    /// the provider's data.
+    anchor: Option<(ed25519_dalek::VerifyingKey, scanlab_messenger::kt::KtHead)>,
 }
 
 impl Authority {
@@ -335,7 +351,41 @@ impl Authority {
         Ok(Authority {
             key,
             recorder: Recorder::new(Box::new(SqliteStore::open_party(view_dir, "authority")?)),
+            anchor: None,
         })
+    }
+
+    /// Checks the provider's key-transparency log against `head`, signed by `log_key` (the
+    /// provider's id), before relying on any key in it: the copy handed over must extend the
+    /// log the head signs, and only keys within the head count.
+    pub fn with_key_transparency(
+        mut self,
+        log_key: ed25519_dalek::VerifyingKey,
+        head: scanlab_messenger::kt::KtHead,
+    ) -> Authority {
+        self.anchor = Some((log_key, head));
+        self
+    }
+
+    /// The keys the provider's log holds for `sender`, checked against the anchor if any.
+    fn sender_keys(
+        &self,
+        leaves: &[(String, [u8; 32])],
+        sender: &str,
+    ) -> Result<Vec<[u8; 32]>, SchemeError> {
+        match &self.anchor {
+            Some((log, head)) => scanlab_messenger::kt::logged_keys(log, head, leaves, sender)
+                .map_err(|e| {
+                    SchemeError::Malformed(format!(
+                        "the provider's key-transparency log does not match the head given: {e}"
+                    ))
+                }),
+            None => Ok(leaves
+                .iter()
+                .filter(|(n, _)| n == sender)
+                .map(|(_, k)| *k)
+                .collect()),
+        }
     }
 
     /// The authority's view so far.
@@ -349,6 +399,7 @@ impl Authority {
     /// `derived`. Returns every escrowed message, with its text and attachment.
     pub fn recover(&self, data: &Path) -> Result<Vec<Recovered>, SchemeError> {
         let mut store = SqliteStore::open(data)?;
+        let leaves = store.kt_leaves()?;
         let mut out = Vec::new();
         for r in store.view()? {
             if r.kind != RecordKind::Received || r.endpoint != "POST /v1/messages" {
@@ -375,13 +426,9 @@ impl Authority {
                 &sender,
                 &Sha256::digest(payload.get(1..).unwrap_or_default()).into(),
             );
-            let signed = match (
-                Escrowed::parse(&body["scheme"]),
-                store.identity_key(&sender)?,
-            ) {
-                (Ok(e), Some(key)) => e.signed_by(&key, &b),
-                _ => false,
-            };
+            let keys = self.sender_keys(&leaves, &sender)?;
+            let signed = Escrowed::parse(&body["scheme"])
+                .is_ok_and(|e| keys.iter().any(|k| e.signed_by(k, &b)));
             let mut rec = Recovered {
                 seq: r.seq,
                 at_ms: r.at_ms,
@@ -389,6 +436,8 @@ impl Authority {
                 chat: chat.clone(),
                 text: None,
                 signed,
+                sender_keys: keys.len(),
+                anchored: self.anchor.is_some(),
                 image: None,
                 error: None,
             };
@@ -443,5 +492,101 @@ impl Authority {
             out.push(rec);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use scanlab_messenger::kt;
+
+    /// The message record a provider keeps for `sender`'s application message `ct`, its
+    /// capsule signed with `key`.
+    fn record(escrow: &KeyPair, sender: &str, key: &SigningKey, ct: &[u8]) -> ViewRecord {
+        let b = binding("g", sender, &Sha256::digest(ct).into());
+        let capsule = seal::seal_seeded(
+            &escrow.public(),
+            INFO,
+            b.as_bytes(),
+            br#"{"text":"hi"}"#,
+            &[7; 32],
+        )
+        .unwrap();
+        let sig = scanlab_messenger::scan::scheme_signature(key, NAME, &signed(&b, &capsule));
+        let body = json!({"group": "g", "recipients": ["bob"], "payload": b64(&[&[0u8][..], ct].concat()),
+            "scheme": Fields { escrow: b64(&capsule), signature: hex::encode(sig), bound: b }});
+        ViewRecord::of(
+            RecordKind::Received,
+            Some(sender.into()),
+            "POST /v1/messages",
+            body.to_string().as_bytes(),
+            true,
+        )
+    }
+
+    #[test]
+    fn a_record_forged_under_a_ghost_key_is_caught_by_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("provider");
+        let escrow = KeyPair::generate();
+        let (alice, ghost) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[0x66; 32]),
+        );
+        let log = SigningKey::from_bytes(&[9; 32]);
+        let head = {
+            let mut s = SqliteStore::open(&data).unwrap();
+            s.register("alice", alice.verifying_key().as_bytes())
+                .unwrap();
+            s.record(&record(&escrow, "alice", &alice, b"ct-1"))
+                .unwrap();
+            // The head Alice's monitoring saw, before the provider forged anything.
+            let head = kt::sign_head(&log, &s.kt_leaves().unwrap(), 100);
+            // The provider logs a key of its own for "alice" and forges a record under it.
+            s.kt_append("alice", ghost.verifying_key().as_bytes())
+                .unwrap();
+            s.record(&record(&escrow, "alice", &ghost, b"ct-2"))
+                .unwrap();
+            head
+        };
+        // And points its directory at the ghost key, which is all a check against the
+        // directory would see.
+        rusqlite::Connection::open(data.join("provider.sqlite"))
+            .unwrap()
+            .execute(
+                "UPDATE accounts SET identity_key = ?1 WHERE name = 'alice'",
+                [ghost.verifying_key().as_bytes().to_vec()],
+            )
+            .unwrap();
+        let open = |n: &str| {
+            Authority::open(
+                KeyPair::from_secret(escrow.secret_bytes().as_ref()).unwrap(),
+                &dir.path().join(n),
+            )
+            .unwrap()
+        };
+        let sum = |r: &[Recovered]| {
+            r.iter()
+                .map(|m| (m.signed, m.sender_keys, m.anchored))
+                .collect::<Vec<_>>()
+        };
+        // On the provider's word alone, both look signed; the second key shows at once.
+        let plain = open("a").recover(&data).unwrap();
+        assert_eq!(sum(&plain), [(true, 2, false), (true, 2, false)]);
+        // Against the head Alice saw, only her own record is signed.
+        let anchored = open("b")
+            .with_key_transparency(log.verifying_key(), head.clone())
+            .recover(&data)
+            .unwrap();
+        assert_eq!(sum(&anchored), [(true, 1, true), (false, 1, true)]);
+        // A head not signed by the provider's log key anchors nothing.
+        let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
+        assert!(
+            open("c")
+                .with_key_transparency(other, head)
+                .recover(&data)
+                .is_err()
+        );
     }
 }
