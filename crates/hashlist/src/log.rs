@@ -38,7 +38,10 @@
 //!   expiry`, valid for an entry added before its expiry. This is Apple's 2021 rule that a hash
 //!   must come from at least two child-safety organisations in different sovereign
 //!   jurisdictions. Vouchers are inside the leaf, so any client can re-check them, and a
-//!   policy that registers one key under two names is refused ([`Policy::new`]).
+//!   policy that registers one key under two names is refused ([`Policy::new`]). The operator
+//!   writes an entry's `added` date, so a client bounds it by the heads it observed: an entry
+//!   not in a head signed at `t` must say it was added at `t` or later, and a backdated one
+//!   (to slip under an expired voucher) is refused ([`Auditor::check_leaf`]).
 //!
 //! What the sorted tree commits to can only be checked by a party holding the list: a
 //! **monitor** ([`Auditor::audit_head`]) recomputes it for the prefix of *every* head it is
@@ -617,6 +620,9 @@ pub struct Auditor {
     policy: Policy,
     freshness: Freshness,
     latest: Option<SignedTreeHead>,
+    /// Size and timestamp of every head observed, in order of size: an entry past a head's
+    /// size was added after that head was signed.
+    seen: Vec<(u64, u64)>,
 }
 
 impl Auditor {
@@ -628,6 +634,7 @@ impl Auditor {
             policy,
             freshness: Freshness::default(),
             latest: None,
+            seen: Vec::new(),
         }
     }
 
@@ -695,6 +702,9 @@ impl Auditor {
         if self.latest.as_ref().is_none_or(|o| sth.size >= o.size) {
             self.latest = Some(sth.clone());
         }
+        if let Err(at) = self.seen.binary_search(&(sth.size, sth.timestamp)) {
+            self.seen.insert(at, (sth.size, sth.timestamp));
+        }
         Ok(())
     }
 
@@ -722,6 +732,25 @@ impl Auditor {
         root_of(&sth.log_root, sth.size)
             .verify_inclusion(&leaf.to_bytes(), idx, &p)
             .map_err(|_| LogError::Proof("inclusion"))?;
+        // The operator writes `added`, and vouchers expire by it: an entry that was not in a
+        // head this client saw was added after that head was signed, whatever date it claims.
+        // Without this, an operator backdates an entry to slip in under an expired voucher.
+        // The latest-signed head observed that does not hold the entry bounds its date.
+        if let Some(&(size, at)) = self
+            .seen
+            .iter()
+            .filter(|(size, _)| *size <= idx)
+            .max_by_key(|(_, at)| *at)
+            && leaf.added < at
+        {
+            return Err(LogError::Timestamp {
+                size: sth.size,
+                why: format!(
+                    "entry {idx} claims it was added at {}, but it is not in the head of size {size} signed at {at}: it is backdated",
+                    leaf.added
+                ),
+            });
+        }
         self.policy.check(&self.log_id, leaf)
     }
 
@@ -814,13 +843,19 @@ impl Auditor {
 fn check_pair(a: &SignedTreeHead, b: &SignedTreeHead, consistency: &[u8]) -> Result<(), LogError> {
     let split = || LogError::SplitView(Box::new(a.clone()), Box::new(b.clone()));
     if a.size == b.size {
-        return if a.log_root == b.log_root && a.sorted_root == b.sorted_root {
-            Ok(())
-        } else {
-            Err(split())
-        };
+        let same =
+            a.log_root == b.log_root && a.sorted_root == b.sorted_root && a.distinct == b.distinct;
+        return if same { Ok(()) } else { Err(split()) };
     }
     let (old, new) = if a.size < b.size { (a, b) } else { (b, a) };
+    // A log only gains distinct hashes as it grows.
+    if new.distinct < old.distinct {
+        return Err(split());
+    }
+    // Every log extends the empty one (RFC 9162 defines no proof from size 0).
+    if old.size == 0 {
+        return Ok(());
+    }
     let p =
         ConsistencyProof::<Sha256>::try_from_bytes(consistency.to_vec()).map_err(|_| split())?;
     root_of(&new.log_root, new.size)
@@ -1086,6 +1121,54 @@ mod tests {
         client.audit_full_list(&sth, log.leaves()).unwrap();
         // Dropping one leaf changes the roots.
         assert!(client.audit_full_list(&sth, &log.leaves()[..9]).is_err());
+    }
+
+    #[test]
+    fn a_backdated_entry_the_client_saw_was_missing_is_refused() {
+        let o = orgs();
+        let mut log = ListLog::new([9; 32], policy(2));
+        let hs = synth::list(3, synth::Shape::Uniform, 5);
+        log.append(leaf(0, hs[0], &[&o[0], &o[1]])).unwrap();
+        let seen_at = 1_800_000_000;
+        let mut client = Auditor::new(log.operator_key(), policy(2));
+        client.observe(&log.publish(seen_at), &[], seen_at).unwrap();
+        // Two entries appear later: one honestly dated, one dated before the head the client
+        // saw without it (where a voucher that has since expired would still admit it).
+        let mut honest = leaf(1, hs[1], &[&o[0], &o[1]]);
+        honest.added = seen_at + 10;
+        let backdated = leaf(2, hs[2], &[&o[0], &o[1]]);
+        log.append(honest).unwrap();
+        log.append(backdated).unwrap();
+        let head = log.publish(seen_at + 60);
+        let c = log.prove_consistency(1).unwrap();
+        client.observe(&head, &c, seen_at + 60).unwrap();
+        let check = |idx: u64| {
+            let p = log.prove_inclusion(idx).unwrap();
+            client.check_leaf(&head, &log.leaves()[idx as usize], idx, &p)
+        };
+        assert_eq!(check(1), Ok(()), "a canary: the honest entry passes");
+        assert!(matches!(check(2), Err(LogError::Timestamp { .. })));
+        // The first entry was in the head seen; its date is not bounded by it.
+        assert_eq!(check(0), Ok(()));
+    }
+
+    #[test]
+    fn the_empty_log_is_extended_by_any_and_distinct_counts_are_compared() {
+        let (log, _) = log_with(4);
+        let empty = ListLog::new([9; 32], policy(2)).publish(10);
+        let mut client = Auditor::new(log.operator_key(), policy(2));
+        client.observe(&empty, &[], 10).unwrap();
+        client.observe(&log.publish(20), &[], 20).unwrap();
+        // The same roots with another distinct count: not a head an honest operator signs.
+        let mut odd = log.publish(30);
+        odd.distinct += 1;
+        odd.signature = SigningKey::from_bytes(&[9; 32])
+            .sign(&odd.message())
+            .to_bytes();
+        assert!(matches!(
+            client.gossip(&odd, &[]),
+            Err(LogError::SplitView(..))
+        ));
     }
 
     #[test]
