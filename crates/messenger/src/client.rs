@@ -1349,6 +1349,9 @@ impl<T: Transport> Client<T> {
             sender_key,
             attachment: attachment.as_ref().map(|(img, _)| img.to_vec()),
         };
+        // The client half checks the message before anything of it is kept (a refused one
+        // is neither stored for a later report nor written to the inbox).
+        self.with_scheme(|s, ctx| s.on_receive(ctx, &delivered))?;
         if self.scheme.is_some() {
             self.db
                 .execute(
@@ -1357,8 +1360,6 @@ impl<T: Transport> Client<T> {
                 )
                 .map_err(st)?;
         }
-        // The client half checks the message before anything of it is kept.
-        self.with_scheme(|s, ctx| s.on_receive(ctx, &delivered))?;
         let image = match attachment {
             Some((img, r)) => {
                 let dir = self.home.join("inbox");

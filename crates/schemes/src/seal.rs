@@ -110,10 +110,16 @@ pub fn seal(
     Ok(out)
 }
 
-/// [`seal`] with the encapsulation's randomness drawn from `seed` (ChaCha20 seeded by it, the
-/// `rand_chacha` crate), so that anyone who knows the seed, the key and the inputs can re-run
-/// the seal and compare capsules byte for byte. The seed must be fresh and secret from whoever
-/// must not read the plaintext: it is the ephemeral key.
+/// [`seal`] with the encapsulation's randomness drawn from `seed`, so that anyone who knows the
+/// seed, the key and the inputs can re-run the seal and compare capsules byte for byte. The
+/// seed must be fresh and secret from whoever must not read the plaintext: it decides the
+/// ephemeral key.
+///
+/// The randomness is ChaCha20 (`rand_chacha`) keyed by `SHA-256("scanlab-seal-seed-v1" ‖
+/// len ‖ public ‖ len ‖ info ‖ len ‖ aad ‖ seed)` (lengths as u32, big-endian), not by the seed
+/// itself: HPKE's key schedule leaves the associated data out, so one seed used for two
+/// capsules to one key would give both the same AEAD key and nonce. Derived this way, a seed
+/// reused for another binding, recipient or context still gives another ephemeral key.
 pub fn seal_seeded(
     public: &[u8],
     info: &[u8],
@@ -122,8 +128,16 @@ pub fn seal_seeded(
     seed: &[u8; 32],
 ) -> Result<Vec<u8>, SealError> {
     use rand_chacha_010::rand_core::SeedableRng;
+    use sha2::Digest;
     let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(public).map_err(|_| SealError::BadKey)?;
-    let mut rng = rand_chacha_010::ChaCha20Rng::from_seed(*seed);
+    let mut h = sha2::Sha256::new();
+    h.update(b"scanlab-seal-seed-v1");
+    for part in [public, info, aad] {
+        h.update((part.len() as u32).to_be_bytes());
+        h.update(part);
+    }
+    h.update(seed);
+    let mut rng = rand_chacha_010::ChaCha20Rng::from_seed(h.finalize().into());
     let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
         &OpModeS::Base,
         &pk,
@@ -172,5 +186,25 @@ mod tests {
         let again = KeyPair::from_secret(k.secret_bytes().as_ref()).unwrap();
         assert_eq!(again.public(), k.public());
         assert!(seal(&[1u8; 5], b"", b"", b"x").is_err());
+    }
+
+    #[test]
+    fn a_seeded_seal_repeats_exactly_and_a_reused_seed_gives_another_ephemeral_key() {
+        let k = KeyPair::generate();
+        let seed = [5u8; 32];
+        let a = seal_seeded(&k.public(), b"i", b"binding one", b"same words", &seed).unwrap();
+        assert_eq!(
+            a,
+            seal_seeded(&k.public(), b"i", b"binding one", b"same words", &seed).unwrap(),
+            "who knows the seed re-runs it byte for byte"
+        );
+        // The same seed under another binding: another encapsulation, so no shared AEAD key
+        // and nonce between the two capsules.
+        let b = seal_seeded(&k.public(), b"i", b"binding two", b"same words", &seed).unwrap();
+        assert_ne!(a[..ENC_LEN], b[..ENC_LEN]);
+        assert_eq!(
+            k.open(b"i", b"binding two", &b).unwrap().as_slice(),
+            b"same words"
+        );
     }
 }

@@ -764,7 +764,7 @@ fn s5_a_recipient_refuses_an_image_the_enclave_did_not_scan() {
     alice
         .set_scheme(Box::new(ShowsDecoy(inner, images.benign.clone())))
         .unwrap();
-    alice
+    let evading = alice
         .send("pair", Some("evade"), Some(&images.listed[2]))
         .unwrap();
     assert!(
@@ -777,6 +777,11 @@ fn s5_a_recipient_refuses_an_image_the_enclave_did_not_scan() {
     assert!(
         !tmp.path().join("bob/inbox").exists(),
         "nothing of a refused message is kept"
+    );
+    let e = bob.report(evading, "x").unwrap_err().to_string();
+    assert!(
+        e.contains("no received message"),
+        "not kept for a report either: {e}"
     );
     // The same image honestly sealed is delivered (and the enclave flags it).
     let honest = registry()
