@@ -31,7 +31,9 @@
 //!    `enclave`). The provider learns the verdict bit for every image, and, holding the caller
 //!    token, can itself seal any image it likes to ask whether it is listed.
 //! 6. **The recipient** checks that what the enclave scanned is what it received: it re-runs
-//!    the seal on the image it decrypted with the seed, and compares the capsule's SHA-256 with
+//!    the seal on the image it decrypted with the seed (under the enclave key the sender names
+//!    beside it, `scheme.enclave_key`, so a re-keyed enclave does not break old messages), and
+//!    compares the capsule's SHA-256 with
 //!    the provider's receipt for the blob (`GET /v1/scan/receipt/{blob}`, recorded when the
 //!    capsule was relayed). A modified sender that seals a decoy to the enclave, or sends the
 //!    image without sealing it, is refused by every honest recipient. This is verification by
@@ -642,10 +644,9 @@ impl ClientScheme for Client {
         })))
     }
     fn inner_fields(&mut self, _: &ClientCtx, _chat: &str) -> Result<Option<Value>, ClientError> {
-        Ok(self
-            .pending_seed
-            .take()
-            .map(|s| json!({ "enclave_seed": hex::encode(s.as_ref()) })))
+        Ok(self.pending_seed.take().map(|s| {
+            json!({ "enclave_seed": hex::encode(s.as_ref()), "enclave_key": hex::encode(self.enclave_key) })
+        }))
     }
     fn on_receive(
         &mut self,
@@ -665,7 +666,16 @@ impl ClientScheme for Client {
             .as_str()
             .and_then(|s| hex::decode_to_slice(s, seed.as_mut()).ok())
             .ok_or_else(|| refused("the image was sent without being sealed to the enclave"))?;
-        let again = seal::seal_seeded(&self.enclave_key, INFO, blob.as_bytes(), image, &seed)
+        // Re-run under the key the sender sealed to, which need not be the one this client
+        // last saw attested: the enclave re-keys, and a message may be read days later. The
+        // receipt is what vouches for it: the provider records one only for a capsule the
+        // enclave opened and scanned, and no other key and seed re-seal this image to the same
+        // bytes (the seal's randomness is derived from the key, and the AEAD is keyed by it).
+        let key = match v["scheme"]["enclave_key"].as_str() {
+            Some(k) => seal::public_from_hex(k).map_err(refused)?,
+            None => self.enclave_key,
+        };
+        let again = seal::seal_seeded(&key, INFO, blob.as_bytes(), image, &seed)
             .map_err(SchemeError::from)?;
         let path = format!(
             "/v1/scan/receipt/{}",

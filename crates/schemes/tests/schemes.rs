@@ -794,6 +794,22 @@ fn s5_a_recipient_refuses_an_image_the_enclave_did_not_scan() {
     let got = bob.recv().unwrap();
     assert!(got[0].as_ref().unwrap().image.is_some());
     assert_eq!(provider.reviews().unwrap().len(), 1);
+    // The enclave re-keys: Bob's half now knows only the new key (another enclave's
+    // attestation), and Alice's message sealed to the old one is still accepted.
+    let rekeyed = registry()
+        .get("enclave")
+        .unwrap()
+        .provider(&enclave_config(&images, &tmp.path().join("enclave2")))
+        .unwrap();
+    let info = json!({ "name": "enclave", "params": rekeyed.public_params() });
+    assert_ne!(info, alice.scheme_info().unwrap(), "a canary: another key");
+    bob.set_scheme(registry().client_half(&info).unwrap())
+        .unwrap();
+    alice
+        .send("pair", Some("before the new key"), Some(&images.benign))
+        .unwrap();
+    let got = bob.recv().unwrap();
+    assert!(got[0].as_ref().unwrap().image.is_some(), "{got:?}");
 }
 
 #[test]
