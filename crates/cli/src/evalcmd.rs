@@ -84,3 +84,95 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `scanlab fp` arguments.
+#[derive(clap::Args)]
+pub struct FpArgs {
+    /// Hashes, one image per line, as `scanlab hash` writes them: CSV (`hash,quality,path`) or
+    /// JSON lines (a `pdq` field); `-` is stdin. The images should be unrelated: every pair
+    /// counts as an innocent pair.
+    #[arg(long)]
+    hashes: PathBuf,
+    /// Match radius (bits).
+    #[arg(long, default_value_t = 31)]
+    radius: u32,
+    /// List sizes to project to, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000000,3500000")]
+    list_sizes: Vec<u64>,
+    /// Images scanned a day.
+    #[arg(long, default_value_t = scanlab_eval::stats::PHOTOS_PER_DAY)]
+    daily: f64,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Reads one hash per line: the first CSV field, or a JSON line's `hash`. A bad line is an
+/// error naming its line number.
+fn read_hashes(path: &std::path::Path) -> Result<Vec<scanlab_pdq::Hash256>> {
+    use std::io::BufRead;
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        ))
+    };
+    let mut out = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{}:{}", path.display(), i + 1))?;
+        let t = line.trim().trim_start_matches('\u{feff}');
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let hex = if t.starts_with('{') {
+            let v: serde_json::Value = serde_json::from_str(t)
+                .with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
+            v["pdq"]
+                .as_str()
+                .or(v["hash"].as_str())
+                .with_context(|| {
+                    format!(
+                        "{}:{}: no \"pdq\" (or \"hash\") field",
+                        path.display(),
+                        i + 1
+                    )
+                })?
+                .to_string()
+        } else {
+            t.split(',').next().unwrap_or(t).trim().to_string()
+        };
+        // A header line of the CSV forms is skipped.
+        if out.is_empty() && (hex == "hash" || hex == "pdq") {
+            continue;
+        }
+        out.push(
+            scanlab_pdq::Hash256::from_hex(&hex)
+                .with_context(|| format!("{}:{}: not a PDQ hash", path.display(), i + 1))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Runs `scanlab fp`.
+pub fn fp(a: FpArgs) -> Result<ExitCode> {
+    let hashes = read_hashes(&a.hashes)?;
+    if hashes.len() < 3 {
+        anyhow::bail!(
+            "{} holds {} hashes; the analysis needs at least 3 images (and thousands to say much)",
+            a.hashes.display(),
+            hashes.len()
+        );
+    }
+    let r = scanlab_eval::stats::false_positives(&hashes, a.radius, &a.list_sizes, a.daily, a.seed);
+    let mut v = serde_json::to_value(&r)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "command".into(),
+            std::env::args().collect::<Vec<_>>().join(" ").into(),
+        );
+        o.insert("scanlab_version".into(), env!("CARGO_PKG_VERSION").into());
+    }
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -44,6 +44,10 @@ enum Cmd {
     /// The main job: every detection scheme measured on one simulated workload through the
     /// real messenger; writes results.json, report.html and CSVs to --out.
     Evaluate(evalcmd::EvalArgs),
+    /// False positives of your own hash collection: the per-pair probability of two unrelated
+    /// images within the radius (empirical, with its exact interval, and from the lattice
+    /// model, with its bootstrap interval and check), projected to a daily volume. Prints JSON.
+    Fp(evalcmd::FpArgs),
     /// PDQ-hash images (files or folders, recursively), printing one line per image.
     ///
     /// CSV lines are `hash,quality,path`, exactly as Meta's pdq-photo-hasher prints them; with
@@ -216,6 +220,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Evaluate(a) => evalcmd::run(a),
+        Cmd::Fp(a) => evalcmd::fp(a),
         Cmd::Hash(a) => cmd_hash(a),
         Cmd::Edit(a) => cmd_edit(a),
         Cmd::Corpus { cmd } => cmd_corpus(cmd),

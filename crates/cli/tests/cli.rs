@@ -357,3 +357,38 @@ fn a_failed_list_build_leaves_the_old_list_alone() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me\n");
 }
+
+#[test]
+fn fp_reads_what_hash_writes_and_names_a_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = shared().join("pdq-reference/images");
+    for format in ["csv", "json"] {
+        let o = scanlab(&["hash", "--format", format, images.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let file = dir.path().join(format!("h.{format}"));
+        std::fs::write(&file, &o.stdout).unwrap();
+        let n = stdout(&o).lines().count() as u64;
+        let o = scanlab(&["fp", "--hashes", file.to_str().unwrap(), "--radius", "31"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["pairs"].as_u64().unwrap(), n * (n - 1) / 2);
+        assert_eq!(v["radius"], 31);
+        let ci = v["empirical_ci"].as_array().unwrap();
+        assert!(ci[0].as_f64().unwrap() <= ci[1].as_f64().unwrap());
+        assert!(v["projection"].as_array().unwrap().len() == 2);
+        assert!(v["command"].as_str().unwrap().contains("fp --hashes"));
+        assert!(v["limits"].as_str().unwrap().contains("pairs can show"));
+    }
+    // A bad third line is named.
+    let bad = dir.path().join("bad.csv");
+    let good = "f".repeat(64);
+    std::fs::write(
+        &bad,
+        format!("{good},100,a\n{good},100,b\nnot-a-hash,1,c\n"),
+    )
+    .unwrap();
+    let o = scanlab(&["fp", "--hashes", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("bad.csv:3"), "{e}");
+}

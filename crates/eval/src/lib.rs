@@ -323,6 +323,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         &originals,
         scanlab_schemes::DEFAULT_RADIUS,
         &[list.entries.len() as u64, 1_000_000, 3_500_000],
+        stats::PHOTOS_PER_DAY,
         cfg.seed,
     );
     let audit = audit::run(

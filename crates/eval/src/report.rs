@@ -16,6 +16,10 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+fn csv_writer(path: &Path) -> Result<csv::Writer<std::fs::File>, EvalError> {
+    csv::Writer::from_path(path).map_err(io)
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
@@ -26,36 +30,53 @@ pub fn write(r: &Results, out: &Path) -> Result<(), EvalError> {
     let json = serde_json::to_string_pretty(r).map_err(io)?;
     std::fs::write(out.join("results.json"), json + "\n").map_err(io)?;
 
-    let mut csv = String::from("scheme,edit,strength,sent,flagged,recall,ci95_low,ci95_high\n");
+    // Every CSV through the csv crate: fields with commas or quotes are quoted, so Python's
+    // csv module and pandas read back exactly what was written.
+    let mut w = csv_writer(&out.join("recall.csv"))?;
+    w.write_record([
+        "scheme",
+        "edit",
+        "strength",
+        "sent",
+        "flagged",
+        "recall",
+        "ci95_low",
+        "ci95_high",
+    ])
+    .map_err(io)?;
     for s in &r.schemes {
         for p in &s.recall {
-            let _ = writeln!(
-                csv,
-                "{},{},{},{},{},{:.4},{:.4},{:.4}",
-                s.name, p.edit, p.strength, p.sent, p.flagged, p.recall, p.ci95[0], p.ci95[1]
-            );
+            w.write_record([
+                s.name.clone(),
+                p.edit.to_string(),
+                p.strength.to_string(),
+                p.sent.to_string(),
+                p.flagged.to_string(),
+                format!("{:.4}", p.recall),
+                format!("{:.4}", p.ci95[0]),
+                format!("{:.4}", p.ci95[1]),
+            ])
+            .map_err(io)?;
         }
     }
-    std::fs::write(out.join("recall.csv"), csv).map_err(io)?;
-    let mut h = String::from("distance,pairs\n");
+    w.flush().map_err(io)?;
+    let mut w = csv_writer(&out.join("fp_histogram.csv"))?;
+    w.write_record(["distance", "pairs"]).map_err(io)?;
     for (d, c) in r.false_positives.histogram.iter().enumerate() {
-        let _ = writeln!(h, "{d},{c}");
+        w.write_record([d.to_string(), c.to_string()]).map_err(io)?;
     }
-    std::fs::write(out.join("fp_histogram.csv"), h).map_err(io)?;
+    w.flush().map_err(io)?;
     let m = matrix(r);
-    let mut mc = String::from("criterion");
-    for s in &r.schemes {
-        let _ = write!(mc, ",{} {}", s.code, s.name);
-    }
-    mc.push('\n');
+    let mut w = csv_writer(&out.join("matrix.csv"))?;
+    let mut header = vec!["criterion".to_string()];
+    header.extend(r.schemes.iter().map(|s| format!("{} {}", s.code, s.name)));
+    w.write_record(&header).map_err(io)?;
     for (name, cells) in &m {
-        mc.push_str(&name.replace(',', ";"));
-        for c in cells {
-            let _ = write!(mc, ",{}", c.replace(',', ";"));
-        }
-        mc.push('\n');
+        let mut row = vec![name.clone()];
+        row.extend(cells.iter().cloned());
+        w.write_record(&row).map_err(io)?;
     }
-    std::fs::write(out.join("matrix.csv"), mc).map_err(io)?;
+    w.flush().map_err(io)?;
     std::fs::write(out.join("report.html"), html(r, &m)?).map_err(io)?;
     Ok(())
 }
@@ -213,7 +234,13 @@ fn recall_svg(r: &Results) -> Result<String, EvalError> {
 
 fn fp_svg(r: &Results) -> Result<String, EvalError> {
     let fp = &r.false_positives;
-    let max = *fp.histogram.iter().max().unwrap_or(&1) as f64;
+    let max = fp
+        .histogram
+        .chunks(2)
+        .map(|c| c.iter().sum::<u64>())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 380)).into_drawing_area();
@@ -221,7 +248,7 @@ fn fp_svg(r: &Results) -> Result<String, EvalError> {
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 format!(
-                    "PDQ distance between {} unrelated pairs, with the fitted normal; radius {} marked",
+                    "PDQ distance between {} unrelated pairs, with the lattice model; radius {} marked",
                     fp.pairs, fp.radius
                 ),
                 ("sans-serif", 18),
@@ -237,31 +264,42 @@ fn fp_svg(r: &Results) -> Result<String, EvalError> {
             .y_desc("pairs")
             .draw()
             .map_err(io)?;
+        // PDQ distances are even: one bar per even distance, two bits wide, and the model's
+        // expected pairs at each even distance (an odd one, rare, joins the even below it).
         chart
-            .draw_series(fp.histogram.iter().enumerate().map(|(d, &c)| {
+            .draw_series((0..=128u32).map(|j| {
+                let c = fp.histogram[2 * j as usize]
+                    + fp.histogram.get(2 * j as usize + 1).copied().unwrap_or(0);
                 Rectangle::new(
-                    [(d as u32, 0.0), (d as u32 + 1, c as f64)],
+                    [(2 * j, 0.0), (2 * j + 2, c as f64)],
                     BLUE.mix(0.6).filled(),
                 )
             }))
-            .map_err(io)?;
-        let norm = fp.pairs as f64 / (fp.sd * (2.0 * std::f64::consts::PI).sqrt());
-        chart
-            .draw_series(LineSeries::new(
-                (0..256u32).map(|d| {
-                    (
-                        d,
-                        norm * (-0.5 * ((d as f64 - fp.mean) / fp.sd).powi(2)).exp(),
-                    )
-                }),
-                RED.stroke_width(2),
-            ))
-            .map_err(io)?;
+            .map_err(io)?
+            .label("pairs at each (even) distance")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], BLUE.mix(0.6).filled()));
+        if let Some(m) = &fp.model {
+            let pmf = crate::stats::lattice_pmf(m.theta);
+            chart
+                .draw_series(LineSeries::new(
+                    (0..=128u32).map(|j| (2 * j + 1, fp.pairs as f64 * pmf[j as usize])),
+                    RED.stroke_width(2),
+                ))
+                .map_err(io)?
+                .label("lattice model")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], RED.stroke_width(2)));
+        }
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(fp.radius, 0.0), (fp.radius, max * 1.1)],
                 BLACK.stroke_width(2),
             )))
+            .map_err(io)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
             .map_err(io)?;
         root.present().map_err(io)?;
     }
@@ -322,48 +360,73 @@ point; at full recall it is {:.0}–100%).</p>",
     let fp = &r.false_positives;
     h.push_str("<h2>False positives</h2>");
     h.push_str(&fp_svg(r)?);
+    let model = match &fp.model {
+        Some(m) => {
+            let checks: Vec<String> = m
+                .tail_check
+                .iter()
+                .map(|t| {
+                    format!(
+                        "≤ {} bits: {} observed, {:.1} expected",
+                        t.distance, t.observed, t.expected
+                    )
+                })
+                .collect();
+            format!(
+                "Lattice model (the random-hash null tilted to the observed mean and spread, θ = {:.3}, {:.3}): \
+per-pair probability {:.2e} (bootstrap 95% interval {:.2e} – {:.2e}); its lower tail against the data: {}. \
+The count within the radius is {} with it.",
+                m.theta[0],
+                m.theta[1],
+                m.rate,
+                m.ci[0],
+                m.ci[1],
+                checks.join("; "),
+                if m.consistent {
+                    "consistent"
+                } else {
+                    "not consistent"
+                }
+            )
+        }
+        None => "The lattice model could not be fitted.".into(),
+    };
     let _ = write!(
         h,
-        "<p>{} images, {} unrelated pairs: mean distance {:.1} bits (sd {:.1}); closest pair {} bits; \
-{} pairs within radius {} (empirical rate {:.2e}, 95% upper bound {:.2e}). Normal fit: per-pair \
-probability {:.2e} (bootstrap 95% interval {:.2e} – {:.2e}). \
-Exponential lower-tail fit: {}.</p>\
-<table><tr><th>list entries</th><th>innocent images flagged per day at {:.1e} photos/day (normal fit, 95% CI)</th><th>lower-tail fit</th><th>empirical 95% upper bound per day</th></tr>",
+        "<p>{} images, {} unrelated pairs ({} at an odd distance): mean distance {:.1} bits (sd {:.1}); \
+closest pair {} bits; {} pairs within radius {}: empirical rate {:.2e}, exact 95% interval {:.2e} – {:.2e}. \
+{} The projection uses the {} estimate, {:.2e} per pair ({:.2e} – {:.2e}).</p>\
+<table><tr><th>list entries</th><th>innocent images flagged per day at {:.1e} images/day (95% CI)</th>\
+<th>the corpus alone rules out more than (per day)</th></tr>",
         fp.images,
         fp.pairs,
+        fp.odd_pairs,
         fp.mean,
         fp.sd,
         fp.min_distance,
         fp.within_radius,
         fp.radius,
         fp.empirical_rate,
-        fp.empirical_upper_95,
-        fp.fitted_rate,
-        fp.fitted_ci[0],
-        fp.fitted_ci[1],
-        fp.tail_fit_rate
-            .map_or("too few tail points".into(), |t| format!(
-                "{t:.2e} per pair"
-            )),
-        crate::stats::PHOTOS_PER_DAY
+        fp.empirical_ci[0],
+        fp.empirical_ci[1],
+        model,
+        fp.estimate_from,
+        fp.estimate,
+        fp.estimate_ci[0],
+        fp.estimate_ci[1],
+        fp.daily
     );
     for p in &fp.projection {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{:.3e} ({:.2e} – {:.2e})</td><td>{}</td><td>{:.3e}</td></tr>",
-            p.list_size,
-            p.per_day_fit,
-            p.per_day_fit_ci[0],
-            p.per_day_fit_ci[1],
-            p.per_day_tail_fit
-                .map_or("—".into(), |v| format!("{v:.3e}")),
-            p.per_day_empirical_upper
+            "<tr><td>{}</td><td>{:.3e} ({:.2e} – {:.2e})</td><td>{:.3e}</td></tr>",
+            p.list_size, p.per_day, p.per_day_ci[0], p.per_day_ci[1], p.per_day_empirical_upper
         );
     }
-    h.push_str(
-        "</table><p>The fit assumes a normal tail; real distance distributions have heavier \
-tails (near-duplicates, flat images), so the fitted figure is a floor, the empirical bound is \
-limited by the corpus size, and neither replaces a measurement on billions of images.</p>",
+    let _ = write!(
+        h,
+        "</table><p>What this cannot show: {}</p>",
+        esc(&fp.limits)
     );
 
     h.push_str("<h2>What the provider can see: the provider's-eye gallery</h2><div class=\"g\">");
