@@ -48,6 +48,7 @@
 
 use rand::{Rng, SeedableRng};
 use scanlab_pdq::Hash256;
+use std::fmt::Write as _;
 
 /// WhatsApp's photos per day (July 2017, see `literature.md`).
 pub const PHOTOS_PER_DAY: f64 = 4.5e9;
@@ -510,9 +511,26 @@ fn limits(pairs: u64, k: u64, upper: f64, model: &Option<LatticeFit>, from: &str
         "{pairs} pairs can show a per-pair rate no smaller than about {upper:.1e} (the exact 95% upper bound with {k} pairs within the radius); "
     );
     match (model, from) {
-        (Some(_), "model") => s.push_str(
-            "the estimate below that comes from the lattice model of unrelated photos and holds only as far as its fit to the lower tail (shown) carries down to the radius; it cannot see near-duplicates or image families absent from this corpus, which raise the rate on real traffic.",
-        ),
+        (Some(m), "model") => {
+            s.push_str(
+                "the estimate below that comes from the lattice model of unrelated photos and holds only as far as its fit to the lower tail (shown) carries down to the radius; it cannot see near-duplicates or image families absent from this corpus, which raise the rate on real traffic.",
+            );
+            // Where the data's own lowest tail outruns the model, say so: the extrapolation is
+            // then likely an underestimate.
+            if let Some(t) = m.tail_check.first()
+                && t.observed >= 5
+                && t.observed as f64 > 2.0 * t.expected
+            {
+                let _ = write!(
+                    s,
+                    " At {} bits, the lowest distance checked, the corpus has {} pairs where the model expects {:.1} ({:.1}×): its tail is heavier than the model's there, so the estimate is more likely too low than too high.",
+                    t.distance,
+                    t.observed,
+                    t.expected,
+                    t.observed as f64 / t.expected
+                );
+            }
+        }
         (Some(_), _) => s.push_str(
             "the corpus has more pairs within the radius than the model of unrelated photos allows (near-duplicates), so the estimate is the empirical rate, which is only as representative as the corpus.",
         ),
@@ -612,6 +630,11 @@ mod tests {
         }
         assert!(fp.projection[1].per_day > fp.projection[0].per_day);
         assert_eq!(fp.histogram.iter().sum::<u64>(), fp.pairs);
+        assert!(
+            !fp.limits.contains("heavier"),
+            "the model fits: {}",
+            fp.limits
+        );
     }
 
     #[test]
@@ -643,6 +666,34 @@ mod tests {
         assert!((fp.estimate / truth - 1.0).abs() < 1e-9);
         assert!(fp.estimate_ci[0] < truth && truth < fp.estimate_ci[1]);
         assert!(fp.limits.contains("near-duplicates"), "{}", fp.limits);
+    }
+
+    #[test]
+    fn a_tail_heavier_than_the_model_is_said_in_words() {
+        // Balanced random hashes, plus images that share most of their bits with a common
+        // template (a family of similar photos): their pairs sit far below the bulk.
+        let mut hashes = balanced(300, 4);
+        let template = hashes[0];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..12 {
+            let mut h = template;
+            let bit = |h: &Hash256, b: usize| h.0[b / 64] >> (b % 64) & 1;
+            let ones: Vec<usize> = (0..256).filter(|&b| bit(&template, b) == 1).collect();
+            let zeros: Vec<usize> = (0..256).filter(|&b| bit(&template, b) == 0).collect();
+            for _ in 0..22 {
+                let (o, z) = (
+                    ones[rng.random_range(0..ones.len())],
+                    zeros[rng.random_range(0..zeros.len())],
+                );
+                if bit(&h, o) == 1 && bit(&h, z) == 0 {
+                    h.0[o / 64] ^= 1 << (o % 64);
+                    h.0[z / 64] ^= 1 << (z % 64);
+                }
+            }
+            hashes.push(h);
+        }
+        let fp = false_positives(&hashes, 31, &[1], PHOTOS_PER_DAY, 3);
+        assert!(fp.limits.contains("heavier"), "{}", fp.limits);
     }
 
     #[test]
