@@ -76,6 +76,21 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
             s["name"],
             s["linkage"]
         );
+        // Every linkage figure carries what it cost: who was named, what share of them hold
+        // the image, and the base rate of naming at random.
+        let l = &s["linkage"];
+        let f = |k: &str| l[k].as_f64().unwrap();
+        let n = |k: &str| l[k].as_u64().unwrap() as f64;
+        assert!(
+            (f("base_rate") - n("holders") / n("users")).abs() < 1e-12,
+            "{l}"
+        );
+        let p = f("precision_by_size");
+        assert!(
+            (p - (n("named_by_size") - n("wrong_by_size")) / n("named_by_size")).abs() < 1e-12,
+            "{l}"
+        );
+        assert!(p <= 1.0 && n("named_by_size") <= n("users"));
     }
     // S5's provider holds a digest per capsule (the scan receipt), which is no image's hash:
     // nothing exposed, nothing rebuilt.

@@ -43,6 +43,19 @@ pub struct Linkage {
     pub wrong_by_content: usize,
     /// Non-holders the size method points at (other images in the same size bucket).
     pub wrong_by_size: usize,
+    /// Users in the simulation.
+    pub users: usize,
+    /// `holders / users`: the precision of naming users at random, the base rate any method
+    /// must beat.
+    pub base_rate: f64,
+    /// Users the content method names (its anonymity set: holders hide among them).
+    pub named_by_content: usize,
+    /// Users the size method names.
+    pub named_by_size: usize,
+    /// Holders among those the content method names; `None` when it names no one.
+    pub precision_by_content: Option<f64>,
+    /// Holders among those the size method names; `None` when it names no one.
+    pub precision_by_size: Option<f64>,
 }
 
 /// What a compromise of each party exposes, as fractions of the innocent images sent (the
@@ -161,7 +174,16 @@ fn linkage(
     let c = users_of(o, content);
     let s = users_of(o, size);
     let either: BTreeSet<String> = c.union(&s).cloned().collect();
+    let precision = |found: &BTreeSet<String>| {
+        (!found.is_empty()).then(|| found.intersection(&names).count() as f64 / found.len() as f64)
+    };
     Linkage {
+        users: o.users,
+        base_rate: names.len() as f64 / o.users.max(1) as f64,
+        named_by_content: c.len(),
+        named_by_size: s.len(),
+        precision_by_content: precision(&c),
+        precision_by_size: precision(&s),
         holders: names.len(),
         by_content: frac(&c),
         by_size: frac(&s),

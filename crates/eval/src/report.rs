@@ -20,6 +20,21 @@ fn csv_writer(path: &Path) -> Result<csv::Writer<std::fs::File>, EvalError> {
     csv::Writer::from_path(path).map_err(io)
 }
 
+/// A linkage figure as a reader needs it: how many holders were found, how many users were
+/// named to find them, what share of those named hold the image, and what naming users at
+/// random would give.
+fn linkage_cell(recall: f64, named: usize, precision: Option<f64>, base: f64) -> String {
+    match precision {
+        None => format!("{}, names no one", pct(recall)),
+        Some(p) => format!(
+            "{}, precision {} of {named} named (random: {})",
+            pct(recall),
+            pct(p),
+            pct(base)
+        ),
+    }
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
@@ -110,8 +125,8 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
         ("Extra bytes to the provider per image".into(), t(&|s| format!("{:.0}", s.extra_bytes_per_image))),
         ("… of which disclosed plaintext".into(), t(&|s| format!("{:.0}", s.disclosed_bytes_per_image))),
         ("Reconstruction of unmatched images (against the original at 64×64)".into(), t(&|s| s.reconstruction.as_ref().map_or("nothing to rebuild from".into(), |c| format!("SSIM {:.2}, PSNR {:.1} dB ({})", c.ssim, c.psnr, c.method)))),
-        ("Leaked-document holders identified with no list entry, by content (non-holders also named)".into(), t(&|s| format!("{} ({})", pct(s.linkage.by_content), s.linkage.wrong_by_content))),
-        ("… by padded blob size (non-holders also named)".into(), t(&|s| format!("{} ({})", pct(s.linkage.by_size), s.linkage.wrong_by_size))),
+        ("Leaked-document holders identified with no list entry, by content: recall, precision of those named (naming at random)".into(), t(&|s| linkage_cell(s.linkage.by_content, s.linkage.named_by_content, s.linkage.precision_by_content, s.linkage.base_rate))),
+        ("… by padded blob size".into(), t(&|s| linkage_cell(s.linkage.by_size, s.linkage.named_by_size, s.linkage.precision_by_size, s.linkage.base_rate))),
         ("Provider can find holders of any image it chooses".into(), t(&|s| if s.arbitrary_content { "yes, from its records".into() } else { "not from content".into() })),
         ("Poster holders identified once it is listed".into(), t(&|s| pct(s.poisoning.either))),
         ("Provider's data exposes: plaintext / thumbnail / hash".into(), t(&|s| format!("{} / {} / {}", pct(s.exposure.provider_plaintext), pct(s.exposure.provider_thumbnail), pct(s.exposure.provider_hash)))),
@@ -446,18 +461,21 @@ the original at 64×64).</p>",
     );
 
     h.push_str("<h2>Linkage, poisoning and compromise</h2><table><tr><th>scheme</th>\
-<th>leaked-document holders</th><th>identified by content</th><th>non-holders named by content</th><th>by size</th><th>non-holders named by size</th>\
+<th>leaked-document holders (of users)</th><th>identified by content</th><th>named by content (non-holders)</th><th>by size</th><th>named by size (non-holders)</th>\
 <th>poster holders</th><th>identified after poisoning</th></tr>");
     for s in &r.schemes {
         let _ = write!(
             h,
-            "<tr><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{} {}</td><td>{} (of {})</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
             s.code,
             esc(&s.name),
             s.linkage.holders,
+            s.linkage.users,
             pct(s.linkage.by_content),
+            s.linkage.named_by_content,
             s.linkage.wrong_by_content,
             pct(s.linkage.by_size),
+            s.linkage.named_by_size,
             s.linkage.wrong_by_size,
             s.poisoning.holders,
             pct(s.poisoning.either)

@@ -210,6 +210,8 @@ pub struct Outcome {
     pub reviews: Vec<Review>,
     /// Blob id → ciphertext, as the provider stores it.
     pub blobs: BTreeMap<String, Vec<u8>>,
+    /// Users in the simulation.
+    pub users: usize,
     /// Users who held the leaked document (sent or received it).
     pub leaked_holders: BTreeSet<usize>,
     /// Users who held the poster.
@@ -425,6 +427,7 @@ pub fn run(
         parties.push((p.name.clone(), scanlab_messenger::Store::view(&mut store)?));
     }
     Ok(Outcome {
+        users,
         code: scheme.code().into(),
         name: scheme.name().into(),
         sends,
