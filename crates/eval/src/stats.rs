@@ -353,19 +353,28 @@ fn poisson_upper(k: u64, mu: f64) -> f64 {
     if mu <= 0.0 {
         return 0.0;
     }
-    // 1 − Σ_{i<k} e^−μ μ^i / i!, or for tiny μ the leading term, in log space.
-    let terms: Vec<f64> = (0..k)
-        .map(|i| -mu + i as f64 * mu.ln() - (1..=i).map(|x| (x as f64).ln()).sum::<f64>())
-        .collect();
-    let below = log_sum_exp(&terms).exp();
+    // ln(e^−μ μ^i / i!), built up term by term (linear in k, for files with many
+    // near-duplicates).
+    let ln_term = |from: u64, to: u64| -> Vec<f64> {
+        let mut t = -mu;
+        let mut out = Vec::new();
+        for i in 0..to {
+            if i > 0 {
+                t += mu.ln() - (i as f64).ln();
+            }
+            if i >= from {
+                out.push(t);
+            }
+        }
+        out
+    };
+    // 1 − P(X < k), or, where that cancels (tiny μ), the upper terms summed directly: the
+    // first 50 dominate.
+    let below = log_sum_exp(&ln_term(0, k)).exp();
     if below < 0.999 {
         1.0 - below
     } else {
-        // Σ_{i≥k}: the first terms dominate.
-        let upper: Vec<f64> = (k..k + 50)
-            .map(|i| -mu + i as f64 * mu.ln() - (1..=i).map(|x| (x as f64).ln()).sum::<f64>())
-            .collect();
-        log_sum_exp(&upper).exp()
+        log_sum_exp(&ln_term(k, k + 50)).exp()
     }
 }
 
@@ -694,6 +703,16 @@ mod tests {
         }
         let fp = false_positives(&hashes, 31, &[1], PHOTOS_PER_DAY, 3);
         assert!(fp.limits.contains("heavier"), "{}", fp.limits);
+    }
+
+    #[test]
+    fn poisson_tails_match_known_values() {
+        // P(X ≥ 3 | μ = 1) = 1 − (1 + 1 + 1/2)/e = 0.0803014; P(X ≥ 1 | μ = 1e-20) ≈ 1e-20.
+        assert!((poisson_upper(3, 1.0) - 0.0803014).abs() < 1e-6);
+        assert!((poisson_upper(1, 1e-20) / 1e-20 - 1.0).abs() < 1e-6);
+        assert_eq!(poisson_upper(0, 5.0), 1.0);
+        // Many observed against few expected: fast, and tiny.
+        assert!(poisson_upper(100_000, 3.0) < 1e-300 || poisson_upper(100_000, 3.0) == 0.0);
     }
 
     #[test]

@@ -1284,7 +1284,6 @@ impl<T: Transport> Client<T> {
             ))
             .into());
         }
-        let chat = self.chat_name(gid)?;
         let (sender, plaintext) = match self.process_mls(gid, mls)? {
             Incoming::Application { sender, plaintext } => (sender, plaintext),
             Incoming::Commit { by, .. } if by != from => {
@@ -1297,7 +1296,7 @@ impl<T: Transport> Client<T> {
             } if !added.is_empty() || !removed.is_empty() => {
                 return Ok(Some(Received {
                     id,
-                    chat,
+                    chat: self.chat_name(gid)?,
                     from: by,
                     text: None,
                     image: None,
@@ -1313,12 +1312,11 @@ impl<T: Transport> Client<T> {
                 "message {id} came from account {from:?} but is signed by {sender:?}"
             )));
         }
-        let chat = gid;
         let v: Value =
             serde_json::from_slice(&plaintext).map_err(|e| MlsError::Malformed(e.to_string()))?;
         let sender_key = self
             .mls
-            .identities(chat)?
+            .identities(gid)?
             .into_iter()
             .find(|i| i.name == sender)
             .map(|i| hex::encode(i.key))
@@ -1330,7 +1328,7 @@ impl<T: Transport> Client<T> {
                 let r: AttachmentRef = serde_json::from_value(a.clone())
                     .map_err(|e| MlsError::Malformed(e.to_string()))?;
                 // The reference must be the message's own: its sender, its chat.
-                check_binding(&r, &sender, chat)?;
+                check_binding(&r, &sender, gid)?;
                 let blob = self.transport.get_bytes(
                     &format!("/v1/blobs/{}", url_id(&r.blob)?),
                     Some(&self.token),
@@ -1341,7 +1339,7 @@ impl<T: Transport> Client<T> {
         };
         let delivered = Delivered {
             id,
-            chat: chat.into(),
+            chat: gid.into(),
             from: sender.clone(),
             plaintext: plaintext.to_vec(),
             fields,
