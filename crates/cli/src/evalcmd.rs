@@ -12,8 +12,8 @@ use std::sync::Mutex;
 #[derive(clap::Args)]
 pub struct EvalArgs {
     /// Output folder: results.json, report.html and CSVs.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "print_schema")]
+    out: Option<PathBuf>,
     /// Corpus folder of images (default: the dev corpus, fetched and verified on first use).
     #[arg(long)]
     corpus: Option<PathBuf>,
@@ -26,6 +26,10 @@ pub struct EvalArgs {
     /// The small workload (about 2 minutes on 2 cores), for CI.
     #[arg(long)]
     quick: bool,
+    /// Print the JSON Schema of results.json (the file in the repository's schema/ folder) and
+    /// exit.
+    #[arg(long)]
+    print_schema: bool,
 }
 
 struct Bar(Mutex<ProgressBar>);
@@ -46,6 +50,13 @@ impl Progress for Bar {
 }
 
 pub fn run(a: EvalArgs) -> Result<ExitCode> {
+    let Some(out) = a.out.clone().filter(|_| !a.print_schema) else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&scanlab_eval::results_schema())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
     let corpus = match &a.corpus {
         Some(dir) => crate::files::expand(std::slice::from_ref(dir))?,
         None => crate::files::corpus()?.paths(),
@@ -74,13 +85,13 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .finish_and_clear();
-    scanlab_eval::report::write(&results, &a.out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    scanlab_eval::report::write(&results, &out)
+        .with_context(|| format!("writing {}", out.display()))?;
     eprintln!(
         "scanlab: evaluated {} schemes in {:.0} s; report: {}",
         results.schemes.len(),
         results.timings.total_seconds,
-        a.out.join("report.html").display()
+        out.join("report.html").display()
     );
     Ok(ExitCode::SUCCESS)
 }

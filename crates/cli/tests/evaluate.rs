@@ -101,19 +101,39 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     let s3 = scheme(&r, "device-hash");
     assert!(s3["linkage"]["by_content"].as_f64().unwrap() >= 0.9);
     assert_eq!(s3["linkage"]["wrong_by_content"], 0);
-    assert!(s3["arbitrary_content"].as_bool().unwrap());
-    assert!(s3["reconstruction"]["ssim"].as_f64().unwrap() > 0.0);
+    // It finds the holders of most images it might choose, not of one: every unlisted image
+    // of the run is a target. S0's provider finds none.
+    let chosen = &s3["chosen_images"];
+    let targets = chosen["targets"].as_u64().unwrap();
+    assert!(targets > 20, "{chosen}");
+    assert!(
+        chosen["found"].as_u64().unwrap() * 10 >= targets * 9,
+        "{chosen}"
+    );
+    assert_eq!(s0["chosen_images"]["found"], 0);
+    assert_eq!(s0["chosen_images"]["targets"], targets);
+    // What it rebuilds from a hash is above what knowing nothing gives, over every unmatched
+    // image, with an interval (a flat grey image or another photo would not be).
+    let rec = &s3["reconstruction"];
+    assert!(rec["above_null"].as_bool().unwrap(), "{rec}");
+    assert!(
+        rec["margin_over_null"]["ci95"][0].as_f64().unwrap() > 0.0,
+        "{rec}"
+    );
+    assert!(rec["images"].as_u64().unwrap() >= 20, "{rec}");
     // S4's luma64 is a thumbnail.
     assert!(
-        scheme(&r, "partial-hash")["reconstruction"]["ssim"]
+        scheme(&r, "partial-hash")["reconstruction"]["ssim"]["mean"]
             .as_f64()
             .unwrap()
             > 0.9
     );
-    // Recall at the identity edit is 1 for every matching scheme, and they agree on every edit.
+    // The list holds originals: the image as sent (resized, recompressed) still matches in
+    // nearly every case for every matching scheme, and they agree on every edit.
     for name in ["server-side", "device-hash", "partial-hash", "enclave"] {
         let s = scheme(&r, name);
-        assert_eq!(s["recall_identity"], 1.0, "{name}");
+        assert!(s["recall_as_sent"].as_f64().unwrap() >= 0.85, "{name}");
+        assert_eq!(s["recall"][0]["edit"], "as sent");
         assert_eq!(
             s["recall"], s3["recall"],
             "{name} flags exactly what S3 flags"
@@ -160,6 +180,23 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     assert_eq!(g["found_by_monitoring"], true);
     assert_eq!(g["found_by_safety_numbers"], true);
     assert_eq!(g["unlogged_refused"], true);
+    // The enclave's assumptions, read from the enclave's own view: the honest one opens
+    // every image (its job) and forwards none; a rogue build is refused until the provider
+    // allow-lists it, or a stolen vendor key vouches for it; then it gets every image, and
+    // sends the ones on its list to review.
+    let tr = r["enclave_trust"]["rows"].as_array().unwrap();
+    assert_eq!(tr.len(), 4);
+    let n = tr[0]["images"].clone();
+    assert_eq!(tr[0]["opened_by_enclave"], n);
+    assert_eq!(tr[0]["reached_review"], 0);
+    assert_eq!(tr[1]["accepted"], false);
+    assert_eq!(tr[1]["sent"], 0);
+    assert!(tr[1]["refused_by"].as_str().unwrap().contains("allow-list"));
+    for row in &tr[2..] {
+        assert_eq!(row["accepted"], true, "{row}");
+        assert_eq!(row["opened_by_enclave"], n, "{row}");
+        assert_eq!(row["reached_review"], n, "{row}");
+    }
     // Unrelated photos sit near 128 bits apart.
     let mean = r["false_positives"]["mean"].as_f64().unwrap();
     assert!((100.0..150.0).contains(&mean), "{mean}");
@@ -167,9 +204,78 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     let html = std::fs::read_to_string(tmp.path().join("a/report.html")).unwrap();
     assert!(html.contains("Assessment matrix") && html.contains("<svg"));
     assert!(html.matches("data:image/png;base64").count() >= 7);
-    for f in ["recall.csv", "matrix.csv", "fp_histogram.csv"] {
+    for f in [
+        "recall.csv",
+        "matrix.csv",
+        "fp_histogram.csv",
+        "comparison.csv",
+        "roc.csv",
+    ] {
         assert!(tmp.path().join("a").join(f).exists(), "{f}");
     }
+    // Every workload parameter is in results.json.
+    for k in [
+        "forward_p",
+        "cascade_hops",
+        "recompress_p",
+        "recompress_quality",
+        "edit_quality",
+        "chats_per_user",
+        "list_holds",
+    ] {
+        assert!(!r["workload"][k].is_null(), "{k}");
+    }
+    // PDQ beside the 64-bit hashes, each at its own radius, with the trade-off across radii:
+    // recall rises and the false-positive rate never falls as the radius grows, and at half
+    // the bits nearly every unrelated pair is within it.
+    let hashes = r["comparison"]["hashes"].as_array().unwrap();
+    let names: Vec<&str> = hashes.iter().map(|h| h["hash"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pdq", "phash", "dhash", "ahash"]);
+    for h in hashes {
+        let roc = h["roc"].as_array().unwrap();
+        assert_eq!(roc.len() as u64, h["bits"].as_u64().unwrap() / 2 + 1);
+        for w in roc.windows(2) {
+            for k in ["recall", "fp_rate"] {
+                assert!(w[1][k].as_f64() >= w[0][k].as_f64(), "{}: {k}", h["hash"]);
+            }
+        }
+        assert!(
+            roc.last().unwrap()["fp_rate"].as_f64().unwrap() > 0.3,
+            "{h}"
+        );
+        assert_eq!(h["recall"][0]["edit"], "as sent");
+    }
+    // The recall PDQ shows outside the messenger is what the schemes flagged through it.
+    let pdq_edited = hashes[0]["recall_edited"].as_f64().unwrap();
+    assert!((pdq_edited - s3["recall_edited"].as_f64().unwrap()).abs() < 0.02);
+
+    // results.json is documented by schema/results.schema.json, which the types generate, and
+    // validates against it; a canary with a field of the wrong type or missing must not.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/results.schema.json");
+    let schema: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(
+        schema,
+        scanlab_eval::results_schema(),
+        "schema/results.schema.json is out of date: run `scanlab evaluate --print-schema > schema/results.schema.json`"
+    );
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&r).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut wrong = r.clone();
+    wrong["schemes"][0]["recall"][0]["sent"] = "eight".into();
+    assert!(
+        !validator.is_valid(&wrong),
+        "a string where a count belongs"
+    );
+    let mut missing = r.clone();
+    missing["workload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("forward_p");
+    assert!(
+        !validator.is_valid(&missing),
+        "a workload parameter missing"
+    );
 
     // Same seed, a subset of schemes: the same figures for them.
     let again = evaluate(&tmp.path().join("b"), &["--schemes", "e2ee,device-hash"]);

@@ -4,6 +4,7 @@
 
 use crate::analyst::{Analyst, Knowledge, PlainSource};
 use crate::sim::{Outcome, Tag};
+use crate::stats::{MeanCi, mean_ci, wilson};
 use crate::workload::Workload;
 use scanlab_imaging::quality::{Gray, psnr, ssim};
 use scanlab_messenger::RecordKind;
@@ -12,9 +13,10 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One point of a recall curve.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct RecallPoint {
-    /// Edit kind (`identity` for the image as listed).
+    /// Edit kind (`as sent` for the image after the messenger's resize and recompression,
+    /// which the list, holding originals, must survive too).
     pub edit: String,
     /// Edit strength.
     pub strength: f32,
@@ -29,7 +31,7 @@ pub struct RecallPoint {
 }
 
 /// Fractions of a group of holders the provider identifies.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct Linkage {
     /// Users who held the image (sent or received it).
     pub holders: usize,
@@ -60,7 +62,7 @@ pub struct Linkage {
 
 /// What a compromise of each party exposes, as fractions of the innocent images sent (the
 /// background photos and the leaked document: on no list).
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct Exposure {
     /// Images whose full plaintext the provider's data yields.
     pub provider_plaintext: f64,
@@ -74,22 +76,56 @@ pub struct Exposure {
     pub stolen_key: BTreeMap<String, f64>,
 }
 
-/// The best reconstruction the provider can make of unmatched images, scored against the
-/// original at 64×64.
-#[derive(Clone, Debug, serde::Serialize)]
+/// The best reconstruction the provider can make of the unmatched background images, scored
+/// against each original at 64×64, beside what knowing nothing gives.
+///
+/// Two null baselines stand for "knowing nothing about this image": the mean of the other
+/// background images (the corpus mean image), and the provider's reconstruction of another
+/// photo (the next one in send order), each scored against this image's original. A
+/// reconstruction tells something about an image only by the margin it holds over the better
+/// of the two, per image; that margin carries its interval.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Reconstruction {
-    /// How it is made.
+    /// How it is made (the method used for most images).
     pub method: String,
-    /// Images scored.
+    /// Images scored (every unmatched background image the provider has anything of).
     pub images: usize,
-    /// Mean SSIM.
-    pub ssim: f64,
-    /// Mean PSNR, dB.
-    pub psnr: f64,
+    /// SSIM against the original.
+    pub ssim: MeanCi,
+    /// PSNR against the original, dB (capped at 99 for an exact copy).
+    pub psnr: MeanCi,
+    /// SSIM of the mean of the other background images against the original.
+    pub null_mean_image: MeanCi,
+    /// SSIM of another photo's reconstruction against the original.
+    pub null_other_photo: MeanCi,
+    /// Per image, SSIM minus the better null's SSIM for that image.
+    pub margin_over_null: MeanCi,
+    /// Whether the margin's interval lies above 0.
+    pub above_null: bool,
+}
+
+/// Whether the provider can find who holds an image of its choosing, from its records alone
+/// (no list entry, nothing a client sees), measured over many chosen images: every unlisted
+/// image of the run (each background photo and the leaked document) in turn is the target,
+/// searched for by the PDQ hash of its original.
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct ChosenImages {
+    /// Images chosen.
+    pub targets: usize,
+    /// Targets with at least one holder named.
+    pub found: usize,
+    /// Wilson 95% interval of `found / targets`.
+    pub found_ci95: [f64; 2],
+    /// Mean, over targets, of the share of their holders named.
+    pub mean_recall: f64,
+    /// Mean, over targets that named someone, of the share of those named who hold it.
+    pub mean_precision: Option<f64>,
+    /// Non-holders named, summed over targets.
+    pub wrong_named: usize,
 }
 
 /// Everything measured for one scheme (timings aside).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct SchemeMeasures {
     /// `S0`…`S5`.
     pub code: String,
@@ -97,10 +133,10 @@ pub struct SchemeMeasures {
     pub name: String,
     /// Image sends in the run.
     pub images_sent: usize,
-    /// Recall by edit and strength, identity first.
+    /// Recall by edit and strength, `as sent` first.
     pub recall: Vec<RecallPoint>,
-    /// Recall of the list images as listed.
-    pub recall_identity: f64,
+    /// Recall of the list images as the messenger sends them (the list holds the originals).
+    pub recall_as_sent: f64,
     /// Mean recall over every edited copy.
     pub recall_edited: f64,
     /// Background (unlisted) images flagged: live false positives.
@@ -116,9 +152,8 @@ pub struct SchemeMeasures {
     pub reconstruction: Option<Reconstruction>,
     /// Holders of the unlisted leaked document the provider identifies.
     pub linkage: Linkage,
-    /// Whether the provider can find who holds an image of its choosing from its records,
-    /// without any list entry or client-visible change.
-    pub arbitrary_content: bool,
+    /// Holders of images of the provider's choosing, found from its records.
+    pub chosen_images: ChosenImages,
     /// Poster holders identified once the poster is on the list.
     pub poisoning: Linkage,
     /// What each party's compromise exposes.
@@ -207,8 +242,10 @@ fn from_64(a: &[[f32; 64]; 64]) -> Gray {
 
 /// The best reconstruction of one image from what is known of it, if anything: the image
 /// itself, a 64×64 luminance, the inverse DCT of 16×16 coefficients, or the inverse DCT of a
-/// hash's sign pattern, in that order.
-pub fn rebuild(k: &Knowledge) -> Option<(Gray, &'static str)> {
+/// hash's sign pattern, in that order. The flag says whether it is an estimate of the image's
+/// pattern only, on no scale of its own (the DCT and hash cases), which
+/// [`SchemeMeasures::reconstruction`] puts on the scale of ordinary photos.
+pub fn rebuild(k: &Knowledge) -> Option<(Gray, &'static str, bool)> {
     if let Some((img, how)) = &k.plaintext
         && let Ok(rgb) = scanlab_schemes::decode_image(img)
     {
@@ -218,6 +255,7 @@ pub fn rebuild(k: &Knowledge) -> Option<(Gray, &'static str)> {
                 PlainSource::AttachmentKey => "decrypts the attachment with the key it was given",
                 PlainSource::Image => "the image itself",
             },
+            false,
         ));
     }
     if let Some(v) = &k.luma64 {
@@ -228,6 +266,7 @@ pub fn rebuild(k: &Knowledge) -> Option<(Gray, &'static str)> {
                 data: v.clone(),
             },
             "the 64×64 luminance itself",
+            false,
         ));
     }
     if let Some(v) = &k.dct16 {
@@ -239,6 +278,7 @@ pub fn rebuild(k: &Knowledge) -> Option<(Gray, &'static str)> {
         return Some((
             from_64(&img).normalized(),
             "inverse DCT of the 16×16 coefficients",
+            true,
         ));
     }
     let h = k.hashes.first()?;
@@ -246,11 +286,137 @@ pub fn rebuild(k: &Knowledge) -> Option<(Gray, &'static str)> {
     Some((
         from_64(&img).normalized(),
         "inverse DCT of the hash's sign pattern",
+        true,
     ))
 }
 
+/// Scores reconstructions (background index, image, method, estimate) against the originals
+/// of the background images, beside the two nulls; `None` when there is nothing to score.
+///
+/// An estimate (a pattern on no scale of its own, from DCT signs or coefficients) is put on the
+/// scale of ordinary photos as a provider would, from photos it holds itself (here, the other
+/// background photos, never the image scored): the mean of the other photos plus `β` times the
+/// standardised pattern, with `β` the least-squares fit of the others' deviations from their
+/// mean image on their own standardised patterns. So the margin over the mean-image null is
+/// what the pattern adds to what the provider knew without it.
+fn reconstruction(
+    rebuilt: &[(usize, Gray, &'static str, bool)],
+    originals: &[Gray],
+    seed: u64,
+) -> Option<Reconstruction> {
+    if rebuilt.is_empty() {
+        return None;
+    }
+    // The mean image of all background originals, from which each image's own share is taken
+    // out so that it knows nothing of the image it is scored against.
+    let len = 64 * 64;
+    let mut sum = vec![0f64; len];
+    for g in originals {
+        for (a, &b) in sum.iter_mut().zip(&g.data) {
+            *a += b as f64;
+        }
+    }
+    let n = originals.len() as f64;
+    let mean_without = |j: usize| -> Vec<f64> {
+        sum.iter()
+            .zip(&originals[j].data)
+            .map(|(t, &x)| (t - x as f64) / (n - 1.0).max(1.0))
+            .collect()
+    };
+    let standardised = |g: &Gray| -> Vec<f64> {
+        let m = g.data.iter().map(|&x| x as f64).sum::<f64>() / len as f64;
+        let v = g.data.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / len as f64;
+        let sd = v.sqrt().max(1e-9);
+        g.data.iter().map(|&x| (x as f64 - m) / sd).collect()
+    };
+    let gray = |v: Vec<f64>| Gray {
+        width: 64,
+        height: 64,
+        data: v.into_iter().map(|x| x.clamp(0.0, 255.0) as f32).collect(),
+    };
+    // Per estimate: <deviation from the mean image, pattern> and <pattern, pattern>.
+    let fits: Vec<Option<(Vec<f64>, f64, f64)>> = rebuilt
+        .iter()
+        .map(|(j, g, _, estimate)| {
+            estimate.then(|| {
+                let z = standardised(g);
+                let m = mean_without(*j);
+                let xy: f64 = originals[*j]
+                    .data
+                    .iter()
+                    .zip(&m)
+                    .zip(&z)
+                    .map(|((&o, &mu), &zz)| (o as f64 - mu) * zz)
+                    .sum();
+                let xx: f64 = z.iter().map(|x| x * x).sum();
+                (z, xy, xx)
+            })
+        })
+        .collect();
+    let (sxy, sxx) = fits
+        .iter()
+        .flatten()
+        .fold((0.0, 0.0), |(a, b), f| (a + f.1, b + f.2));
+    let images: Vec<Gray> = rebuilt
+        .iter()
+        .zip(&fits)
+        .map(|((j, g, _, _), fit)| match fit {
+            None => g.clone(),
+            Some((z, xy, xx)) => {
+                let beta = (sxy - xy) / (sxx - xx).max(1e-9);
+                let m = mean_without(*j);
+                gray(m.iter().zip(z).map(|(mu, zz)| mu + beta * zz).collect())
+            }
+        })
+        .collect();
+    let score = |g: &Gray, orig: &Gray| ssim(g, orig).unwrap_or(0.0);
+    let (mut s, mut p, mut nm, mut no, mut margin) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut methods: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, ((j, _, method, _), g)) in rebuilt.iter().zip(&images).enumerate() {
+        let orig = &originals[*j];
+        *methods.entry(method).or_default() += 1;
+        let a = score(g, orig);
+        s.push(a);
+        p.push(psnr(g, orig).unwrap_or(0.0).min(99.0));
+        let m = score(&gray(mean_without(*j)), orig);
+        // Another photo's reconstruction: the next one in send order (itself when alone,
+        // which then scores as the image, so a lone reconstruction never beats this null).
+        let k = (i + 1) % rebuilt.len();
+        let x = if rebuilt[k].0 == *j {
+            a
+        } else {
+            score(&images[k], orig)
+        };
+        nm.push(m);
+        no.push(x);
+        margin.push(a - m.max(x));
+    }
+    let margin_over_null = mean_ci(&margin, seed ^ 4);
+    let estimated = fits.iter().any(Option::is_some);
+    Some(Reconstruction {
+        method: methods
+            .iter()
+            .max_by_key(|(_, c)| **c)
+            .map(|(m, _)| {
+                if estimated {
+                    format!("{m}, on the mean of other photos")
+                } else {
+                    m.to_string()
+                }
+            })
+            .unwrap_or_default(),
+        images: rebuilt.len(),
+        ssim: mean_ci(&s, seed),
+        psnr: mean_ci(&p, seed ^ 1),
+        null_mean_image: mean_ci(&nm, seed ^ 2),
+        null_other_photo: mean_ci(&no, seed ^ 3),
+        above_null: margin_over_null.ci95[0] > 0.0,
+        margin_over_null,
+    })
+}
+
 /// Measures one run.
-pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
+pub fn measure(o: &Outcome, w: &Workload, seed: u64) -> SchemeMeasures {
     let flagged: BTreeSet<&str> = o.reviews.iter().map(|r| r.blob.as_str()).collect();
     let is_flagged = |s: &crate::sim::Send| flagged.contains(s.blob.as_str());
 
@@ -281,9 +447,9 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         } else {
             f as f64 / sent as f64
         },
-        ci95: crate::stats::wilson(f, sent),
+        ci95: wilson(f, sent),
     };
-    let mut recall = vec![point("identity", 0.0, identity)];
+    let mut recall = vec![point("as sent", 0.0, identity)];
     for kind in scanlab_imaging::EditKind::ALL {
         for &st in &w.strengths {
             if let Some(&c) = by.get(&(kind as usize, st.to_bits())) {
@@ -349,28 +515,27 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         Some(k)
     };
 
-    // Reconstruction of unmatched background images.
-    let mut rec: Option<(&'static str, Vec<(f64, f64)>)> = None;
-    for s in background.iter().filter(|s| !is_flagged(s)).take(8) {
-        let Tag::Background(j) = s.tag else { continue };
-        let Some((g, method)) = of_image(s).as_ref().and_then(rebuild) else {
-            continue;
-        };
-        let orig = gray64(&w.photos[w.background[j]].rgb);
-        if let (Ok(a), Ok(b)) = (ssim(&g, &orig), psnr(&g, &orig)) {
-            rec.get_or_insert((method, Vec::new())).1.push((a, b));
-        }
-    }
-    let reconstruction = rec.map(|(method, v)| Reconstruction {
-        method: method.to_string(),
-        images: v.len(),
-        ssim: v.iter().map(|x| x.0).sum::<f64>() / v.len() as f64,
-        psnr: v.iter().map(|x| x.1.min(99.0)).sum::<f64>() / v.len() as f64,
-    });
-
+    // Reconstruction of every unmatched background image, against the nulls.
+    let originals: Vec<Gray> = w
+        .background
+        .iter()
+        .map(|&p| gray64(&w.photos[p].rgb))
+        .collect();
+    let rebuilt: Vec<(usize, Gray, &'static str, bool)> = background
+        .iter()
+        .filter(|s| !is_flagged(s))
+        .filter_map(|s| {
+            let Tag::Background(j) = s.tag else {
+                return None;
+            };
+            let (g, method, estimate) = of_image(s).as_ref().and_then(rebuild)?;
+            Some((j, g, method, estimate))
+        })
+        .collect();
+    let reconstruction = reconstruction(&rebuilt, &originals, seed);
     // Linkage of the leaked document, which no list holds: every blob whose decoded contents
     // give a perceptual hash within the radius of the document's.
-    let target = w.photos[w.leaked].hash;
+    let target = w.photos[w.leaked].original_hash;
     let content: BTreeSet<String> = known
         .iter()
         .filter(|(_, k)| {
@@ -390,6 +555,49 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         .map(|(b, _)| b.clone())
         .collect();
     let leak = linkage(o, &o.leaked_holders, &content, &size);
+
+    // Every unlisted image as the provider's chosen target.
+    let mut targets: Vec<(scanlab_pdq::Hash256, BTreeSet<usize>)> = background
+        .iter()
+        .filter_map(|s| {
+            let Tag::Background(j) = s.tag else {
+                return None;
+            };
+            let holders = std::iter::once(s.from)
+                .chain(s.to.iter().copied())
+                .collect();
+            Some((w.photos[w.background[j]].original_hash, holders))
+        })
+        .collect();
+    targets.push((target, o.leaked_holders.clone()));
+    let perceptual: Vec<(&String, Vec<scanlab_pdq::Hash256>)> = known
+        .iter()
+        .map(|(b, k)| (b, k.perceptual_hashes()))
+        .filter(|(_, h)| !h.is_empty())
+        .collect();
+    let mut chosen = ChosenImages {
+        targets: targets.len(),
+        ..Default::default()
+    };
+    let mut precisions = Vec::new();
+    for (t, holders) in &targets {
+        let content: BTreeSet<String> = perceptual
+            .iter()
+            .filter(|(_, hs)| {
+                hs.iter()
+                    .any(|h| h.distance(t) <= scanlab_schemes::DEFAULT_RADIUS)
+            })
+            .map(|(b, _)| (*b).clone())
+            .collect();
+        let l = linkage(o, holders, &content, &BTreeSet::new());
+        chosen.found += (l.by_content > 0.0) as usize;
+        chosen.mean_recall += l.by_content / targets.len() as f64;
+        chosen.wrong_named += l.wrong_by_content;
+        precisions.extend(l.precision_by_content);
+    }
+    chosen.found_ci95 = wilson(chosen.found, chosen.targets);
+    chosen.mean_precision =
+        (!precisions.is_empty()).then(|| precisions.iter().sum::<f64>() / precisions.len() as f64);
 
     // Poisoning: the poster is on the list; who does the provider learn holds it?
     let poster_flagged: BTreeSet<String> = o
@@ -429,7 +637,7 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         code: o.code.clone(),
         name: o.name.clone(),
         images_sent: o.sends.len(),
-        recall_identity: recall[0].recall,
+        recall_as_sent: recall[0].recall,
         recall,
         recall_edited: if es == 0 { 0.0 } else { ef as f64 / es as f64 },
         background_flagged: background.iter().filter(|s| is_flagged(s)).count(),
@@ -437,7 +645,7 @@ pub fn measure(o: &Outcome, w: &Workload) -> SchemeMeasures {
         extra_bytes_per_image: (scan_bytes + review_bytes + field_bytes) as f64 / n,
         disclosed_bytes_per_image: review_bytes as f64 / n,
         reconstruction,
-        arbitrary_content: leak.by_content > 0.0,
+        chosen_images: chosen,
         linkage: leak,
         poisoning,
         exposure: Exposure {

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// One attack on one scheme's users.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct AttackRow {
     /// The scheme deployed (`-` for the scheme-independent ghost rows).
     pub scheme: String,
@@ -39,7 +39,7 @@ pub struct AttackRow {
 }
 
 /// The ghost user's outcome under each defence.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct GhostResults {
     /// Messages Alice sent after adding the ghost.
     pub sent: usize,
@@ -57,7 +57,7 @@ pub struct GhostResults {
 }
 
 /// All rows.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Attacks {
     /// One row per scheme and attack.
     pub rows: Vec<AttackRow>,

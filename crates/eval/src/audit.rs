@@ -18,7 +18,7 @@ use scanlab_hashlist::log::{Auditor, ListLog, LogError, LogLeaf, Organisation, P
 use scanlab_pdq::Hash256;
 
 /// Whether each attack was detected by clients' checks.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct AuditResults {
     /// Split view served to one user: caught by gossip between users (a `SplitView` error).
     pub targeted_split_view_detected: bool,

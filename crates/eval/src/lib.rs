@@ -8,6 +8,8 @@
 //! - [`sim`]: each scheme deployed for real (messenger clients and provider, in process);
 //! - [`analysis`]: what each provider received and can compute from it, read from its records;
 //! - [`stats`]: false positives and their projection to 4.5 billion photos a day;
+//! - [`compare`]: PDQ beside pHash, dHash and aHash, recall and false positives across radii;
+//! - [`tee`]: what the enclave scheme rests on (its allow-list, the vendor key), exercised;
 //! - [`audit`]: whether the auditable list catches a poisoned list;
 //! - [`report`]: `results.json`, CSVs and `report.html`.
 //!
@@ -19,9 +21,11 @@ pub mod analysis;
 pub mod analyst;
 pub mod attacks;
 pub mod audit;
+pub mod compare;
 pub mod report;
 pub mod sim;
 pub mod stats;
+pub mod tee;
 pub mod workload;
 
 use rayon::prelude::*;
@@ -78,7 +82,7 @@ pub trait Progress: Sync {
 }
 
 /// The workload's size, as run.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct WorkloadSummary {
     /// Corpus images.
     pub corpus_images: usize,
@@ -100,6 +104,20 @@ pub struct WorkloadSummary {
     pub send_max_side: u32,
     /// JPEG quality as sent.
     pub send_quality: i32,
+    /// JPEG quality of an edited copy as sent.
+    pub edit_quality: i32,
+    /// What the list holds: the PDQ hashes of the original corpus files.
+    pub list_holds: String,
+    /// Chats each user belongs to.
+    pub chats_per_user: usize,
+    /// Probability that a holder forwards a cascading image.
+    pub forward_p: f64,
+    /// Cascade depth (hops after the first send).
+    pub cascade_hops: usize,
+    /// Probability that a forward is re-encoded.
+    pub recompress_p: f64,
+    /// JPEG quality of a re-encoded forward.
+    pub recompress_quality: i32,
     /// Match radius.
     pub radius: u32,
     /// Leaked-document holders (same in every scheme: the cascade is seeded).
@@ -109,7 +127,7 @@ pub struct WorkloadSummary {
 }
 
 /// One line of the sanity table.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Sanity {
     /// What.
     pub quantity: String,
@@ -120,7 +138,7 @@ pub struct Sanity {
 }
 
 /// Wall-clock figures of one scheme (not reproducible; excluded from determinism).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Timing {
     /// Scheme name.
     pub scheme: String,
@@ -133,7 +151,7 @@ pub struct Timing {
 }
 
 /// All timings.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct Timings {
     /// Per scheme.
     pub schemes: Vec<Timing>,
@@ -153,7 +171,7 @@ pub struct Tile {
 }
 
 /// Everything an evaluation produces.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Results {
     /// [`SCHEMA`].
     pub schema: String,
@@ -171,10 +189,14 @@ pub struct Results {
     pub schemes: Vec<analysis::SchemeMeasures>,
     /// False positives.
     pub false_positives: stats::FalsePositives,
+    /// PDQ beside pHash, dHash and aHash.
+    pub comparison: compare::Comparison,
     /// The poisoning audit.
     pub audit: audit::AuditResults,
     /// A malicious provider against each scheme's clients.
     pub provider_attacks: attacks::Attacks,
+    /// The enclave scheme's allow-list and vendor key exercised (when it is run).
+    pub enclave_trust: Option<tee::EnclaveTrust>,
     /// Ours against published figures.
     pub sanity: Vec<Sanity>,
     /// Metric definitions.
@@ -186,11 +208,26 @@ pub struct Results {
     pub gallery: Vec<Tile>,
 }
 
+/// The JSON Schema of `results.json`, generated from these types and their doc comments. The
+/// repository keeps it as `schema/results.schema.json` (a test checks the two agree and that a
+/// run's output validates against the file).
+pub fn results_schema() -> serde_json::Value {
+    let mut s = serde_json::to_value(schemars::schema_for!(Results)).unwrap_or_default();
+    if let Some(o) = s.as_object_mut() {
+        o.insert(
+            "$id".into(),
+            "https://scanlab.invalid/schema/results.schema.json".into(),
+        );
+        o.insert("title".into(), format!("{SCHEMA} results.json").into());
+    }
+    s
+}
+
 /// Every metric's definition, printed in the report and stored in `results.json`.
 pub const DEFINITIONS: &[(&str, &str)] = &[
     (
         "recall",
-        "copies of list images that reached the provider's review queue, divided by copies sent; per edit kind and strength",
+        "copies of list images that reached the provider's review queue, divided by copies sent; per edit kind and strength. The list holds the PDQ hashes of the original files; \"as sent\" is the image after the messenger's own resize and recompression, and every edit is made to that and sent again",
     ),
     ("evasion", "1 − recall, over all edited copies"),
     (
@@ -199,7 +236,7 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ),
     (
         "false positives (pairs)",
-        "pairs of distinct corpus originals within the radius; normal fit by moments, bootstrap over images, projection N·(1 − (1 − p)^L)",
+        "pairs of distinct corpus originals within the radius: the empirical rate with its Clopper–Pearson interval, and a lattice model of the even distances (the random-hash null tilted to the observed mean and spread) with a bootstrap interval over images and a check of its lower tail; projection N·(1 − (1 − p)^L)",
     ),
     (
         "extra bytes per image",
@@ -207,15 +244,15 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ),
     (
         "reconstruction",
-        "the provider's best image from what it recorded for an unmatched photo, SSIM (7×7 window, Wang et al. 2004) and PSNR against the original's 64×64 luminance",
+        "the provider's best image from what it recorded for every unmatched background photo, SSIM (7×7 window, Wang et al. 2004) and PSNR against the original's 64×64 luminance, with bootstrap intervals; beside two nulls that know nothing of the image (the mean of the other photos, another photo's reconstruction), and the per-image margin over the better null",
     ),
     (
         "linkage",
         "fraction of the leaked document's holders (senders and recipients) who uploaded or downloaded a blob the provider links to the document by content (recorded hash within the radius, or recovered plaintext) or by exact encrypted size",
     ),
     (
-        "arbitrary content",
-        "the provider identifies holders of a chosen, unlisted image by content from its records alone",
+        "chosen images",
+        "each unlisted image of the run in turn (every background photo and the leaked document) is a target the provider chooses, searched for by its original's PDQ hash: the targets with a holder named from the provider's records alone (Wilson interval), the mean share of holders named, and the mean precision of those named",
     ),
     (
         "poisoning",
@@ -276,10 +313,12 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
     );
     let w = workload::Workload::build(&cfg.corpus, &size, cfg.seed, &|| progress.tick())?;
 
+    // A real list holds the hashes of the originals, not of what a messenger made of them: the
+    // send path (resize, recompression) is part of the measured chain.
     let entry = |id: u64, p: usize, label: &str| Entry {
         id,
         kind: Default::default(),
-        hash: w.photos[p].hash,
+        hash: w.photos[p].original_hash,
         label: label.into(),
         vouched_by: vec![],
         added: 0,
@@ -309,11 +348,13 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         .map(|s| sim::run(&**s, &w, list.clone(), users, cfg.seed, &|| progress.tick()))
         .collect::<Result<_, _>>()?;
 
+    progress.phase("comparing hashes", (w.list.len() + w.edited.len()) as u64);
+    let comparison = compare::run(&w, &|| progress.tick())?;
     progress.phase("analysing", outcomes.len() as u64 + 1);
     let schemes: Vec<analysis::SchemeMeasures> = outcomes
         .par_iter()
         .map(|o| {
-            let m = analysis::measure(o, &w);
+            let m = analysis::measure(o, &w, cfg.seed);
             progress.tick();
             m
         })
@@ -327,10 +368,27 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         cfg.seed,
     );
     let audit = audit::run(
-        &w.list.iter().map(|&p| w.photos[p].hash).collect::<Vec<_>>(),
-        w.photos[w.poster].hash,
+        &w.list
+            .iter()
+            .map(|&p| w.photos[p].original_hash)
+            .collect::<Vec<_>>(),
+        w.photos[w.poster].original_hash,
     );
     let provider_attacks = attacks::run(&cfg.schemes, &list, &w.photos[w.background[0]].sent)?;
+    let trust_images: Vec<Vec<u8>> = w
+        .background
+        .iter()
+        .take(if cfg.quick { 4 } else { 12 })
+        .map(|&p| w.photos[p].sent.clone())
+        .collect();
+    let enclave_trust = match cfg
+        .schemes
+        .iter()
+        .find(|s| s.name() == scanlab_schemes::enclave::EnclaveScheme.name())
+    {
+        Some(s) => Some(tee::run(s.code(), &list, &trust_images)?),
+        None => None,
+    };
     progress.tick();
 
     // The gallery: the first unmatched background image, and each provider's rebuild.
@@ -361,7 +419,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
             let title = format!("{} {}", o.code, o.name);
             let known = analysis::provider_knowledge(o);
             match known.get(&send.blob).and_then(analysis::rebuild) {
-                Some((g, how)) => gallery.push(tile(&title, how, &g.to_luma8())),
+                Some((g, how, _)) => gallery.push(tile(&title, how, &g.to_luma8())),
                 None => gallery.push(tile(
                     &title,
                     "nothing readable in its records",
@@ -372,7 +430,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
     }
 
     // The first scheme that flagged anything carries the hash's recall.
-    let matching = schemes.iter().find(|s| s.recall_identity > 0.0);
+    let matching = schemes.iter().find(|s| s.recall_as_sent > 0.0);
     let mean_of = |kind: &str| {
         matching
             .map(|s| {
@@ -441,14 +499,25 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
             chat_size: sim::GROUP_SIZE,
             send_max_side: workload::SEND_MAX_SIDE,
             send_quality: workload::SEND_QUALITY,
+            edit_quality: workload::EDIT_QUALITY,
+            list_holds:
+                "PDQ of each original corpus file (before the messenger's resize and recompression)"
+                    .into(),
+            chats_per_user: sim::CHATS_PER_USER,
+            forward_p: sim::FORWARD_P,
+            cascade_hops: sim::CASCADE_HOPS,
+            recompress_p: sim::RECOMPRESS_P,
+            recompress_quality: sim::RECOMPRESS_QUALITY,
             radius: scanlab_schemes::DEFAULT_RADIUS,
             leaked_holders: first.map_or(0, |o| o.leaked_holders.len()),
             poster_holders: first.map_or(0, |o| o.poster_holders.len()),
         },
         schemes,
         false_positives: fp,
+        comparison,
         audit,
         provider_attacks,
+        enclave_trust,
         sanity,
         definitions: DEFINITIONS
             .iter()

@@ -35,11 +35,47 @@ fn linkage_cell(recall: f64, named: usize, precision: Option<f64>, base: f64) ->
     }
 }
 
+fn reconstruction_cell(c: &crate::analysis::Reconstruction) -> String {
+    let best = if c.null_mean_image.mean >= c.null_other_photo.mean {
+        ("corpus mean image", c.null_mean_image)
+    } else {
+        ("another photo's rebuild", c.null_other_photo)
+    };
+    format!(
+        "SSIM {:.2} ({:.2}–{:.2}) against {:.2} for the {}; {} the null; PSNR {:.1} dB; n = {} ({})",
+        c.ssim.mean,
+        c.ssim.ci95[0],
+        c.ssim.ci95[1],
+        best.1.mean,
+        best.0,
+        if c.above_null { "above" } else { "not above" },
+        c.psnr.mean,
+        c.images,
+        c.method
+    )
+}
+
+fn chosen_cell(c: &crate::analysis::ChosenImages) -> String {
+    if c.found == 0 {
+        return format!("none of {} (0–{:.0}%)", c.targets, 100.0 * c.found_ci95[1]);
+    }
+    format!(
+        "{} of {} ({:.0}–{:.0}%), recall {}, precision {}",
+        c.found,
+        c.targets,
+        100.0 * c.found_ci95[0],
+        100.0 * c.found_ci95[1],
+        pct(c.mean_recall),
+        c.mean_precision.map_or("—".into(), pct)
+    )
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
-/// Writes `results.json`, `recall.csv`, `matrix.csv`, `fp_histogram.csv` and `report.html`.
+/// Writes `results.json`, `recall.csv`, `comparison.csv`, `roc.csv`, `matrix.csv`,
+/// `fp_histogram.csv` and `report.html`.
 pub fn write(r: &Results, out: &Path) -> Result<(), EvalError> {
     std::fs::create_dir_all(out).map_err(io)?;
     let json = serde_json::to_string_pretty(r).map_err(io)?;
@@ -81,6 +117,53 @@ pub fn write(r: &Results, out: &Path) -> Result<(), EvalError> {
         w.write_record([d.to_string(), c.to_string()]).map_err(io)?;
     }
     w.flush().map_err(io)?;
+    let mut w = csv_writer(&out.join("comparison.csv"))?;
+    w.write_record([
+        "hash",
+        "bits",
+        "radius",
+        "edit",
+        "strength",
+        "copies",
+        "matched",
+        "recall",
+        "ci95_low",
+        "ci95_high",
+    ])
+    .map_err(io)?;
+    for f in &r.comparison.hashes {
+        for x in &f.recall {
+            w.write_record([
+                f.hash.clone(),
+                f.bits.to_string(),
+                f.radius.to_string(),
+                x.edit.clone(),
+                x.strength.to_string(),
+                x.copies.to_string(),
+                x.matched.to_string(),
+                format!("{:.4}", x.matched as f64 / x.copies.max(1) as f64),
+                format!("{:.4}", x.ci95[0]),
+                format!("{:.4}", x.ci95[1]),
+            ])
+            .map_err(io)?;
+        }
+    }
+    w.flush().map_err(io)?;
+    let mut w = csv_writer(&out.join("roc.csv"))?;
+    w.write_record(["hash", "radius", "recall", "fp_rate"])
+        .map_err(io)?;
+    for f in &r.comparison.hashes {
+        for p in &f.roc {
+            w.write_record([
+                f.hash.clone(),
+                p.radius.to_string(),
+                format!("{:.6}", p.recall),
+                format!("{:e}", p.fp_rate),
+            ])
+            .map_err(io)?;
+        }
+    }
+    w.flush().map_err(io)?;
     let m = matrix(r);
     let mut w = csv_writer(&out.join("matrix.csv"))?;
     let mut header = vec!["criterion".to_string()];
@@ -118,16 +201,16 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             .collect()
     };
     let mut rows: Vec<(String, Vec<String>)> = vec![
-        ("Recall, list images as listed".into(), t(&|s| pct(s.recall_identity))),
+        ("Recall, list images as sent (the list holds the originals)".into(), t(&|s| pct(s.recall_as_sent))),
         ("Recall, edited copies (mean over all edits)".into(), t(&|s| pct(s.recall_edited))),
         ("Evasion by ordinary edits (1 − recall)".into(), t(&|s| pct(1.0 - s.recall_edited))),
         ("Unlisted images flagged in the run".into(), t(&|s| format!("{} / {}", s.background_flagged, s.background_sent))),
         ("Extra bytes to the provider per image".into(), t(&|s| format!("{:.0}", s.extra_bytes_per_image))),
         ("… of which disclosed plaintext".into(), t(&|s| format!("{:.0}", s.disclosed_bytes_per_image))),
-        ("Reconstruction of unmatched images (against the original at 64×64)".into(), t(&|s| s.reconstruction.as_ref().map_or("nothing to rebuild from".into(), |c| format!("SSIM {:.2}, PSNR {:.1} dB ({})", c.ssim, c.psnr, c.method)))),
+        ("Reconstruction of unmatched images: SSIM against the original at 64×64 (95% interval), best null, n".into(), t(&|s| s.reconstruction.as_ref().map_or("nothing to rebuild from".into(), reconstruction_cell))),
         ("Leaked-document holders identified with no list entry, by content: recall, precision of those named (naming at random)".into(), t(&|s| linkage_cell(s.linkage.by_content, s.linkage.named_by_content, s.linkage.precision_by_content, s.linkage.base_rate))),
         ("… by padded blob size".into(), t(&|s| linkage_cell(s.linkage.by_size, s.linkage.named_by_size, s.linkage.precision_by_size, s.linkage.base_rate))),
-        ("Provider can find holders of any image it chooses".into(), t(&|s| if s.arbitrary_content { "yes, from its records".into() } else { "not from content".into() })),
+        ("Provider finds holders of unlisted images it chooses, from its records: images found (95% interval), mean recall, mean precision".into(), t(&|s| chosen_cell(&s.chosen_images))),
         ("Poster holders identified once it is listed".into(), t(&|s| pct(s.poisoning.either))),
         ("Provider's data exposes: plaintext / thumbnail / hash".into(), t(&|s| format!("{} / {} / {}", pct(s.exposure.provider_plaintext), pct(s.exposure.provider_thumbnail), pct(s.exposure.provider_hash)))),
     ];
@@ -147,6 +230,26 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
                     .map_or("— (no such key)".into(), |&v| pct(v))
             }),
         ));
+    }
+    // The enclave's assumptions, one row per scenario, filled for the scheme they were run on.
+    if let Some(tr) = &r.enclave_trust {
+        for row in &tr.rows {
+            rows.push((
+                format!("Enclave trust, {}: clients accept; images the enclave opens; unlisted images reaching review", row.scenario),
+                t(&|s| {
+                    if s.code != tr.scheme {
+                        return "— (no enclave)".into();
+                    }
+                    if !row.accepted {
+                        return format!("refused by clients ({} images sent)", row.sent);
+                    }
+                    format!(
+                        "accepted; opens {} of {}; {} of {} reach review",
+                        row.opened_by_enclave, row.sent, row.reached_review, row.sent
+                    )
+                }),
+            ));
+        }
     }
     rows.extend([
         (
@@ -178,7 +281,7 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
 fn recall_svg(r: &Results) -> Result<String, EvalError> {
     // The first scheme that flags anything; the caption names every scheme whose curves are
     // the same, as read from the results.
-    let Some(s) = r.schemes.iter().find(|s| s.recall_identity > 0.0) else {
+    let Some(s) = r.schemes.iter().find(|s| s.recall_as_sent > 0.0) else {
         return Ok(String::new());
     };
     let same = |a: &crate::analysis::SchemeMeasures| {
@@ -194,6 +297,93 @@ fn recall_svg(r: &Results) -> Result<String, EvalError> {
         .filter(|x| same(x))
         .map(|x| x.code.as_str())
         .collect();
+    let kinds = scanlab_imaging::EditKind::ALL;
+    let cols = 4usize;
+    let rows = kinds.len().div_ceil(cols);
+    let mut svg = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (1000, 40 + 230 * rows as u32)).into_drawing_area();
+        root.fill(&WHITE).map_err(io)?;
+        let root = root
+            .titled(
+                &format!(
+                    "Recall of PDQ at radius {} by edit, with Wilson 95% bands ({} run; {} agree; \
+strength 0 is the image as sent)",
+                    r.workload.radius,
+                    s.code,
+                    agree.join(", ")
+                ),
+                ("sans-serif", 16),
+            )
+            .map_err(io)?;
+        let first = &s.recall[0];
+        for (panel, kind) in root.split_evenly((rows, cols)).iter().zip(kinds) {
+            // Strength 0 is the as-sent image, which every edit starts from.
+            let pts: Vec<(f32, f64, [f64; 2])> = std::iter::once((0.0, first.recall, first.ci95))
+                .chain(
+                    s.recall
+                        .iter()
+                        .filter(|p| p.edit == kind.name())
+                        .map(|p| (p.strength, p.recall, p.ci95)),
+                )
+                .collect();
+            let n = s
+                .recall
+                .iter()
+                .find(|p| p.edit == kind.name())
+                .map_or(0, |p| p.sent);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(
+                    format!("{} (n = {n} per point)", kind.name()),
+                    ("sans-serif", 14),
+                )
+                .margin(6)
+                .x_label_area_size(28)
+                .y_label_area_size(36)
+                .build_cartesian_2d(0f32..1f32, 0f64..1.02f64)
+                .map_err(io)?;
+            chart
+                .configure_mesh()
+                .x_labels(5)
+                .y_labels(5)
+                .x_desc("strength")
+                .draw()
+                .map_err(io)?;
+            let band: Vec<(f32, f64)> = pts
+                .iter()
+                .map(|p| (p.0, p.2[1]))
+                .chain(pts.iter().rev().map(|p| (p.0, p.2[0])))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(band, BLUE.mix(0.18).filled())))
+                .map_err(io)?;
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|p| (p.0, p.1)),
+                    BLUE.stroke_width(2),
+                ))
+                .map_err(io)?;
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|p| Circle::new((p.0, p.1), 3, BLUE.filled())),
+                )
+                .map_err(io)?;
+        }
+        root.present().map_err(io)?;
+    }
+    Ok(svg)
+}
+
+fn roc_svg(r: &Results) -> Result<String, EvalError> {
+    let c = &r.comparison;
+    // False-positive rates span many decades and start at 0: the x axis is logarithmic, and
+    // a rate of 0 is drawn at half of one pair in the corpus, the floor the corpus can see.
+    let floor = c
+        .hashes
+        .first()
+        .map_or(1e-6, |f| 0.5 / f.pairs.max(1) as f64);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
@@ -201,43 +391,49 @@ fn recall_svg(r: &Results) -> Result<String, EvalError> {
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 format!(
-                    "Recall of PDQ at radius 31 by edit ({} run; {} agree)",
-                    s.code,
-                    agree.join(", ")
+                    "Recall against false-positive rate across radii ({} copies; {} pairs; a rate of 0 drawn at {floor:.1e}; dots: each hash's usual radius)",
+                    c.copies,
+                    c.hashes.first().map_or(0, |f| f.pairs)
                 ),
-                ("sans-serif", 18),
+                ("sans-serif", 15),
             )
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .right_y_label_area_size(0)
-            .build_cartesian_2d(0f32..1f32, 0f64..1.05f64)
+            .build_cartesian_2d((floor..1.0f64).log_scale(), 0f64..1.02f64)
             .map_err(io)?;
         chart
             .configure_mesh()
-            .x_desc("edit strength")
-            .y_desc("recall")
+            .x_desc("share of unrelated pairs within the radius")
+            .y_desc("recall (edited copies and as sent)")
+            .x_label_formatter(&|x| format!("{x:.0e}"))
             .draw()
             .map_err(io)?;
-        for (k, kind) in scanlab_imaging::EditKind::ALL.iter().enumerate() {
-            let pts: Vec<(f32, f64)> = std::iter::once((0.0, s.recall_identity))
-                .chain(
-                    s.recall
-                        .iter()
-                        .filter(|p| p.edit == kind.name())
-                        .map(|p| (p.strength, p.recall)),
-                )
-                .collect();
+        for (k, f) in c.hashes.iter().enumerate() {
             let color = Palette99::pick(k).to_rgba();
+            let pts: Vec<(f64, f64)> = f
+                .roc
+                .iter()
+                .map(|p| (p.fp_rate.max(floor), p.recall))
+                .collect();
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(io)?
-                .label(kind.name())
+                .label(format!("{} ({} bits)", f.hash, f.bits))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            if let Some(p) = f.roc.iter().find(|p| p.radius == f.radius) {
+                chart
+                    .draw_series(std::iter::once(Circle::new(
+                        (p.fp_rate.max(floor), p.recall),
+                        5,
+                        color.filled(),
+                    )))
+                    .map_err(io)?;
+            }
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -366,9 +562,13 @@ matches whatever list it is handed.</p>",
     let _ = write!(
         h,
         "<p><b>Recall</b> = copies that ended in the provider's review queue ÷ copies sent, \
-for each list image as listed and under every edit at each strength. <b>Evasion</b> = 1 − recall. \
-Each point rests on {n} images, so its Wilson 95% interval is wide (recall.csv has it for every \
+for each list image as the messenger sends it (the list holds the hashes of the original files, \
+so the send path's resize to {} px and JPEG quality {} is part of the chain) and under every edit \
+of that image at each strength. <b>Evasion</b> = 1 − recall. \
+Each point rests on {n} images, so its Wilson 95% interval (the band) is wide (recall.csv has it for every \
 point; at full recall it is {:.0}–100%).</p>",
+        r.workload.send_max_side,
+        r.workload.send_quality,
         100.0 * crate::stats::wilson(n, n)[0]
     );
 
@@ -442,6 +642,57 @@ closest pair {} bits; {} pairs within radius {}: empirical rate {:.2e}, exact 95
         h,
         "</table><p>What this cannot show: {}</p>",
         esc(&fp.limits)
+    );
+
+    h.push_str("<h2>PDQ beside pHash, dHash and aHash</h2>");
+    h.push_str(&roc_svg(r)?);
+    let c = &r.comparison;
+    h.push_str("<table><tr><th>edit (mean over strengths)</th>");
+    for f in &c.hashes {
+        let _ = write!(
+            h,
+            "<th>{} ({} bits, radius {})</th>",
+            f.hash, f.bits, f.radius
+        );
+    }
+    h.push_str("</tr>");
+    let mut edits: Vec<&str> = Vec::new();
+    for x in c.hashes.iter().flat_map(|f| &f.recall) {
+        if !edits.contains(&x.edit.as_str()) {
+            edits.push(&x.edit);
+        }
+    }
+    for e in edits {
+        let _ = write!(h, "<tr><td>{}</td>", esc(e));
+        for f in &c.hashes {
+            let (m, n) = f
+                .recall
+                .iter()
+                .filter(|x| x.edit == e)
+                .fold((0, 0), |(a, b), x| (a + x.matched, b + x.copies));
+            let _ = write!(h, "<td>{}</td>", pct(m as f64 / n.max(1) as f64));
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("<tr><td><b>all edited copies</b></td>");
+    for f in &c.hashes {
+        let _ = write!(h, "<td><b>{}</b></td>", pct(f.recall_edited));
+    }
+    h.push_str("</tr><tr><td><b>unrelated pairs within the radius (exact 95% interval)</b></td>");
+    for f in &c.hashes {
+        let _ = write!(
+            h,
+            "<td><b>{} of {}: {:.2e} ({:.2e} – {:.2e})</b></td>",
+            f.pairs_within, f.pairs, f.fp_rate, f.fp_ci95[0], f.fp_ci95[1]
+        );
+    }
+    let _ = write!(
+        h,
+        "</tr></table><p>Recall is the share of copies whose hash lies within the radius of \
+the hash of their original; outside the messenger, so it holds for any scheme that matches with \
+that hash. comparison.csv has every edit and strength with its Wilson interval, roc.csv every \
+radius. What this cannot show: {}</p>",
+        esc(&c.limits)
     );
 
     h.push_str("<h2>What the provider can see: the provider's-eye gallery</h2><div class=\"g\">");
@@ -571,6 +822,40 @@ account's key-transparency monitoring {} it, and comparing safety numbers {} it.
         );
     }
     h.push_str("</table>");
+
+    if let Some(tr) = &r.enclave_trust {
+        let _ = write!(
+            h,
+            "<h2>What the enclave ({}) rests on</h2><p>Alice sends unlisted photos to Bob through \
+the real {} halves, with the enclave swapped for a rogue build (other code, matching a list of the \
+provider's choosing: the very photos sent). What the enclave holds is read from its own recorded \
+view, with its key, by the same analyst as every other figure.</p><table><tr><th>scenario</th>\
+<th>clients accept</th><th>images sent</th><th>opened by the enclave</th><th>unlisted images in \
+the provider's review queue</th></tr>",
+            esc(&tr.scheme),
+            esc(&tr.scheme)
+        );
+        for row in &tr.rows {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{} of {}</td><td>{}</td><td>{}</td></tr>",
+                esc(&row.scenario),
+                match &row.refused_by {
+                    None => "yes".to_string(),
+                    Some(e) => format!("no: {}", esc(e)),
+                },
+                row.sent,
+                row.images,
+                row.opened_by_enclave,
+                row.reached_review
+            );
+        }
+        let _ = write!(
+            h,
+            "</table><p>What this cannot show: {}</p>",
+            esc(&tr.limits)
+        );
+    }
 
     h.push_str("<h2>Sanity against published behaviour</h2><table><tr><th>quantity</th><th>measured here</th><th>published</th></tr>");
     for s in &r.sanity {

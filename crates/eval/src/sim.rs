@@ -13,7 +13,7 @@
 //! 2. each background image once;
 //! 3. the leaked document: a seeded user sends it, and every holder forwards it, with
 //!    probability [`FORWARD_P`], to their other chat, for [`CASCADE_HOPS`] hops; a forward is
-//!    re-encoded (JPEG quality 75) with probability [`RECOMPRESS_P`], as a user's save-and-send
+//!    re-encoded (JPEG quality [`RECOMPRESS_QUALITY`]) with probability [`RECOMPRESS_P`], as a user's save-and-send
 //!    does;
 //! 4. the protest poster, in a cascade of its own.
 
@@ -35,12 +35,16 @@ use std::time::Instant;
 
 /// Members per chat.
 pub const GROUP_SIZE: usize = 4;
+/// Chats each user is in (the two shifted partitions of [`chats`]).
+pub const CHATS_PER_USER: usize = 2;
 /// Probability that a holder forwards the cascading image.
 pub const FORWARD_P: f64 = 0.5;
 /// Cascade depth.
 pub const CASCADE_HOPS: usize = 3;
 /// Probability that a forward is a re-encoded copy.
 pub const RECOMPRESS_P: f64 = 0.3;
+/// JPEG quality of a re-encoded forward.
+pub const RECOMPRESS_QUALITY: i32 = 75;
 
 /// What one image send was, for scoring.
 #[derive(Clone, Debug, PartialEq)]
@@ -372,8 +376,9 @@ pub fn run(
     let mut holders = Vec::new();
     for (which, photo) in [(0, w.leaked), (1, w.poster)] {
         let original = w.photos[photo].sent.clone();
-        let recompressed = scanlab_imaging::edits::encode_jpeg(&w.photos[photo].rgb, 75)
-            .map_err(|e| EvalError::Corpus(e.to_string()))?;
+        let recompressed =
+            scanlab_imaging::edits::encode_jpeg(&w.photos[photo].rgb, RECOMPRESS_QUALITY)
+                .map_err(|e| EvalError::Corpus(e.to_string()))?;
         let mut held: BTreeSet<usize> = BTreeSet::new();
         let (u, c) = pick(&mut rng);
         let tag = |hop, exact| {

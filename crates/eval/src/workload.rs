@@ -31,8 +31,13 @@ pub const EDIT_QUALITY: i32 = 92;
 pub struct Photo {
     /// Corpus file.
     pub path: PathBuf,
-    /// PDQ of the original file (the false-positive analysis uses originals).
+    /// PDQ of the original file: what the list holds, and what the false-positive analysis
+    /// uses.
     pub original_hash: Hash256,
+    /// Every hash of [`scanlab_imaging::phash::all`] of the original, in that order, for the
+    /// comparison ([`crate::compare`]): PDQ of the file, the 64-bit hashes of it scaled to
+    /// [`SEND_MAX_SIDE`].
+    pub original_hashes: Vec<scanlab_imaging::phash::HashBits>,
     /// The JPEG bytes a user sends.
     pub sent: Vec<u8>,
     /// Its decoded pixels.
@@ -70,7 +75,7 @@ pub struct Workload {
 }
 
 /// How big a workload.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Size {
     /// List images.
     pub list: usize,
@@ -97,6 +102,16 @@ fn prepare(path: &std::path::Path) -> Result<Photo, EvalError> {
     } else {
         img
     };
+    let original_hashes = scanlab_imaging::phash::all()
+        .iter_mut()
+        .map(|f| {
+            if f.name() == "pdq" {
+                scanlab_imaging::phash::HashBits(original_hash.to_bytes().to_vec())
+            } else {
+                f.hash(&small)
+            }
+        })
+        .collect();
     let sent = scanlab_imaging::edits::encode_jpeg(&small, SEND_QUALITY)
         .map_err(|e| EvalError::Corpus(e.to_string()))?;
     let rgb = scanlab_imaging::decode(&sent, &Default::default())
@@ -105,6 +120,7 @@ fn prepare(path: &std::path::Path) -> Result<Photo, EvalError> {
     Ok(Photo {
         path: path.to_path_buf(),
         original_hash,
+        original_hashes,
         sent,
         rgb,
         hash,

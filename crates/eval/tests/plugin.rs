@@ -377,8 +377,8 @@ fn a_scheme_defined_in_a_test_runs_in_evaluate_quick_and_reaches_the_matrix() {
         .find(|s| s["name"] == "probe")
         .expect("the test scheme is in results.json");
     assert_eq!(probe["code"], "T1");
-    // The device held the list and disclosed every identical copy itself.
-    assert_eq!(probe["recall_identity"], 1.0);
+    // The device held the list of originals and disclosed the copies as sent itself.
+    assert!(probe["recall_as_sent"].as_f64().unwrap() >= 0.85);
     // The analyst found the list the device downloads: its bytes are counted.
     assert!(probe["device_state_bytes"].as_u64().unwrap() > 8 * 64);
     let matrix = std::fs::read_to_string(out.path().join("matrix.csv")).unwrap();

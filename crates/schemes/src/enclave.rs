@@ -243,6 +243,18 @@ impl Enclave {
         }
     }
 
+    /// A build that runs `matcher` but attests `claimed`. Real hardware measures the code it
+    /// loads, so no genuine attestation says this: it is what a stolen or compelled vendor
+    /// signing key buys (the simulated vendor key signs whatever it is given). The evaluation
+    /// uses it to show what clients that check attestations then send to a rogue enclave.
+    pub fn dangerous_claiming(matcher: Matcher, claimed: Measured) -> Enclave {
+        Enclave {
+            measured: claimed,
+            keys: Arc::new(KeyPair::generate()),
+            matcher,
+        }
+    }
+
     /// What it runs.
     pub fn measured(&self) -> &Measured {
         &self.measured
