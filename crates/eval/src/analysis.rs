@@ -77,7 +77,7 @@ pub struct Exposure {
 }
 
 /// The best reconstruction the provider can make of the unmatched background images, scored
-/// against each original at 64×64, beside what knowing nothing gives.
+/// against each image as sent (64×64 luminance), beside what knowing nothing gives.
 ///
 /// Two null baselines stand for "knowing nothing about this image": the mean of the other
 /// background images (the corpus mean image), and the provider's reconstruction of another
@@ -86,21 +86,22 @@ pub struct Exposure {
 /// of the two, per image; that margin carries its interval.
 #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Reconstruction {
-    /// How it is made (the method used for most images).
+    /// How it is made, with the count of images per method, most used first.
     pub method: String,
     /// Images scored (every unmatched background image the provider has anything of).
     pub images: usize,
-    /// SSIM against the original.
+    /// SSIM against the image as sent.
     pub ssim: MeanCi,
-    /// PSNR against the original, dB (capped at 99 for an exact copy).
+    /// PSNR against the image as sent, dB (capped at 99 for an exact copy).
     pub psnr: MeanCi,
-    /// SSIM of the mean of the other background images against the original.
+    /// SSIM of the mean of the other background images against the image.
     pub null_mean_image: MeanCi,
-    /// SSIM of another photo's reconstruction against the original.
+    /// SSIM of another photo's reconstruction against the image.
     pub null_other_photo: MeanCi,
     /// Per image, SSIM minus the better null's SSIM for that image.
     pub margin_over_null: MeanCi,
-    /// Whether the margin's interval lies above 0.
+    /// Whether the margin's interval lies above 0, over at least [`MIN_RECONSTRUCTIONS`]
+    /// images.
     pub above_null: bool,
 }
 
@@ -290,25 +291,27 @@ pub fn rebuild(k: &Knowledge) -> Option<(Gray, &'static str, bool)> {
     ))
 }
 
-/// Scores reconstructions (background index, image, method, estimate) against the originals
-/// of the background images, beside the two nulls; `None` when there is nothing to score.
+/// Fewest scored images for which [`Reconstruction::above_null`] can be true: below it the
+/// percentile bootstrap of the margin is too narrow to trust.
+pub const MIN_RECONSTRUCTIONS: usize = 10;
+
+/// The images that score reconstructions (background index, image, method, estimate)
+/// against the background images as sent (`originals`).
 ///
 /// An estimate (a pattern on no scale of its own, from DCT signs or coefficients) is put on the
 /// scale of ordinary photos as a provider would, from photos it holds itself (here, the other
-/// background photos, never the image scored): the mean of the other photos plus `β` times the
-/// standardised pattern, with `β` the least-squares fit of the others' deviations from their
-/// mean image on their own standardised patterns. So the margin over the mean-image null is
-/// what the pattern adds to what the provider knew without it.
-fn reconstruction(
+/// background photos): the mean of the other photos plus `β` times the standardised pattern,
+/// with `β` the least-squares fit of the others' deviations from their mean image on their own
+/// standardised patterns. Everything used to score image `j` (its calibration `β`, its mean
+/// image, and the other photo's reconstruction) is computed with `j`'s own image left out, so
+/// the margin over the mean-image null is what the pattern adds to what the provider knew
+/// without it. Returns, per image, its reconstruction, the mean-image null and the other
+/// photo's reconstruction, each as it is scored against that image. Needs at least three
+/// originals.
+fn scored_images(
     rebuilt: &[(usize, Gray, &'static str, bool)],
     originals: &[Gray],
-    seed: u64,
-) -> Option<Reconstruction> {
-    if rebuilt.is_empty() {
-        return None;
-    }
-    // The mean image of all background originals, from which each image's own share is taken
-    // out so that it knows nothing of the image it is scored against.
+) -> Vec<[Gray; 3]> {
     let len = 64 * 64;
     let mut sum = vec![0f64; len];
     for g in originals {
@@ -317,11 +320,17 @@ fn reconstruction(
         }
     }
     let n = originals.len() as f64;
-    let mean_without = |j: usize| -> Vec<f64> {
-        sum.iter()
-            .zip(&originals[j].data)
-            .map(|(t, &x)| (t - x as f64) / (n - 1.0).max(1.0))
-            .collect()
+    // The mean of the originals other than those in `out`.
+    let mean_without = |out: &[usize]| -> Vec<f64> {
+        let mut m = sum.clone();
+        for &j in out {
+            for (a, &x) in m.iter_mut().zip(&originals[j].data) {
+                *a -= x as f64;
+            }
+        }
+        let k = n - out.len() as f64;
+        m.iter_mut().for_each(|a| *a /= k);
+        m
     };
     let standardised = |g: &Gray| -> Vec<f64> {
         let m = g.data.iter().map(|&x| x as f64).sum::<f64>() / len as f64;
@@ -329,88 +338,127 @@ fn reconstruction(
         let sd = v.sqrt().max(1e-9);
         g.data.iter().map(|&x| (x as f64 - m) / sd).collect()
     };
-    let gray = |v: Vec<f64>| Gray {
+    let gray = |v: &[f64]| Gray {
         width: 64,
         height: 64,
-        data: v.into_iter().map(|x| x.clamp(0.0, 255.0) as f32).collect(),
+        data: v.iter().map(|x| x.clamp(0.0, 255.0) as f32).collect(),
     };
-    // Per estimate: <deviation from the mean image, pattern> and <pattern, pattern>.
-    let fits: Vec<Option<(Vec<f64>, f64, f64)>> = rebuilt
+    let patterns: Vec<Option<Vec<f64>>> = rebuilt
         .iter()
-        .map(|(j, g, _, estimate)| {
-            estimate.then(|| {
-                let z = standardised(g);
-                let m = mean_without(*j);
-                let xy: f64 = originals[*j]
-                    .data
-                    .iter()
-                    .zip(&m)
-                    .zip(&z)
-                    .map(|((&o, &mu), &zz)| (o as f64 - mu) * zz)
-                    .sum();
-                let xx: f64 = z.iter().map(|x| x * x).sum();
-                (z, xy, xx)
-            })
-        })
+        .map(|(_, g, _, estimate)| estimate.then(|| standardised(g)))
         .collect();
-    let (sxy, sxx) = fits
-        .iter()
-        .flatten()
-        .fold((0.0, 0.0), |(a, b), f| (a + f.1, b + f.2));
-    let images: Vec<Gray> = rebuilt
-        .iter()
-        .zip(&fits)
-        .map(|((j, g, _, _), fit)| match fit {
-            None => g.clone(),
-            Some((z, xy, xx)) => {
-                let beta = (sxy - xy) / (sxx - xx).max(1e-9);
-                let m = mean_without(*j);
-                gray(m.iter().zip(z).map(|(mu, zz)| mu + beta * zz).collect())
+    // Image k's reconstruction as it would be scored against image j (j left out of k's mean
+    // and of the calibration): the pattern on the mean of the photos other than j and k.
+    let calibrated = |k: usize, j: usize, beta: f64| -> Gray {
+        match &patterns[k] {
+            None => rebuilt[k].1.clone(),
+            Some(z) => {
+                let out: Vec<usize> = if rebuilt[k].0 == j {
+                    vec![j]
+                } else {
+                    vec![j, rebuilt[k].0]
+                };
+                let m = mean_without(&out);
+                gray(
+                    &m.iter()
+                        .zip(z)
+                        .map(|(mu, zz)| mu + beta * zz)
+                        .collect::<Vec<_>>(),
+                )
             }
+        }
+    };
+    // β fitted without image j: over the other estimates k, their deviations from the mean of
+    // the photos other than j and k, on their patterns.
+    let beta_without = |j: usize| -> f64 {
+        let (mut xy, mut xx) = (0.0, 0.0);
+        for (k, z) in patterns.iter().enumerate() {
+            let Some(z) = z else { continue };
+            let ok = rebuilt[k].0;
+            if ok == j {
+                continue;
+            }
+            let m = mean_without(&[j, ok]);
+            for ((&o, mu), zz) in originals[ok].data.iter().zip(&m).zip(z) {
+                xy += (o as f64 - mu) * zz;
+                xx += zz * zz;
+            }
+        }
+        if xx > 0.0 { xy / xx } else { 0.0 }
+    };
+    rebuilt
+        .iter()
+        .enumerate()
+        .map(|(i, (j, _, _, _))| {
+            let beta = if patterns[i].is_some() {
+                beta_without(*j)
+            } else {
+                0.0
+            };
+            // Another photo's reconstruction: the next one in send order (itself when alone,
+            // which then scores as the image, so a lone reconstruction never beats this null).
+            let k = (i + 1) % rebuilt.len();
+            let own = calibrated(i, *j, beta);
+            let other = if rebuilt[k].0 == *j {
+                own.clone()
+            } else {
+                calibrated(k, *j, beta)
+            };
+            [own, gray(&mean_without(&[*j])), other]
         })
-        .collect();
+        .collect()
+}
+
+/// Scores reconstructions (background index, image, method, estimate) against the background
+/// images as sent (`originals`), beside the two nulls ([`scored_images`]); `None` when there
+/// is nothing to score or fewer than three photos to build nulls from.
+fn reconstruction(
+    rebuilt: &[(usize, Gray, &'static str, bool)],
+    originals: &[Gray],
+    seed: u64,
+) -> Option<Reconstruction> {
+    if rebuilt.is_empty() || originals.len() < 3 {
+        return None;
+    }
+    let images = scored_images(rebuilt, originals);
+    let patterns: Vec<bool> = rebuilt.iter().map(|r| r.3).collect();
     let score = |g: &Gray, orig: &Gray| ssim(g, orig).unwrap_or(0.0);
     let (mut s, mut p, mut nm, mut no, mut margin) = (vec![], vec![], vec![], vec![], vec![]);
     let mut methods: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, ((j, _, method, _), g)) in rebuilt.iter().zip(&images).enumerate() {
+    for ((j, _, method, _), [g, mean, other]) in rebuilt.iter().zip(&images) {
         let orig = &originals[*j];
         *methods.entry(method).or_default() += 1;
         let a = score(g, orig);
         s.push(a);
         p.push(psnr(g, orig).unwrap_or(0.0).min(99.0));
-        let m = score(&gray(mean_without(*j)), orig);
-        // Another photo's reconstruction: the next one in send order (itself when alone,
-        // which then scores as the image, so a lone reconstruction never beats this null).
-        let k = (i + 1) % rebuilt.len();
-        let x = if rebuilt[k].0 == *j {
-            a
-        } else {
-            score(&images[k], orig)
-        };
+        let m = score(mean, orig);
+        let x = score(other, orig);
         nm.push(m);
         no.push(x);
         margin.push(a - m.max(x));
     }
     let margin_over_null = mean_ci(&margin, seed ^ 4);
-    let estimated = fits.iter().any(Option::is_some);
+    let mut counted: Vec<(&str, usize)> = methods.into_iter().collect();
+    counted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     Some(Reconstruction {
-        method: methods
+        method: counted
             .iter()
-            .max_by_key(|(_, c)| **c)
-            .map(|(m, _)| {
-                if estimated {
-                    format!("{m}, on the mean of other photos")
+            .map(|(m, c)| {
+                let on = if rebuilt.iter().zip(&patterns).any(|(r, &z)| r.2 == *m && z) {
+                    ", on the mean of other photos"
                 } else {
-                    m.to_string()
-                }
+                    ""
+                };
+                format!("{m}{on} ({c})")
             })
-            .unwrap_or_default(),
+            .collect::<Vec<_>>()
+            .join("; "),
         images: rebuilt.len(),
         ssim: mean_ci(&s, seed),
         psnr: mean_ci(&p, seed ^ 1),
         null_mean_image: mean_ci(&nm, seed ^ 2),
         null_other_photo: mean_ci(&no, seed ^ 3),
-        above_null: margin_over_null.ci95[0] > 0.0,
+        above_null: rebuilt.len() >= MIN_RECONSTRUCTIONS && margin_over_null.ci95[0] > 0.0,
         margin_over_null,
     })
 }
@@ -655,5 +703,138 @@ pub fn measure(o: &Outcome, w: &Workload, seed: u64) -> SchemeMeasures {
             stolen_key,
         },
         device_state_bytes: o.scheme_params_len,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Photo-like test images whose answer is known: a shared vertical gradient (what every
+    /// photo has in common, like a bright sky) plus structure of their own.
+    fn photos(n: usize, seed: u64) -> Vec<Gray> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                let waves: Vec<(f64, f64, f64, f64)> = (0..6)
+                    .map(|_| {
+                        (
+                            rng.random_range(0.5..4.0),
+                            rng.random_range(0.5..4.0),
+                            rng.random_range(0.0..std::f64::consts::TAU),
+                            rng.random_range(10.0..30.0),
+                        )
+                    })
+                    .collect();
+                Gray {
+                    width: 64,
+                    height: 64,
+                    data: (0..64 * 64)
+                        .map(|i| {
+                            let (x, y) = ((i % 64) as f64 / 64.0, (i / 64) as f64 / 64.0);
+                            let own: f64 = waves
+                                .iter()
+                                .map(|(fx, fy, ph, a)| {
+                                    a * (std::f64::consts::TAU * (fx * x + fy * y) + ph).sin()
+                                })
+                                .sum();
+                            (180.0 - 80.0 * y + own).clamp(0.0, 255.0) as f32
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn score(rebuilt: Vec<(usize, Gray, &'static str, bool)>, o: &[Gray]) -> Reconstruction {
+        reconstruction(&rebuilt, o, 1).unwrap()
+    }
+
+    #[test]
+    fn a_copy_is_above_the_nulls_and_knowing_nothing_is_not() {
+        let o = photos(24, 3);
+        let copy = score(
+            o.iter()
+                .enumerate()
+                .map(|(j, g)| (j, g.clone(), "copy", false))
+                .collect(),
+            &o,
+        );
+        assert!(copy.above_null, "{copy:?}");
+        assert!(copy.ssim.mean > 0.99);
+        // Flat grey, as an image or as a pattern, and another photo's image: not above.
+        let grey = Gray {
+            width: 64,
+            height: 64,
+            data: vec![128.0; 64 * 64],
+        };
+        for estimate in [false, true] {
+            let r = score(
+                (0..o.len())
+                    .map(|j| (j, grey.clone(), "grey", estimate))
+                    .collect(),
+                &o,
+            );
+            assert!(!r.above_null, "grey, estimate {estimate}: {r:?}");
+        }
+        let other = score(
+            (0..o.len())
+                .map(|j| (j, o[(j + 7) % o.len()].clone(), "other", false))
+                .collect(),
+            &o,
+        );
+        assert!(!other.above_null, "{other:?}");
+        // A noisy version of each image's own pattern, calibrated: above.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let noisy = score(
+            o.iter()
+                .enumerate()
+                .map(|(j, g)| {
+                    let d = g
+                        .data
+                        .iter()
+                        .map(|&x| x + rng.random_range(-60.0..60.0))
+                        .collect();
+                    (
+                        j,
+                        Gray {
+                            width: 64,
+                            height: 64,
+                            data: d,
+                        },
+                        "noisy",
+                        true,
+                    )
+                })
+                .collect(),
+            &o,
+        );
+        assert!(noisy.above_null, "{noisy:?}");
+        // Too few images: never above.
+        let few = score(
+            (0..5).map(|j| (j, o[j].clone(), "copy", false)).collect(),
+            &o,
+        );
+        assert!(!few.above_null && few.ssim.mean > 0.99);
+    }
+
+    #[test]
+    fn the_scored_image_never_enters_its_own_calibration_or_nulls() {
+        // Image 0's reconstruction and both its nulls, as scored against it, must not change
+        // when image 0 itself changes: they are what the provider knew without it. (An
+        // earlier version fitted the scale on means that still held image 0: this fails on it.)
+        let mut o = photos(12, 5);
+        let rebuilt: Vec<_> = (0..o.len())
+            .map(|j| (j, photos(1, 100 + j as u64).remove(0), "m", true))
+            .collect();
+        let before = scored_images(&rebuilt, &o);
+        o[0] = photos(1, 99).remove(0);
+        let after = scored_images(&rebuilt, &o);
+        for (b, a) in before[0].iter().zip(&after[0]) {
+            assert_eq!(b.data, a.data);
+        }
+        // The canary: another image's inputs do depend on image 0.
+        assert_ne!(before[1][1].data, after[1][1].data);
     }
 }

@@ -63,7 +63,7 @@ pub struct Recall {
 pub struct RocPoint {
     /// Radius, bits.
     pub radius: u32,
-    /// Recall over every edited copy and the as-sent images.
+    /// Recall over every edited copy (as [`HashFigures::recall_edited`] at the usual radius).
     pub recall: f64,
     /// Share of unrelated pairs within the radius.
     pub fp_rate: f64,
@@ -183,7 +183,7 @@ pub fn run(w: &Workload, tick: &(dyn Fn() + Sync)) -> Result<Comparison, crate::
             roc: (0..=max)
                 .map(|r| RocPoint {
                     radius: r,
-                    recall: share(&copy_d, r),
+                    recall: share(&edited, r),
                     fp_rate: within(r) as f64 / pairs.max(1) as f64,
                 })
                 .collect(),
@@ -192,8 +192,9 @@ pub fn run(w: &Workload, tick: &(dyn Fn() + Sync)) -> Result<Comparison, crate::
     Ok(Comparison {
         copies: copies.len(),
         limits: format!(
-            "Recall rests on {} list images per edit and strength; the false-positive rates on {pairs} pairs of {n} corpus originals, so a rate of 0 means only \"below about {:.0e}\" (the Clopper–Pearson bound), and a rate measured here holds only for photos like these. Each hash is scored against its own list of originals; nothing here says how a deployment would choose its radius.",
+            "Recall rests on {} list images per edit and strength. PDQ's list hash is of each original file as decoded; the 64-bit hashes' of the original scaled to {} pixels before the send's JPEG step, so their \"as sent\" row measures the JPEG step only, PDQ's the resize too (both shrink to a thumbnail of 64 pixels or fewer, where the difference is small). The false-positive rates on {pairs} pairs of {n} corpus originals, so a rate of 0 means only \"below about {:.0e}\" (the Clopper–Pearson bound), and a rate measured here holds only for photos like these. Each hash is scored against its own list of originals; nothing here says how a deployment would choose its radius.",
             w.list.len(),
+            crate::workload::SEND_MAX_SIDE,
             clopper_pearson(0, pairs)[1]
         ),
         hashes,

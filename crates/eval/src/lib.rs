@@ -244,7 +244,7 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ),
     (
         "reconstruction",
-        "the provider's best image from what it recorded for every unmatched background photo, SSIM (7×7 window, Wang et al. 2004) and PSNR against the original's 64×64 luminance, with bootstrap intervals; beside two nulls that know nothing of the image (the mean of the other photos, another photo's reconstruction), and the per-image margin over the better null",
+        "the provider's best image from what it recorded for every unmatched background photo, SSIM (7×7 window, Wang et al. 2004) and PSNR against the 64×64 luminance of the image as sent, with bootstrap intervals; beside two nulls that know nothing of the image (the mean of the other photos, another photo's reconstruction), and the per-image margin over the better null",
     ),
     (
         "linkage",

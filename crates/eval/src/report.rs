@@ -36,19 +36,25 @@ fn linkage_cell(recall: f64, named: usize, precision: Option<f64>, base: f64) ->
 }
 
 fn reconstruction_cell(c: &crate::analysis::Reconstruction) -> String {
-    let best = if c.null_mean_image.mean >= c.null_other_photo.mean {
-        ("corpus mean image", c.null_mean_image)
-    } else {
-        ("another photo's rebuild", c.null_other_photo)
-    };
+    let m = c.margin_over_null;
     format!(
-        "SSIM {:.2} ({:.2}–{:.2}) against {:.2} for the {}; {} the null; PSNR {:.1} dB; n = {} ({})",
+        "SSIM {:.2} ({:.2}–{:.2}); nulls {:.2} (mean of other photos), {:.2} (another photo's rebuild); \
+margin over the better null per image {:+.3} ({:+.3} – {:+.3}): {}; PSNR {:.1} dB; n = {} ({})",
         c.ssim.mean,
         c.ssim.ci95[0],
         c.ssim.ci95[1],
-        best.1.mean,
-        best.0,
-        if c.above_null { "above" } else { "not above" },
+        c.null_mean_image.mean,
+        c.null_other_photo.mean,
+        m.mean,
+        m.ci95[0],
+        m.ci95[1],
+        if c.above_null {
+            "above the null"
+        } else if c.images < crate::analysis::MIN_RECONSTRUCTIONS {
+            "too few images to say"
+        } else {
+            "not above the null"
+        },
         c.psnr.mean,
         c.images,
         c.method
@@ -207,7 +213,7 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
         ("Unlisted images flagged in the run".into(), t(&|s| format!("{} / {}", s.background_flagged, s.background_sent))),
         ("Extra bytes to the provider per image".into(), t(&|s| format!("{:.0}", s.extra_bytes_per_image))),
         ("… of which disclosed plaintext".into(), t(&|s| format!("{:.0}", s.disclosed_bytes_per_image))),
-        ("Reconstruction of unmatched images: SSIM against the original at 64×64 (95% interval), best null, n".into(), t(&|s| s.reconstruction.as_ref().map_or("nothing to rebuild from".into(), reconstruction_cell))),
+        ("Reconstruction of unmatched images: SSIM against the image as sent at 64×64 (95% interval), beside two nulls".into(), t(&|s| s.reconstruction.as_ref().map_or("nothing to rebuild from".into(), reconstruction_cell))),
         ("Leaked-document holders identified with no list entry, by content: recall, precision of those named (naming at random)".into(), t(&|s| linkage_cell(s.linkage.by_content, s.linkage.named_by_content, s.linkage.precision_by_content, s.linkage.base_rate))),
         ("… by padded blob size".into(), t(&|s| linkage_cell(s.linkage.by_size, s.linkage.named_by_size, s.linkage.precision_by_size, s.linkage.base_rate))),
         ("Provider finds holders of unlisted images it chooses, from its records: images found (95% interval), mean recall, mean precision".into(), t(&|s| chosen_cell(&s.chosen_images))),
@@ -405,7 +411,7 @@ fn roc_svg(r: &Results) -> Result<String, EvalError> {
         chart
             .configure_mesh()
             .x_desc("share of unrelated pairs within the radius")
-            .y_desc("recall (edited copies and as sent)")
+            .y_desc("recall (edited copies)")
             .x_label_formatter(&|x| format!("{x:.0e}"))
             .draw()
             .map_err(io)?;

@@ -46,7 +46,8 @@ pub struct TrustRow {
     pub sent: usize,
     /// Images whose plaintext the enclave's own view yields, with its key.
     pub opened_by_enclave: usize,
-    /// Unlisted images that reached the provider's review queue.
+    /// Unlisted images (distinct blobs) that reached the provider's review queue, read from
+    /// the provider.
     pub reached_review: usize,
 }
 
@@ -135,7 +136,12 @@ fn scenario(
     for m in bob.recv()? {
         m?;
     }
-    row.reached_review = provider.reviews()?.len();
+    row.reached_review = provider
+        .reviews()?
+        .iter()
+        .map(|r| r.blob.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     drop(clients);
     drop(provider);
     let (mut store, _) = SqliteStore::open_existing(&data)?;
@@ -217,7 +223,7 @@ pub fn run(code: &str, list: &HashList, images: &[Vec<u8>]) -> Result<EnclaveTru
         scheme: code.into(),
         rows,
         limits: format!(
-            "{} photos per scenario. The enclave is simulated: hardware isolation is not modelled, and the vendor key is a published test key, so the stolen-key row is what any holder of a real vendor key (or a side channel that extracts an enclave's attestation key) could do, not a measured break of real hardware. A client that pinned the honest announcement refuses the changed allow-list (see the attacks table); whether users notice, or reinstall, is outside the measurement.",
+            "{} photos per scenario. Any enclave, honest or not, opens every image sent to it: what tells the scenarios apart is what it forwards, read from the provider's review queue. The not-allow-listed row shows only that clients check the announced attestation against the announced allow-list; a provider running a rogue enclave publishes both (the next row), so the guard is the client's pin on the announcement, and a new install has none. The enclave is simulated: hardware isolation is not modelled, and the vendor key is a published test key, so the stolen-key row is what any holder of a real vendor key (or a side channel that extracts an enclave's attestation key) could do, not a measured break of real hardware. A client that pinned the honest announcement refuses the changed allow-list (see the attacks table); whether users notice, or reinstall, is outside the measurement.",
             images.len()
         ),
     })
