@@ -421,7 +421,6 @@ fn reconstruction(
         return None;
     }
     let images = scored_images(rebuilt, originals);
-    let patterns: Vec<bool> = rebuilt.iter().map(|r| r.3).collect();
     let score = |g: &Gray, orig: &Gray| ssim(g, orig).unwrap_or(0.0);
     let (mut s, mut p, mut nm, mut no, mut margin) = (vec![], vec![], vec![], vec![], vec![]);
     let mut methods: BTreeMap<&str, usize> = BTreeMap::new();
@@ -444,7 +443,7 @@ fn reconstruction(
         method: counted
             .iter()
             .map(|(m, c)| {
-                let on = if rebuilt.iter().zip(&patterns).any(|(r, &z)| r.2 == *m && z) {
+                let on = if rebuilt.iter().any(|r| r.2 == *m && r.3) {
                     ", on the mean of other photos"
                 } else {
                     ""

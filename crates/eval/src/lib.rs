@@ -58,6 +58,11 @@ pub enum EvalError {
     Scheme(#[from] scanlab_schemes::SchemeError),
 }
 
+/// An I/O or output failure, as an [`EvalError::Io`].
+pub(crate) fn io(e: impl std::fmt::Display) -> EvalError {
+    EvalError::Io(e.to_string())
+}
+
 /// What to run.
 #[derive(Clone)]
 pub struct Config {
@@ -503,7 +508,11 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
             list_holds:
                 "PDQ of each original corpus file (before the messenger's resize and recompression)"
                     .into(),
-            chats_per_user: sim::CHATS_PER_USER,
+            // Read off the chats the simulation builds, not restated.
+            chats_per_user: sim::chats(users)
+                .iter()
+                .filter(|(_, members)| members.contains(&0))
+                .count(),
             forward_p: sim::FORWARD_P,
             cascade_hops: sim::CASCADE_HOPS,
             recompress_p: sim::RECOMPRESS_P,

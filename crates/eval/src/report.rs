@@ -1,14 +1,10 @@
 //! The outputs: `results.json` (versioned schema), CSVs, and a self-contained `report.html`
 //! with SVG plots and the provider's-eye gallery.
 
-use crate::{EvalError, Results};
+use crate::{EvalError, Results, io};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
-
-fn io(e: impl std::fmt::Display) -> EvalError {
-    EvalError::Io(e.to_string())
-}
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

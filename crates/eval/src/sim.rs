@@ -35,8 +35,6 @@ use std::time::Instant;
 
 /// Members per chat.
 pub const GROUP_SIZE: usize = 4;
-/// Chats each user is in (the two shifted partitions of [`chats`]).
-pub const CHATS_PER_USER: usize = 2;
 /// Probability that a holder forwards the cascading image.
 pub const FORWARD_P: f64 = 0.5;
 /// Cascade depth.

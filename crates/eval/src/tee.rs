@@ -13,15 +13,16 @@
 //!   nothing unlisted reaches review;
 //! - **rogue build, not on the allow-list**: an enclave running other code, matching a list
 //!   of the provider's choosing (the very photos Alice will send), attests truthfully; the
-//!   provider publishes the honest allow-list; clients must refuse;
+//!   provider publishes the honest allow-list; clients refuse (a consistency check between
+//!   what is announced: a provider running a rogue enclave would announce both, as next);
 //! - **rogue build added to the allow-list**: the provider publishes both measurements.
 //!   Clients that pinned the old announcement see a scheme change (the attacks table); a
 //!   client installed after the change has nothing to compare with and accepts;
 //! - **stolen vendor key**: the rogue build attests the honest measurement, signed with the
 //!   vendor's key; every client's check passes.
 
-use crate::EvalError;
 use crate::analyst::Analyst;
+use crate::{EvalError, io};
 use scanlab_hashlist::{Entry, HashList};
 use scanlab_messenger::client::{Client, LocalTransport};
 use scanlab_messenger::{Limits, Provider, SqliteStore};
@@ -65,10 +66,6 @@ pub struct EnclaveTrust {
 /// The rogue build's code digest.
 fn rogue_code() -> [u8; 32] {
     Sha256::digest(b"scanlab rogue enclave build (evaluation only)").into()
-}
-
-fn io(e: impl std::fmt::Display) -> EvalError {
-    EvalError::Io(e.to_string())
 }
 
 /// Deploys `enclave` behind a provider publishing `allow` (empty: the enclave's own
@@ -162,12 +159,6 @@ fn scenario(
 /// Runs every scenario with `list` as the honest list and `images` (on no list) as what
 /// Alice sends; `code` names the scheme in the report.
 pub fn run(code: &str, list: &HashList, images: &[Vec<u8>]) -> Result<EnclaveTrust, EvalError> {
-    let honest = || -> Result<Enclave, EvalError> {
-        Ok(Enclave::new(
-            Matcher::new(list.clone(), DEFAULT_RADIUS)?,
-            enclave::own_code_digest(),
-        ))
-    };
     // The rogue build's list: the photos the provider wants to find, which Alice is about to
     // send.
     let targets = HashList {
@@ -192,11 +183,15 @@ pub fn run(code: &str, list: &HashList, images: &[Vec<u8>]) -> Result<EnclaveTru
             rogue_code(),
         ))
     };
-    let honest_m = hex::encode(honest()?.measured().measurement());
+    let control = Enclave::new(
+        Matcher::new(list.clone(), DEFAULT_RADIUS)?,
+        enclave::own_code_digest(),
+    );
+    let honest_claim = *control.measured();
+    let honest_m = hex::encode(honest_claim.measurement());
     let rogue_m = hex::encode(rogue()?.measured().measurement());
-    let honest_claim = *honest()?.measured();
     let rows = vec![
-        scenario("honest enclave (control)", honest()?, vec![], images)?,
+        scenario("honest enclave (control)", control, vec![], images)?,
         scenario(
             "rogue build, not on the allow-list",
             rogue()?,
