@@ -147,9 +147,9 @@ pub struct Sanity {
 pub struct Timing {
     /// Scheme name.
     pub scheme: String,
-    /// Client-half ms per image.
+    /// Client-half ms per image sent: every hook, the sender's and each recipient's.
     pub client_ms: f64,
-    /// Provider-half ms per image.
+    /// Provider-half ms per image sent: every hook.
     pub provider_ms: f64,
     /// Whole run, seconds.
     pub run_seconds: f64,
@@ -269,7 +269,7 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ),
     (
         "cost",
-        "wall-clock time inside each scheme's client half (per image) and provider half (per scan request)",
+        "wall-clock time inside each scheme's client half and provider half (every hook of each), per image sent",
     ),
 ];
 

@@ -1173,9 +1173,48 @@ impl<T: Transport> Client<T> {
 
     /// One queue page: its messages, and whether more wait behind it.
     #[allow(clippy::type_complexity)]
+    ///
+    /// The page is processed in one transaction of each of the client's two databases (MLS
+    /// state, then messages), committed before the page is acknowledged, so a page costs two
+    /// commits however many messages it holds. A message that fails rolls back its own MLS
+    /// writes only. Should the process die between the two commits, the page's MLS state is
+    /// kept and its messages are not: they come again, unacknowledged, and fail to decrypt
+    /// (their keys are used), as they would after a crash in the middle of one message.
     fn recv_page(&mut self) -> Result<(Vec<Result<Received, ClientError>>, bool), ClientError> {
         let q = self.transport.get("/v1/queue", Some(&self.token))?;
         let more = q["more"].as_bool().unwrap_or(false);
+        let batch = self.mls.batch()?;
+        self.db.execute_batch("SAVEPOINT recv_page").map_err(st)?;
+        let page = self.process_page(&q);
+        let page = match page {
+            Ok(p) => batch.commit().map_err(ClientError::from).map(|()| p),
+            Err(e) => Err(e),
+        };
+        let (out, acks) = match page {
+            Ok(p) => {
+                self.db.execute_batch("RELEASE recv_page").map_err(st)?;
+                p
+            }
+            Err(e) => {
+                let _ = self
+                    .db
+                    .execute_batch("ROLLBACK TO recv_page; RELEASE recv_page");
+                return Err(e);
+            }
+        };
+        if !acks.is_empty() {
+            self.transport
+                .post("/v1/queue/ack", Some(&self.token), &json!({"ids": acks}))?;
+        }
+        Ok((out, more && !acks.is_empty()))
+    }
+
+    /// The messages of one queue page, and the ids to acknowledge.
+    #[allow(clippy::type_complexity)]
+    fn process_page(
+        &mut self,
+        q: &Value,
+    ) -> Result<(Vec<Result<Received, ClientError>>, Vec<i64>), ClientError> {
         let mut out = Vec::new();
         let mut acks = Vec::new();
         for m in q["messages"].as_array().cloned().unwrap_or_default() {
@@ -1190,18 +1229,23 @@ impl<T: Transport> Client<T> {
                 continue;
             }
             let chat = m["group"].as_str().unwrap_or_default().to_string();
-            let payload = B64
-                .decode(m["payload"].as_str().unwrap_or_default())
-                .map_err(st)?;
+            // A payload that is not base64 can never be processed: it is acknowledged and
+            // reported, like one that fails to decrypt, so it cannot hold up the queue.
+            let payload = match B64.decode(m["payload"].as_str().unwrap_or_default()) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.push(Err(MlsError::Malformed(format!(
+                        "message {id}: payload is not base64: {e}"
+                    ))
+                    .into()));
+                    continue;
+                }
+            };
             let fields = m.get("scheme").filter(|f| !f.is_null()).cloned();
             let from = m["sender"].as_str().unwrap_or_default().to_string();
             out.extend(self.handle(id, &chat, &from, &payload, fields).transpose());
         }
-        if !acks.is_empty() {
-            self.transport
-                .post("/v1/queue/ack", Some(&self.token), &json!({"ids": acks}))?;
-        }
-        Ok((out, more && !acks.is_empty()))
+        Ok((out, acks))
     }
 
     /// Processes one MLS message with this client's trust decisions on its leaves.

@@ -48,6 +48,7 @@ use openmls_traits::OpenMlsProvider;
 use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use std::path::Path;
+use std::rc::Rc;
 use zeroize::Zeroizing;
 
 /// The one ciphersuite scanlab's messenger uses.
@@ -217,16 +218,19 @@ impl Codec for JsonCodec {
     }
 }
 
-/// openmls's RustCrypto primitives with SQLite storage.
+/// openmls's RustCrypto primitives with SQLite storage. The storage provider and
+/// [`MlsClient`]'s transactions share one connection (`Rc`: a client is used from one thread),
+/// because a transaction belongs to a connection and openmls's storage gives its own no way out.
 pub struct ClientProvider {
     crypto: RustCrypto,
-    storage: SqliteStorageProvider<JsonCodec, Connection>,
+    storage: SqliteStorageProvider<JsonCodec, Rc<Connection>>,
+    conn: Rc<Connection>,
 }
 
 impl OpenMlsProvider for ClientProvider {
     type CryptoProvider = RustCrypto;
     type RandProvider = RustCrypto;
-    type StorageProvider = SqliteStorageProvider<JsonCodec, Connection>;
+    type StorageProvider = SqliteStorageProvider<JsonCodec, Rc<Connection>>;
     fn storage(&self) -> &Self::StorageProvider {
         &self.storage
     }
@@ -242,6 +246,12 @@ impl OpenMlsProvider for ClientProvider {
 /// file `0600`, so other local users cannot read them, and SQLite's `secure_delete` on, so that
 /// a deleted epoch secret or key is overwritten with zeros rather than left in a free page.
 /// Forward secrecy depends on the old secrets being gone, not merely unlinked from a row.
+///
+/// The rollback journal is truncated at commit (`journal_mode = TRUNCATE`) rather than deleted:
+/// the journal's old pages are released to the file system either way, but creating and
+/// unlinking a file at every commit is most of a client's commit cost on ext4. `PERSIST` would
+/// leave the old pages readable in the journal, and WAL would keep them in the `-wal` file
+/// until a checkpoint, so neither is used.
 pub fn open_private_db(home: &Path, file: &str) -> std::io::Result<Connection> {
     std::fs::create_dir_all(home)?;
     let path = home.join(file);
@@ -259,7 +269,34 @@ pub fn open_private_db(home: &Path, file: &str) -> std::io::Result<Connection> {
     let db = Connection::open(&path).map_err(std::io::Error::other)?;
     db.pragma_update(None, "secure_delete", "ON")
         .map_err(std::io::Error::other)?;
+    db.pragma_update(None, "journal_mode", "TRUNCATE")
+        .map_err(std::io::Error::other)?;
     Ok(db)
+}
+
+/// Operations of one [`MlsClient`] that commit together ([`MlsClient::batch`]).
+#[must_use = "a batch that is dropped is rolled back"]
+pub struct Batch {
+    conn: Option<Rc<Connection>>,
+}
+
+impl Batch {
+    /// Commits every operation of the batch.
+    pub fn commit(mut self) -> Result<(), MlsError> {
+        let conn = self.conn.take().expect("a batch commits once");
+        conn.execute_batch("RELEASE mls_batch").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK TO mls_batch; RELEASE mls_batch");
+            state(e)
+        })
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.execute_batch("ROLLBACK TO mls_batch; RELEASE mls_batch");
+        }
+    }
 }
 
 /// What processing an incoming message produced.
@@ -303,12 +340,15 @@ impl MlsClient {
         name: &str,
         identity: &ed25519_dalek::SigningKey,
     ) -> Result<Self, MlsError> {
-        let conn = open_private_db(home, "mls.sqlite").map_err(state)?;
-        let mut storage = SqliteStorageProvider::<JsonCodec, Connection>::new(conn);
-        storage.run_migrations().map_err(state)?;
+        let mut conn = open_private_db(home, "mls.sqlite").map_err(state)?;
+        // Migrations need the connection to themselves, before it is shared.
+        let mut migrating = SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut conn);
+        migrating.run_migrations().map_err(state)?;
+        let conn = Rc::new(conn);
         let provider = ClientProvider {
             crypto: RustCrypto::default(),
-            storage,
+            storage: SqliteStorageProvider::new(conn.clone()),
+            conn,
         };
         let meta = open_private_db(home, "client.sqlite").map_err(state)?;
         meta.execute_batch(
@@ -363,19 +403,58 @@ impl MlsClient {
 
     /// A fresh key package to publish (each is single-use).
     pub fn key_package(&self) -> Result<Vec<u8>, MlsError> {
-        let bundle = KeyPackage::builder()
-            .leaf_node_capabilities(capabilities())
-            .build(
-                CIPHERSUITE,
-                &self.provider,
-                &self.signer,
-                self.credential.clone(),
-            )
-            .map_err(protocol)?;
-        bundle
-            .key_package()
-            .tls_serialize_detached()
-            .map_err(protocol)
+        self.atomic(|| {
+            let bundle = KeyPackage::builder()
+                .leaf_node_capabilities(capabilities())
+                .build(
+                    CIPHERSUITE,
+                    &self.provider,
+                    &self.signer,
+                    self.credential.clone(),
+                )
+                .map_err(protocol)?;
+            bundle
+                .key_package()
+                .tls_serialize_detached()
+                .map_err(protocol)
+        })
+    }
+
+    /// Runs `op` as one SQLite transaction (a savepoint, so calls may nest): every key, secret
+    /// and epoch an MLS operation writes is stored together or, if it fails, not at all. Without
+    /// this each of openmls's writes commits on its own, so a failure (or a refused commit, or a
+    /// crash) half-way through processing a message leaves a group state that belongs to no
+    /// epoch, and every write pays its own journal sync.
+    fn atomic<R>(&self, op: impl FnOnce() -> Result<R, MlsError>) -> Result<R, MlsError> {
+        let db = &self.provider.conn;
+        db.execute_batch("SAVEPOINT mls_op").map_err(state)?;
+        match op() {
+            Ok(r) => match db.execute_batch("RELEASE mls_op") {
+                Ok(()) => Ok(r),
+                Err(e) => {
+                    let _ = db.execute_batch("ROLLBACK TO mls_op; RELEASE mls_op");
+                    Err(state(e))
+                }
+            },
+            Err(e) => {
+                db.execute_batch("ROLLBACK TO mls_op; RELEASE mls_op")
+                    .map_err(state)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens a transaction around several operations (a queue page's messages): they commit
+    /// together at [`Batch::commit`], and each still rolls back alone if it fails. Dropping the
+    /// batch uncommitted undoes all of them.
+    pub fn batch(&self) -> Result<Batch, MlsError> {
+        self.provider
+            .conn
+            .execute_batch("SAVEPOINT mls_batch")
+            .map_err(state)?;
+        Ok(Batch {
+            conn: Some(self.provider.conn.clone()),
+        })
     }
 
     fn load(&self, group: &str) -> Result<MlsGroup, MlsError> {
@@ -390,30 +469,32 @@ impl MlsClient {
     /// Creates a group with id `group`, containing only this client, titled `title` (kept in
     /// the encrypted group context, [`TITLE_EXTENSION`]).
     pub fn create_group(&self, group: &str, title: Option<&str>) -> Result<(), MlsError> {
-        let mut ext = Vec::new();
-        if let Some(t) = title {
-            check_title(t)?;
-            ext.push(Extension::Unknown(
-                TITLE_EXTENSION,
-                UnknownExtension(t.as_bytes().to_vec()),
-            ));
-        }
-        let config = MlsGroupCreateConfig::builder()
-            .capabilities(capabilities())
-            .with_group_context_extensions(Extensions::from_vec(ext).map_err(protocol)?)
-            .ciphersuite(CIPHERSUITE)
-            .use_ratchet_tree_extension(true)
-            .padding_size(MESSAGE_PADDING)
-            .build();
-        MlsGroup::new_with_group_id(
-            &self.provider,
-            &self.signer,
-            &config,
-            GroupId::from_slice(group.as_bytes()),
-            self.credential.clone(),
-        )
-        .map_err(protocol)?;
-        Ok(())
+        self.atomic(|| {
+            let mut ext = Vec::new();
+            if let Some(t) = title {
+                check_title(t)?;
+                ext.push(Extension::Unknown(
+                    TITLE_EXTENSION,
+                    UnknownExtension(t.as_bytes().to_vec()),
+                ));
+            }
+            let config = MlsGroupCreateConfig::builder()
+                .capabilities(capabilities())
+                .with_group_context_extensions(Extensions::from_vec(ext).map_err(protocol)?)
+                .ciphersuite(CIPHERSUITE)
+                .use_ratchet_tree_extension(true)
+                .padding_size(MESSAGE_PADDING)
+                .build();
+            MlsGroup::new_with_group_id(
+                &self.provider,
+                &self.signer,
+                &config,
+                GroupId::from_slice(group.as_bytes()),
+                self.credential.clone(),
+            )
+            .map_err(protocol)?;
+            Ok(())
+        })
     }
 
     /// Adds members by their key packages. Each leaf's identity is verified and put to `vet`,
@@ -428,69 +509,79 @@ impl MlsClient {
         key_packages: &[Vec<u8>],
         vet: Vet,
     ) -> Result<(Vec<u8>, Vec<u8>), MlsError> {
-        let mut g = self.load(group)?;
-        let mut names: Vec<String> = g.members().map(|m| member_name(&m.credential)).collect();
-        let kps = key_packages
-            .iter()
-            .map(|b| {
-                let kp = KeyPackageIn::tls_deserialize_exact(b.as_slice())
-                    .map_err(|e| MlsError::Malformed(e.to_string()))?;
-                let kp = kp
-                    .validate(self.provider.crypto(), ProtocolVersion::Mls10)
-                    .map_err(protocol)?;
-                let leaf = kp.leaf_node();
-                let id = leaf_identity(leaf.credential(), leaf.signature_key().as_slice())?;
-                admit(&mut names, &id, vet)?;
-                Ok(kp)
-            })
-            .collect::<Result<Vec<_>, MlsError>>()?;
-        let (commit, welcome, _) = g
-            .add_members(&self.provider, &self.signer, &kps)
-            .map_err(protocol)?;
-        Ok((
-            commit.to_bytes().map_err(protocol)?,
-            welcome.to_bytes().map_err(protocol)?,
-        ))
+        self.atomic(|| {
+            let mut g = self.load(group)?;
+            let mut names: Vec<String> = g.members().map(|m| member_name(&m.credential)).collect();
+            let kps = key_packages
+                .iter()
+                .map(|b| {
+                    let kp = KeyPackageIn::tls_deserialize_exact(b.as_slice())
+                        .map_err(|e| MlsError::Malformed(e.to_string()))?;
+                    let kp = kp
+                        .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                        .map_err(protocol)?;
+                    let leaf = kp.leaf_node();
+                    let id = leaf_identity(leaf.credential(), leaf.signature_key().as_slice())?;
+                    admit(&mut names, &id, vet)?;
+                    Ok(kp)
+                })
+                .collect::<Result<Vec<_>, MlsError>>()?;
+            let (commit, welcome, _) = g
+                .add_members(&self.provider, &self.signer, &kps)
+                .map_err(protocol)?;
+            Ok((
+                commit.to_bytes().map_err(protocol)?,
+                welcome.to_bytes().map_err(protocol)?,
+            ))
+        })
     }
 
     /// Removes members by name. Returns the commit for the remaining (and removed) members,
     /// pending as [`MlsClient::add`]'s is.
     pub fn remove(&self, group: &str, names: &[&str]) -> Result<Vec<u8>, MlsError> {
-        let mut g = self.load(group)?;
-        let idx: Vec<LeafNodeIndex> = g
-            .members()
-            .filter(|m| names.iter().any(|n| member_name(&m.credential) == *n))
-            .map(|m| m.index)
-            .collect();
-        if idx.len() != names.len() {
-            return Err(MlsError::Protocol(format!(
-                "not all of {names:?} are members"
-            )));
-        }
-        let (commit, _, _) = g
-            .remove_members(&self.provider, &self.signer, &idx)
-            .map_err(protocol)?;
-        commit.to_bytes().map_err(protocol)
+        self.atomic(|| {
+            let mut g = self.load(group)?;
+            let idx: Vec<LeafNodeIndex> = g
+                .members()
+                .filter(|m| names.iter().any(|n| member_name(&m.credential) == *n))
+                .map(|m| m.index)
+                .collect();
+            if idx.len() != names.len() {
+                return Err(MlsError::Protocol(format!(
+                    "not all of {names:?} are members"
+                )));
+            }
+            let (commit, _, _) = g
+                .remove_members(&self.provider, &self.signer, &idx)
+                .map_err(protocol)?;
+            commit.to_bytes().map_err(protocol)
+        })
     }
 
     /// Deletes a group and its secrets from this client's state.
     pub fn delete_group(&self, group: &str) -> Result<(), MlsError> {
-        let mut g = self.load(group)?;
-        g.delete(self.provider.storage()).map_err(state)
+        self.atomic(|| {
+            let mut g = self.load(group)?;
+            g.delete(self.provider.storage()).map_err(state)
+        })
     }
 
     /// Merges this client's pending commit: the provider accepted it.
     pub fn merge_pending(&self, group: &str) -> Result<(), MlsError> {
-        self.load(group)?
-            .merge_pending_commit(&self.provider)
-            .map_err(protocol)
+        self.atomic(|| {
+            self.load(group)?
+                .merge_pending_commit(&self.provider)
+                .map_err(protocol)
+        })
     }
 
     /// Drops this client's pending commit: another commit of the same epoch came first.
     pub fn clear_pending(&self, group: &str) -> Result<(), MlsError> {
-        self.load(group)?
-            .clear_pending_commit(self.provider.storage())
-            .map_err(state)
+        self.atomic(|| {
+            self.load(group)?
+                .clear_pending_commit(self.provider.storage())
+                .map_err(state)
+        })
     }
 
     /// The title in the group's context, if it has one (and it is a valid title).
@@ -501,111 +592,119 @@ impl MlsClient {
     /// Joins a group from a welcome. Every member's identity is verified and put to `vet`,
     /// and duplicate names are refused, before the group is stored.
     pub fn join(&self, welcome: &[u8], vet: Vet) -> Result<Joined, MlsError> {
-        let msg = MlsMessageIn::tls_deserialize_exact(welcome)
-            .map_err(|e| MlsError::Malformed(e.to_string()))?;
-        let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
-            return Err(MlsError::Malformed("not a welcome".into()));
-        };
-        let config = MlsGroupJoinConfig::builder()
-            .use_ratchet_tree_extension(true)
-            .padding_size(MESSAGE_PADDING)
-            .build();
-        let staged =
-            StagedWelcome::new_from_welcome(&self.provider, &config, w, None).map_err(protocol)?;
-        let mut names = Vec::new();
-        for m in staged.members() {
-            let id = leaf_identity(&m.credential, &m.signature_key)?;
-            if id.name == self.name && m.signature_key != self.signer.public() {
-                return Err(MlsError::Refused(format!(
-                    "another leaf claims to be this account, {:?}",
-                    self.name
-                )));
+        self.atomic(|| {
+            let msg = MlsMessageIn::tls_deserialize_exact(welcome)
+                .map_err(|e| MlsError::Malformed(e.to_string()))?;
+            let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
+                return Err(MlsError::Malformed("not a welcome".into()));
+            };
+            let config = MlsGroupJoinConfig::builder()
+                .use_ratchet_tree_extension(true)
+                .padding_size(MESSAGE_PADDING)
+                .build();
+            let staged = StagedWelcome::new_from_welcome(&self.provider, &config, w, None)
+                .map_err(protocol)?;
+            let mut names = Vec::new();
+            for m in staged.members() {
+                let id = leaf_identity(&m.credential, &m.signature_key)?;
+                if id.name == self.name && m.signature_key != self.signer.public() {
+                    return Err(MlsError::Refused(format!(
+                        "another leaf claims to be this account, {:?}",
+                        self.name
+                    )));
+                }
+                admit(&mut names, &id, vet)?;
             }
-            admit(&mut names, &id, vet)?;
-        }
-        let by = member_name(staged.welcome_sender().map_err(protocol)?.credential());
-        let title = title_of(staged.group_context().extensions());
-        let g = staged.into_group(&self.provider).map_err(protocol)?;
-        Ok(Joined {
-            group: String::from_utf8_lossy(g.group_id().as_slice()).into(),
-            title,
-            by,
-            members: names,
+            let by = member_name(staged.welcome_sender().map_err(protocol)?.credential());
+            let title = title_of(staged.group_context().extensions());
+            let g = staged.into_group(&self.provider).map_err(protocol)?;
+            Ok(Joined {
+                group: String::from_utf8_lossy(g.group_id().as_slice()).into(),
+                title,
+                by,
+                members: names,
+            })
         })
     }
 
     /// Encrypts an application message to the group.
     pub fn encrypt(&self, group: &str, plaintext: &[u8]) -> Result<Vec<u8>, MlsError> {
-        let mut g = self.load(group)?;
-        g.create_message(&self.provider, &self.signer, plaintext)
-            .map_err(protocol)?
-            .to_bytes()
-            .map_err(protocol)
+        self.atomic(|| {
+            let mut g = self.load(group)?;
+            g.create_message(&self.provider, &self.signer, plaintext)
+                .map_err(protocol)?
+                .to_bytes()
+                .map_err(protocol)
+        })
     }
 
     /// Processes an incoming handshake or application message for `group`. A commit's new and
     /// updated leaves are verified and put to `vet` before it is merged: an added name must be
     /// new to the group, and an updated leaf must keep its owner's identity.
     pub fn process(&self, group: &str, bytes: &[u8], vet: Vet) -> Result<Incoming, MlsError> {
-        let mut g = self.load(group)?;
-        let msg = MlsMessageIn::tls_deserialize_exact(bytes)
-            .map_err(|e| MlsError::Malformed(e.to_string()))?;
-        let pm = msg
-            .try_into_protocol_message()
-            .map_err(|e| MlsError::Malformed(format!("{e:?}")))?;
-        let processed = g.process_message(&self.provider, pm).map_err(protocol)?;
-        let sender = member_name(processed.credential());
-        match processed.into_content() {
-            ProcessedMessageContent::ApplicationMessage(m) => Ok(Incoming::Application {
-                sender,
-                plaintext: m.into_bytes(),
-            }),
-            ProcessedMessageContent::StagedCommitMessage(c) => {
-                let mut names: Vec<String> =
-                    g.members().map(|m| member_name(&m.credential)).collect();
-                for a in c.add_proposals() {
-                    let leaf = a.add_proposal().key_package().leaf_node();
-                    let id = leaf_identity(leaf.credential(), leaf.signature_key().as_slice())?;
-                    admit(&mut names, &id, vet)?;
-                }
-                let updated = c
-                    .update_proposals()
-                    .map(|u| u.update_proposal().leaf_node().clone())
-                    .chain(c.update_path_leaf_node().cloned());
-                for leaf in updated {
-                    let id = leaf_identity(leaf.credential(), leaf.signature_key().as_slice())?;
-                    let same = g
-                        .members()
-                        .any(|m| claimed(m.credential.serialized_content()).is_ok_and(|c| c == id));
-                    if !same {
-                        return Err(MlsError::Refused(format!(
-                            "an update gives {:?} an identity key it did not have",
-                            id.name
-                        )));
+        self.atomic(|| {
+            let mut g = self.load(group)?;
+            let msg = MlsMessageIn::tls_deserialize_exact(bytes)
+                .map_err(|e| MlsError::Malformed(e.to_string()))?;
+            let pm = msg
+                .try_into_protocol_message()
+                .map_err(|e| MlsError::Malformed(format!("{e:?}")))?;
+            let processed = g.process_message(&self.provider, pm).map_err(protocol)?;
+            let sender = member_name(processed.credential());
+            match processed.into_content() {
+                ProcessedMessageContent::ApplicationMessage(m) => Ok(Incoming::Application {
+                    sender,
+                    plaintext: m.into_bytes(),
+                }),
+                ProcessedMessageContent::StagedCommitMessage(c) => {
+                    let mut names: Vec<String> =
+                        g.members().map(|m| member_name(&m.credential)).collect();
+                    for a in c.add_proposals() {
+                        let leaf = a.add_proposal().key_package().leaf_node();
+                        let id = leaf_identity(leaf.credential(), leaf.signature_key().as_slice())?;
+                        admit(&mut names, &id, vet)?;
                     }
+                    let updated = c
+                        .update_proposals()
+                        .map(|u| u.update_proposal().leaf_node().clone())
+                        .chain(c.update_path_leaf_node().cloned());
+                    for leaf in updated {
+                        let id = leaf_identity(leaf.credential(), leaf.signature_key().as_slice())?;
+                        let same = g.members().any(|m| {
+                            claimed(m.credential.serialized_content()).is_ok_and(|c| c == id)
+                        });
+                        if !same {
+                            return Err(MlsError::Refused(format!(
+                                "an update gives {:?} an identity key it did not have",
+                                id.name
+                            )));
+                        }
+                    }
+                    let before: Vec<String> =
+                        g.members().map(|m| member_name(&m.credential)).collect();
+                    g.merge_staged_commit(&self.provider, *c)
+                        .map_err(protocol)?;
+                    let after: Vec<String> =
+                        g.members().map(|m| member_name(&m.credential)).collect();
+                    Ok(Incoming::Commit {
+                        removed_self: !g.is_active(),
+                        by: sender,
+                        added: after
+                            .iter()
+                            .filter(|n| !before.contains(n))
+                            .cloned()
+                            .collect(),
+                        removed: before.into_iter().filter(|n| !after.contains(n)).collect(),
+                    })
                 }
-                let before: Vec<String> = g.members().map(|m| member_name(&m.credential)).collect();
-                g.merge_staged_commit(&self.provider, *c)
-                    .map_err(protocol)?;
-                let after: Vec<String> = g.members().map(|m| member_name(&m.credential)).collect();
-                Ok(Incoming::Commit {
-                    removed_self: !g.is_active(),
-                    by: sender,
-                    added: after
-                        .iter()
-                        .filter(|n| !before.contains(n))
-                        .cloned()
-                        .collect(),
-                    removed: before.into_iter().filter(|n| !after.contains(n)).collect(),
-                })
+                ProcessedMessageContent::ProposalMessage(p) => {
+                    g.store_pending_proposal(self.provider.storage(), *p)
+                        .map_err(protocol)?;
+                    Ok(Incoming::Proposal)
+                }
+                _ => Ok(Incoming::Proposal),
             }
-            ProcessedMessageContent::ProposalMessage(p) => {
-                g.store_pending_proposal(self.provider.storage(), *p)
-                    .map_err(protocol)?;
-                Ok(Incoming::Proposal)
-            }
-            _ => Ok(Incoming::Proposal),
-        }
+        })
     }
 
     /// Names of the group's members.
@@ -1138,6 +1237,64 @@ mod storage_tests {
         drop(plain);
         let bytes = std::fs::read(home.join("y.sqlite")).unwrap();
         assert!(bytes.windows(marker.len()).any(|w| w == marker.as_bytes()));
+    }
+
+    /// The rollback journal holds the pages a transaction changes, old secrets included; it
+    /// must be empty once the transaction commits.
+    #[test]
+    fn the_journal_keeps_no_old_secret_after_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = "old-epoch-secret-0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+        let journal_after = |db: Connection, path: &Path| {
+            db.execute_batch("CREATE TABLE s (v TEXT)").unwrap();
+            db.execute("INSERT INTO s VALUES (?1)", [marker]).unwrap();
+            db.execute("UPDATE s SET v = 'new'", []).unwrap();
+            let journal = std::fs::read(path.with_extension("sqlite-journal")).unwrap_or_default();
+            drop(db);
+            journal
+                .windows(marker.len())
+                .any(|w| w == marker.as_bytes())
+        };
+        let home = dir.path().join("home");
+        let db = open_private_db(&home, "x.sqlite").unwrap();
+        assert!(!journal_after(db, &home.join("x.sqlite")));
+        // Canary: a persisted journal keeps the page with the old secret.
+        let path = dir.path().join("p.sqlite");
+        let persist = Connection::open(&path).unwrap();
+        persist.pragma_update(None, "secure_delete", "ON").unwrap();
+        persist
+            .pragma_update(None, "journal_mode", "PERSIST")
+            .unwrap();
+        assert!(journal_after(persist, &path));
+    }
+
+    /// An MLS operation that fails leaves nothing of what it wrote.
+    #[test]
+    fn a_failed_operation_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let c = MlsClient::open(&dir.path().join("c"), "carol", &key).unwrap();
+        let count = |c: &MlsClient| -> i64 {
+            c.provider
+                .conn
+                .query_row("SELECT count(*) FROM openmls_key_packages", [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        c.key_package().unwrap();
+        assert_eq!(count(&c), 1);
+        let failed: Result<(), MlsError> = c.atomic(|| {
+            c.key_package()?;
+            // Canary: the nested operation's write is there until the outer one fails.
+            assert_eq!(count(&c), 2);
+            Err(MlsError::State("failed after writing".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(count(&c), 1);
+        c.create_group("g", None).unwrap();
+        assert!(c.create_group("g", None).is_err());
+        assert_eq!(c.members("g").unwrap(), vec!["carol".to_string()]);
     }
 }
 

@@ -223,6 +223,42 @@ fn relabel(tamper: &Tamper, from: Envelope, to: Envelope) {
     });
 }
 
+/// A queue page is processed in one transaction; a message in it that can never be read
+/// (here a payload that is not base64) is reported and acknowledged on its own, and neither
+/// loses the page's other messages nor holds up the queue.
+#[test]
+fn an_unreadable_message_neither_loses_its_page_nor_blocks_the_queue() {
+    let w = World::new();
+    let (mut alice, _) = w.client("alice");
+    let (mut bob, lies) = w.client("bob");
+    alice.create_chat("c", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    for t in ["one", "two", "three"] {
+        alice.send("c", Some(t), None).unwrap();
+    }
+    lies.lie("GET /v1/queue", |answer| {
+        let mut v: Value = serde_json::from_slice(&answer).unwrap();
+        if let Some(m) = v["messages"].as_array_mut().unwrap().get_mut(1) {
+            m["payload"] = json!("!! not base64 !!");
+        }
+        serde_json::to_vec(&v).unwrap()
+    });
+    let got = bob.recv().unwrap();
+    lies.stop();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].as_ref().unwrap().text.as_deref(), Some("one"));
+    let e = got[1].as_ref().unwrap_err().to_string();
+    assert!(e.contains("not base64"), "{e}");
+    // "three" is still readable: the corrupted message used no key, so the ratchet skipped it.
+    assert_eq!(got[2].as_ref().unwrap().text.as_deref(), Some("three"));
+    assert!(bob.recv().unwrap().is_empty());
+    alice.send("c", Some("after"), None).unwrap();
+    assert_eq!(
+        bob.recv().unwrap()[0].as_ref().unwrap().text.as_deref(),
+        Some("after")
+    );
+}
+
 #[test]
 fn content_in_a_handshake_envelope_is_refused() {
     // A modified sender labels a message "commit" so that the provider, which sees only the
