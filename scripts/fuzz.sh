@@ -5,14 +5,14 @@
 #   bash scripts/fuzz.sh run TARGET SECS  one target, longer: e.g. run decode 600
 #   bash scripts/fuzz.sh all SECS         every target, two at a time, SECS each
 #
-# Seed corpora are made from the test data (../shared: Meta's PDQ test images and golden
+# Seed corpora are made from the test data (testdata/: Meta's PDQ test images and golden
 # lists) and from small generated inputs, into fuzz/corpus/TARGET (not committed). Crashes
 # land in fuzz/artifacts/TARGET. cargo-fuzz needs nightly features; on the stable toolchain
 # RUSTC_BOOTSTRAP=1 enables them, as here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
-SHARED="${SCANLAB_SHARED:-$(cd .. && pwd)/shared}"
+SHARED="${SCANLAB_SHARED:-$(pwd)/testdata}"
 TARGETS=(decode list_parse log_proofs provider_requests mls_process scheme_halves)
 # Long runs: optimised, with debug assertions and overflow checks (cargo-fuzz's default), and
 # more codegen units for a faster build. The smoke run builds unoptimised, which builds much

@@ -107,7 +107,7 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
             for i in 0..n {
                 let name = format!("soak{i}");
                 let c = Client::connect(&homes.join(&name), &name, HttpTransport::new(&server))?;
-                println!("{name} {}", c.token());
+                crate::files::outln!("{name} {}", c.token())?;
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -179,7 +179,7 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
         file_to_hash_one_thread_s: one,
         file_to_hash_all_cores_s: all,
     };
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::files::outln!("{}", serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -260,7 +260,7 @@ fn bench_index(
         std::fs::write(dir.join("queries.bin"), raw(&qs))?;
         std::fs::write(dir.join("scanlab.json"), &json)?;
     } else {
-        println!("{json}");
+        crate::files::outln!("{json}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -331,6 +331,6 @@ fn bench_messenger(clients: usize, messages: usize) -> Result<ExitCode> {
         }))
     })?;
     let _ = std::fs::remove_dir_all(&dir);
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::files::outln!("{}", serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -126,7 +126,7 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
     match a.verb {
         Verb::Register { .. } => {
             std::fs::write(a.home.join("name"), &name)?;
-            eprintln!("scanlab: registered {name} at {}", a.server);
+            crate::files::note!("registered {name} at {}", a.server);
         }
         Verb::Chat {
             cmd: ChatCmd::Create { chat, with },
@@ -152,18 +152,18 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
             };
             install_scheme(&mut client)?;
             let id = client.send(&chat, text.as_deref(), img.as_deref())?;
-            eprintln!("scanlab: sent as message {id}");
+            crate::files::note!("sent as message {id}");
         }
-        Verb::SafetyNumber { peer } => println!("{}", client.safety_number(&peer)?),
-        Verb::Monitor => println!("{}", serde_json::to_string(&client.monitor()?)?),
+        Verb::SafetyNumber { peer } => crate::files::outln!("{}", client.safety_number(&peer)?)?,
+        Verb::Monitor => crate::files::outln!("{}", serde_json::to_string(&client.monitor()?)?)?,
         Verb::AcceptScheme => {
             let info = client.accept_scheme()?;
-            eprintln!("scanlab: now pinned to {info}");
+            crate::files::note!("now pinned to {info}");
         }
         Verb::Report { id, reason } => {
             install_scheme(&mut client)?;
             let answer = client.report(id, &reason)?;
-            println!("{answer}");
+            crate::files::outln!("{answer}")?;
         }
         Verb::Recv => {
             install_scheme(&mut client)?;

@@ -39,7 +39,7 @@ impl Progress for Bar {
         let mut b = self.0.lock().unwrap_or_else(|e| e.into_inner());
         b.finish_and_clear();
         if !std::io::stderr().is_terminal() {
-            eprintln!("scanlab: {name} ({total} steps)");
+            crate::files::note!("{name} ({total} steps)");
         }
         *b = crate::files::progress(total, name);
         b.set_message(name.to_string());
@@ -51,10 +51,10 @@ impl Progress for Bar {
 
 pub fn run(a: EvalArgs) -> Result<ExitCode> {
     let Some(out) = a.out.clone().filter(|_| !a.print_schema) else {
-        println!(
+        crate::files::outln!(
             "{}",
             serde_json::to_string_pretty(&scanlab_eval::results_schema())?
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     };
     let corpus = match &a.corpus {
@@ -87,8 +87,8 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         .finish_and_clear();
     scanlab_eval::report::write(&results, &out)
         .with_context(|| format!("writing {}", out.display()))?;
-    eprintln!(
-        "scanlab: evaluated {} schemes in {:.0} s; report: {}",
+    crate::files::note!(
+        "evaluated {} schemes in {:.0} s; report: {}",
         results.schemes.len(),
         results.timings.total_seconds,
         out.join("report.html").display()
@@ -118,51 +118,13 @@ pub struct FpArgs {
     seed: u64,
 }
 
-/// Reads one hash per line: the first CSV field, or a JSON line's `hash`. A bad line is an
-/// error naming its line number.
+/// Reads one hash per line ([`crate::files::hash_lines`]); the first bad line is an error
+/// naming its line number.
 fn read_hashes(path: &std::path::Path) -> Result<Vec<scanlab_pdq::Hash256>> {
-    use std::io::BufRead;
-    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
-        ))
-    };
-    let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}", path.display(), i + 1))?;
-        let t = line.trim().trim_start_matches('\u{feff}');
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let hex = if t.starts_with('{') {
-            let v: serde_json::Value = serde_json::from_str(t)
-                .with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
-            v["pdq"]
-                .as_str()
-                .or(v["hash"].as_str())
-                .with_context(|| {
-                    format!(
-                        "{}:{}: no \"pdq\" (or \"hash\") field",
-                        path.display(),
-                        i + 1
-                    )
-                })?
-                .to_string()
-        } else {
-            t.split(',').next().unwrap_or(t).trim().to_string()
-        };
-        // A header line of the CSV forms is skipped.
-        if out.is_empty() && (hex == "hash" || hex == "pdq") {
-            continue;
-        }
-        out.push(
-            scanlab_pdq::Hash256::from_hex(&hex)
-                .with_context(|| format!("{}:{}: not a PDQ hash", path.display(), i + 1))?,
-        );
-    }
-    Ok(out)
+    crate::files::hash_lines(path)?
+        .into_iter()
+        .map(|(_, _, h)| h.map_err(anyhow::Error::msg))
+        .collect()
 }
 
 /// Runs `scanlab fp`.
@@ -184,6 +146,6 @@ pub fn fp(a: FpArgs) -> Result<ExitCode> {
         );
         o.insert("scanlab_version".into(), env!("CARGO_PKG_VERSION").into());
     }
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    crate::files::outln!("{}", serde_json::to_string_pretty(&v)?)?;
     Ok(ExitCode::SUCCESS)
 }

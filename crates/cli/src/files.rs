@@ -4,11 +4,179 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Extensions taken when walking a folder; files named explicitly are always taken.
 const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "ppm", "pgm", "pbm", "pnm", "pam",
 ];
+
+/// Set once by `--quiet`: no progress display and no informational notes on stderr (errors
+/// are still printed, and the exit status still says what happened).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Turns quiet mode on for the rest of the process.
+pub fn set_quiet() {
+    QUIET.store(true, Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// An informational line on stderr (`scanlab: ...`), unless `--quiet`.
+macro_rules! note {
+    ($($t:tt)*) => {
+        if !$crate::files::quiet() {
+            eprintln!("scanlab: {}", format_args!($($t)*));
+        }
+    };
+}
+pub(crate) use note;
+
+/// A line on stdout that returns an error instead of panicking when stdout is closed (a
+/// pipe into `head`), so `main` can end quietly with status 0, as ripgrep does.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)
+    }};
+}
+pub(crate) use outln;
+
+/// Whether a path argument is `-`: stdin or stdout.
+pub fn is_dash(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// The bytes of a file, or of stdin for `-`.
+pub fn read_input(p: &Path) -> Result<Vec<u8>> {
+    if is_dash(p) {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b)
+            .context("reading stdin")?;
+        Ok(b)
+    } else {
+        std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+    }
+}
+
+/// Writes `bytes` to stdout for `-`; otherwise beside `p` first and renamed over it once
+/// complete and synced, so a failure leaves any earlier file as it was.
+pub fn write_output(p: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    if is_dash(p) {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()?;
+        return Ok(());
+    }
+    let tmp = p.with_extension("partial");
+    {
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
+}
+
+/// Where a command's inputs come from: paths on the command line, and `--files-from`.
+#[derive(clap::Args, Clone, Default)]
+pub struct FilesFrom {
+    /// Also read input paths from FILE, one per line (`-` for stdin), as Meta's
+    /// pdq-photo-hasher's `-i` does. Empty lines are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
+}
+
+impl FilesFrom {
+    /// The paths named in `--files-from`, if given.
+    pub fn paths(&self) -> Result<Vec<PathBuf>> {
+        let Some(f) = &self.files_from else {
+            return Ok(Vec::new());
+        };
+        let bytes = read_input(f)?;
+        let text = String::from_utf8(bytes)
+            .with_context(|| format!("--files-from {}: not UTF-8 text", f.display()))?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(PathBuf::from)
+            .collect())
+    }
+}
+
+/// One line of a hash file: its number (from 1), the text that named the hash, and the hash
+/// or why the line is not one.
+pub type HashLine = (
+    usize,
+    String,
+    std::result::Result<scanlab_pdq::Hash256, String>,
+);
+
+/// Reads the hashes of a hash file (`-` for stdin), one per line, in every form scanlab and
+/// ThreatExchange write: bare hex; CSV whose first field is the hex (`scanlab hash`, Meta's
+/// `pdq-photo-hasher`); `pdq <hex>` (ThreatExchange's `hash` and `dataset` commands); JSON
+/// lines with a `pdq` or `hash` field. Empty lines, `#` comments, a byte-order mark and a CSV
+/// header line are skipped. A line that holds no hash is returned with its error, so the
+/// caller decides whether one bad line stops the batch.
+pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
+    let bytes = read_input(path)?;
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let at = |m: &str| format!("{}:{}: {m}", path.display(), i + 1);
+        let (named, parsed) = if t.starts_with('{') {
+            match serde_json::from_str::<serde_json::Value>(t) {
+                Ok(v) => match v["pdq"].as_str().or(v["hash"].as_str()) {
+                    Some(h) => (h.to_string(), scanlab_pdq::Hash256::from_hex(h)),
+                    None => {
+                        out.push((
+                            i + 1,
+                            t.to_string(),
+                            Err(at("no \"pdq\" (or \"hash\") field")),
+                        ));
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    out.push((
+                        i + 1,
+                        t.to_string(),
+                        Err(at(&format!("not a JSON line: {e}"))),
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            let first = t.split(',').next().unwrap_or(t).trim().trim_matches('"');
+            let hex = match first.split_once(char::is_whitespace) {
+                Some((kind, hex)) if kind.eq_ignore_ascii_case("pdq") => hex.trim(),
+                _ => first,
+            };
+            // The header line of a CSV form.
+            if out.is_empty()
+                && ["hash", "pdq", "pdq_hex", "signal_value", "signal_str"]
+                    .contains(&hex.to_ascii_lowercase().as_str())
+            {
+                continue;
+            }
+            (hex.to_string(), scanlab_pdq::Hash256::from_hex(hex))
+        };
+        let r = parsed.map_err(|e| at(&format!("not a PDQ hash ({e}): {named:?}")));
+        out.push((i + 1, named, r));
+    }
+    Ok(out)
+}
 
 /// Files as given, folders walked recursively in sorted order (so output is reproducible).
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -46,7 +214,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// A progress bar on stderr, shown only when stderr is a terminal and the work is long enough
 /// to be worth watching.
 pub fn progress(len: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() || len < 50 {
+    if quiet() || !std::io::stderr().is_terminal() || len < 50 {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
@@ -60,7 +228,7 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
 
 /// The dev corpus, fetched on first use, with status lines on stderr.
 pub fn corpus() -> Result<scanlab_corpus::Corpus> {
-    let spinner = if std::io::stderr().is_terminal() {
+    let spinner = if !quiet() && std::io::stderr().is_terminal() {
         ProgressBar::new_spinner()
     } else {
         ProgressBar::hidden()

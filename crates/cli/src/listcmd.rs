@@ -7,22 +7,28 @@ use scanlab_hashlist::{Entry, HashKind, HashList, MihIndex};
 use scanlab_imaging::{decode_file, pdq_image};
 use scanlab_pdq::{Hash256, Hasher};
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ListFormat {
+    /// CSV with a header (pdq,id,label,vouched_by,added,quality).
     Csv,
+    /// JSON lines, one entry per line.
     Jsonl,
+    /// The compact binary form, for devices.
     Bin,
+    /// `pdq <hex>` lines: what ThreatExchange's local-file collaboration loads (hashes only).
+    #[value(alias = "te")]
+    Threatexchange,
 }
 
 #[derive(Subcommand)]
 pub enum ListCmd {
     /// Hash images into a new list. In scanlab a list is always built from benign stand-ins.
     Build {
-        /// Where to write the list.
+        /// Where to write the list (`-` for stdout).
         #[arg(long)]
         out: PathBuf,
         /// Output format.
@@ -34,10 +40,16 @@ pub enum ListCmd {
         /// Organisation vouching for every entry (repeatable).
         #[arg(long = "vouched-by")]
         vouched_by: Vec<String>,
+        /// Leave out images whose PDQ quality is below this (0 keeps all): featureless images
+        /// give hashes that match unrelated ones. 50 is ThreatExchange's and HMA's threshold.
+        #[arg(long, default_value_t = scanlab_hashlist::list::MIN_QUALITY)]
+        min_quality: u8,
         #[command(flatten)]
         decode: crate::DecodeArgs,
+        #[command(flatten)]
+        files_from: files::FilesFrom,
         /// Images or folders.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "files_from")]
         paths: Vec<PathBuf>,
     },
     /// Append hashes to an auditable list log (created on first use), then publish and print
@@ -77,18 +89,18 @@ pub enum ListCmd {
     /// Verify a proof bundle as a client that pins the operator's key and the policy. Exit 0
     /// when the proof holds (prints `listed` or `not listed`), 1 when it does not.
     Verify {
-        /// The operator's Ed25519 public key, hex (from `list add` or `list head`).
+        /// The operator's Ed25519 public key, hex (`operator_key` in what `list add` prints).
         #[arg(long)]
         operator_key: String,
         /// The policy file (`policy.json` in the log folder).
         #[arg(long)]
         policy: PathBuf,
-        /// The proof bundle from `list prove`.
+        /// The proof bundle from `list prove` (`-` for stdin).
         proof: PathBuf,
     },
     /// Convert a list (CSV, JSON lines or binary) to another format, reporting duplicates.
     Export {
-        /// The list to read.
+        /// The list to read (`-` for stdin).
         list: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value = "csv")]
@@ -97,14 +109,17 @@ pub enum ListCmd {
 }
 
 fn read_list(path: &Path) -> Result<HashList> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading list {}", path.display()))?;
+    let bytes = files::read_input(path).context("reading the list")?;
     let (list, report) =
         HashList::read(&bytes).with_context(|| format!("list {}", path.display()))?;
     for (line, first) in &report.duplicates {
-        eprintln!(
-            "scanlab: {}: line {line} repeats the hash of line {first}; merged",
+        files::note!(
+            "{}: line {line} repeats the hash of line {first}; merged",
             path.display()
         );
+    }
+    for (line, why) in &report.skipped {
+        files::note!("{}: line {line} left out: {why}", path.display());
     }
     Ok(list)
 }
@@ -114,6 +129,7 @@ fn write_list(list: &HashList, format: ListFormat, out: &mut dyn Write) -> Resul
         ListFormat::Csv => out.write_all(list.to_csv().as_bytes())?,
         ListFormat::Jsonl => out.write_all(list.to_jsonl().as_bytes())?,
         ListFormat::Bin => out.write_all(&list.to_binary([0; 32]))?,
+        ListFormat::Threatexchange => out.write_all(list.to_threatexchange().as_bytes())?,
     }
     Ok(())
 }
@@ -125,10 +141,13 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
             format,
             label,
             vouched_by,
+            min_quality,
             decode,
+            files_from,
             paths,
         } => {
-            let inputs = files::expand(&paths)?;
+            let mut inputs = files::expand(&paths)?;
+            inputs.extend(files::expand(&files_from.paths()?)?);
             let mut list = HashList::default();
             let mut seen = HashMap::new();
             let mut hasher = Hasher::new();
@@ -136,11 +155,21 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            let mut failed = 0;
+            let (mut failed, mut low) = (0, 0);
             for p in &inputs {
                 match decode_file(p, &decode.options()) {
                     Ok(img) => {
-                        let hash = hasher.hash(&pdq_image(&img)).hash;
+                        let pdq = hasher.hash(&pdq_image(&img));
+                        if pdq.quality < min_quality {
+                            low += 1;
+                            files::note!(
+                                "{}: quality {} is below --min-quality {min_quality}; not listed",
+                                p.display(),
+                                pdq.quality
+                            );
+                            continue;
+                        }
+                        let hash = pdq.hash;
                         let e = Entry {
                             id: list.entries.len() as u64,
                             kind: HashKind::Pdq,
@@ -148,12 +177,10 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                             label: label.clone(),
                             vouched_by: vouched_by.clone(),
                             added: now,
+                            quality: Some(pdq.quality),
                         };
                         if !list.add(e, &mut seen).1 {
-                            eprintln!(
-                                "scanlab: {}: same hash as an earlier image; merged",
-                                p.display()
-                            );
+                            files::note!("{}: same hash as an earlier image; merged", p.display());
                         }
                     }
                     Err(e) => {
@@ -165,26 +192,28 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
             if list.entries.is_empty() {
                 // Leave any existing --out as it was: an empty list matches nothing.
                 anyhow::bail!(
-                    "no image could be hashed, so no list was written ({} left as it was)",
+                    "no image could be hashed at quality {min_quality} or more, so no list was \
+                     written ({} left as it was)",
                     out.display()
                 );
             }
-            // Written beside --out and renamed over it only once complete.
-            let tmp = out.with_extension("partial");
-            {
-                let mut f = std::io::BufWriter::new(
-                    std::fs::File::create(&tmp)
-                        .with_context(|| format!("creating {}", tmp.display()))?,
-                );
-                write_list(&list, format, &mut f)?;
-                f.flush()?;
-                f.get_ref().sync_all()?;
-            }
-            std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
-            eprintln!(
-                "scanlab: wrote {} entries to {}",
+            // Written beside --out and renamed over it only once complete (or to stdout).
+            let mut bytes = Vec::new();
+            write_list(&list, format, &mut bytes)?;
+            files::write_output(&out, &bytes)?;
+            files::note!(
+                "wrote {} entries to {}{}",
                 list.entries.len(),
-                out.display()
+                if files::is_dash(&out) {
+                    "stdout".into()
+                } else {
+                    out.display().to_string()
+                },
+                if low > 0 {
+                    format!("; {low} images below quality {min_quality} left out")
+                } else {
+                    String::new()
+                }
             );
             Ok(if failed > 0 {
                 ExitCode::from(2)
@@ -230,7 +259,7 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
             let mut failed = 0;
             for (query, h) in queries(&input)? {
                 match h {
-                    Ok(h) => {
+                    Ok((h, _)) => {
                         if let Err(e) = dir.append(h, &label, &vouch, now) {
                             failed += 1;
                             eprintln!("scanlab: {query}: {e}");
@@ -243,12 +272,12 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                 }
             }
             let head = dir.publish(now)?;
-            println!(
+            files::outln!(
                 "{}",
                 serde_json::to_string(
                     &serde_json::json!({"operator_key": dir.operator_key_hex(), "head": head})
                 )?
-            );
+            )?;
             Ok(if failed > 0 {
                 ExitCode::from(2)
             } else {
@@ -270,7 +299,7 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            println!("{}", serde_json::to_string_pretty(&dir.prove(&h, now)?)?);
+            files::outln!("{}", serde_json::to_string_pretty(&dir.prove(&h, now)?)?)?;
             Ok(ExitCode::SUCCESS)
         }
         ListCmd::Verify {
@@ -279,18 +308,17 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
             proof,
         } => {
             let policy = scanlab_hashlist::store::LogDir::read_policy(&policy)?;
-            let text = std::fs::read_to_string(&proof)
-                .with_context(|| format!("reading {}", proof.display()))?;
-            let bundle: scanlab_hashlist::store::ProofBundle = serde_json::from_str(&text)
+            let text = files::read_input(&proof)?;
+            let bundle: scanlab_hashlist::store::ProofBundle = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not a proof bundle", proof.display()))?;
             match scanlab_hashlist::store::verify_bundle(&operator_key, policy, &bundle) {
                 Ok(listed) => {
-                    println!(
+                    files::outln!(
                         "{} {} (list size {})",
                         bundle.hash,
                         if listed { "listed" } else { "not listed" },
                         bundle.head.size
-                    );
+                    )?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -312,12 +340,16 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct MatchArgs {
-    /// The list: CSV (a plain file of PDQ hex is one), JSON lines or binary.
+    /// The list: CSV (a plain file of PDQ hex is one), JSON lines or binary (`-` for stdin).
     #[arg(long)]
     list: PathBuf,
     /// Match when the Hamming distance is at most this (PDQ's recommendation: 31).
     #[arg(long, default_value_t = 31)]
     radius: u32,
+    /// Images (and list entries) whose PDQ quality is known and below this are not matched
+    /// (0 matches all); each skipped query says so. 50 is ThreatExchange's and HMA's threshold.
+    #[arg(long, default_value_t = scanlab_hashlist::list::MIN_QUALITY)]
+    min_quality: u8,
     #[command(flatten)]
     input: QueryInputs,
 }
@@ -330,14 +362,22 @@ pub struct QueryInputs {
     hashes: bool,
     #[command(flatten)]
     decode: crate::DecodeArgs,
+    #[command(flatten)]
+    files_from: files::FilesFrom,
     /// Images or folders (or, with --hashes, hash files).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "files_from")]
     inputs: Vec<PathBuf>,
 }
 
 #[derive(serde::Serialize)]
 struct MatchLine {
     query: String,
+    /// The query image's PDQ quality, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quality: Option<u8>,
+    /// Why the query was not matched (quality below `--min-quality`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<String>,
     matches: Vec<MatchOut>,
 }
 
@@ -350,7 +390,17 @@ struct MatchOut {
 
 /// Exit 0 when anything matched, 1 when nothing did (like grep), 2 on errors.
 pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
-    let list = read_list(&a.list)?;
+    let mut list = read_list(&a.list)?;
+    let before = list.entries.len();
+    list.entries
+        .retain(|e| e.quality.is_none_or(|q| q >= a.min_quality));
+    if list.entries.len() < before {
+        files::note!(
+            "{} of {before} list entries have quality below --min-quality {} and are left out",
+            before - list.entries.len(),
+            a.min_quality
+        );
+    }
     let index = MihIndex::build(&list.hashes())?;
     if a.radius > scanlab_hashlist::index::MAX_RADIUS {
         bail!(scanlab_hashlist::IndexError::Radius(a.radius));
@@ -361,7 +411,20 @@ pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
     let (mut any, mut failed) = (false, 0);
     for (query, h) in queries {
         match h {
-            Ok(h) => {
+            Ok((_, Some(q))) if q < a.min_quality => {
+                let skipped = Some(format!(
+                    "quality {q} is below --min-quality {}: not matched",
+                    a.min_quality
+                ));
+                let line = MatchLine {
+                    query,
+                    quality: Some(q),
+                    skipped,
+                    matches: vec![],
+                };
+                writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            }
+            Ok((h, quality)) => {
                 let hits = index.query(&h, a.radius)?;
                 any |= !hits.is_empty();
                 let matches = hits
@@ -375,11 +438,13 @@ pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
                         }
                     })
                     .collect();
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string(&MatchLine { query, matches })?
-                )?;
+                let line = MatchLine {
+                    query,
+                    quality,
+                    skipped: None,
+                    matches,
+                };
+                writeln!(out, "{}", serde_json::to_string(&line)?)?;
             }
             Err(e) => {
                 failed += 1;
@@ -397,37 +462,30 @@ pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
     })
 }
 
+/// One query: its label, and its hash with the image's quality (known for images, not for
+/// hash files), or why it has none.
+type Query = (String, Result<(Hash256, Option<u8>), String>);
+
 /// The queries named on a command line: images (hashed) or, with `hashes`, files of hex hashes
-/// (`-` is stdin). Each is `(label, hash or error)`, in order.
-fn queries(q: &QueryInputs) -> Result<Vec<(String, Result<Hash256, String>)>> {
+/// (`-` is stdin), in order.
+fn queries(q: &QueryInputs) -> Result<Vec<Query>> {
     let mut queries = Vec::new();
+    let mut inputs = q.inputs.clone();
+    inputs.extend(q.files_from.paths()?);
     if q.hashes {
-        for p in &q.inputs {
-            let reader: Box<dyn BufRead> = if p.as_os_str() == "-" {
-                Box::new(std::io::stdin().lock())
-            } else {
-                Box::new(std::io::BufReader::new(
-                    std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
-                ))
-            };
-            for (i, line) in reader.lines().enumerate() {
-                let line = line?;
-                let t = line.trim();
-                if t.is_empty() || t.starts_with('#') {
-                    continue;
-                }
-                let hex = t.split(',').next().unwrap_or(t);
-                queries.push((
-                    hex.to_string(),
-                    Hash256::from_hex(hex).map_err(|e| format!("{}:{}: {e}", p.display(), i + 1)),
-                ));
+        for p in &inputs {
+            for (_, named, h) in files::hash_lines(p)? {
+                queries.push((named, h.map(|h| (h, None))));
             }
         }
     } else {
         let mut hasher = Hasher::new();
-        for p in files::expand(&q.inputs)? {
+        for p in files::expand(&inputs)? {
             let r = decode_file(&p, &q.decode.options())
-                .map(|img| hasher.hash(&pdq_image(&img)).hash)
+                .map(|img| {
+                    let h = hasher.hash(&pdq_image(&img));
+                    (h.hash, Some(h.quality))
+                })
                 .map_err(|e| e.to_string());
             queries.push((p.to_string_lossy().into(), r));
         }

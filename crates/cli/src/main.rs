@@ -35,23 +35,56 @@ fn long_version() -> &'static str {
 #[derive(Parser)]
 #[command(name = "scanlab", version, long_version = long_version(), about, after_help = EXIT_HELP)]
 struct Cli {
+    /// No progress display and no informational notes on stderr; errors are still printed.
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+const HASH_EXAMPLES: &str = "Examples:
+  scanlab hash photo.jpg                      # hash,quality,path
+  scanlab hash --format jsonl photos/ > h.jsonl
+  find . -name '*.jpg' | scanlab hash --files-from -
+  scanlab hash --dihedral bridge.jpg          # the 8 rotations and flips too";
+
+const MATCH_EXAMPLES: &str = "Examples:
+  scanlab match --list list.csv photos/       # one JSON line per image; exit 1 if none matched
+  scanlab hash photos/ | scanlab match --list list.csv --hashes -
+  scanlab match --list list.bin --radius 20 --hashes queries.txt";
+
+const EVALUATE_EXAMPLES: &str = "Examples:
+  scanlab evaluate --out evaluation           # the default run (about 4 minutes on 2 cores)
+  scanlab evaluate --quick --out /tmp/e       # a smaller run (under a minute)
+  scanlab evaluate --schemes e2ee,device-hash --seed 7 --out e7
+  scanlab evaluate --print-schema > results.schema.json";
+
+const FP_EXAMPLES: &str = "Examples:
+  scanlab hash my-photos/ > h.csv && scanlab fp --hashes h.csv
+  scanlab fp --hashes h.csv --radius 24 --list-sizes 1000000 --daily 1e9";
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ManualFormat {
+    /// roff, for `man -l`.
+    Roff,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
     /// The main job: every detection scheme measured on one simulated workload through the
     /// real messenger; writes results.json, report.html and CSVs to --out.
+    #[command(after_help = EVALUATE_EXAMPLES)]
     Evaluate(evalcmd::EvalArgs),
     /// False positives of your own hash collection: the per-pair probability of two unrelated
     /// images within the radius (empirical, with its exact interval, and from the lattice
     /// model, with its bootstrap interval and check), projected to a daily volume. Prints JSON.
+    #[command(after_help = FP_EXAMPLES)]
     Fp(evalcmd::FpArgs),
     /// PDQ-hash images (files or folders, recursively), printing one line per image.
     ///
     /// CSV lines are `hash,quality,path`, exactly as Meta's pdq-photo-hasher prints them; with
     /// --dihedral, the 8 dihedral hashes come first, as its --pdqdih-across does.
+    #[command(after_help = HASH_EXAMPLES)]
     Hash(HashArgs),
     /// Write edited copies of images, for robustness experiments.
     Edit(EditArgs),
@@ -68,6 +101,7 @@ enum Cmd {
     /// Match images (or hashes) against a list; prints one JSON line per query.
     ///
     /// Exit code 0 when any query matched, 1 when none did.
+    #[command(after_help = MATCH_EXAMPLES)]
     Match(listcmd::MatchArgs),
     /// Run the messenger's provider: an HTTP service storing everything under --data.
     ///
@@ -136,12 +170,44 @@ enum Cmd {
         #[command(subcommand)]
         cmd: bench::BenchCmd,
     },
+    /// Print a shell completion script, generated from this command line's definition.
+    #[command(
+        after_help = "Examples:\n  scanlab completions bash > ~/.local/share/bash-completion/completions/scanlab\n  scanlab completions zsh > ~/.zfunc/_scanlab"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (roff), one per command, generated from this command line's
+    /// definition.
+    #[command(
+        after_help = "Examples:\n  scanlab man --out man/ && man -l man/scanlab-hash.1\n  scanlab man | man -l -"
+    )]
+    Man {
+        /// A folder for `scanlab.1` and one page per subcommand; without it, `scanlab.1` goes
+        /// to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Page format.
+        #[arg(long, value_enum, default_value = "roff")]
+        format: ManualFormat,
+    },
 }
 
+/// Output formats, named as everywhere in scanlab: `csv`, and `jsonl` for JSON lines (`json`
+/// is accepted for it, the name this option had first).
 #[derive(Clone, Copy, ValueEnum)]
 enum OutFormat {
+    /// `hash,quality,path`, as Meta's pdq-photo-hasher prints.
     Csv,
-    Json,
+    /// JSON lines: `{"path","pdq","quality"}`.
+    #[value(alias = "json")]
+    Jsonl,
+    /// `pdq <hex>`, as ThreatExchange's `hash photo` prints (and its local-file
+    /// collaboration loads); ThreatExchange leaves out hashes of quality below 50, and so
+    /// does this format, with a note.
+    #[value(alias = "te")]
+    Threatexchange,
 }
 
 #[derive(clap::Args)]
@@ -185,8 +251,10 @@ struct HashArgs {
     /// Hash the dev corpus (fetched, verified and cached on first use).
     #[arg(long)]
     corpus: bool,
+    #[command(flatten)]
+    files_from: files::FilesFrom,
     /// Image files or folders.
-    #[arg(required_unless_present = "corpus")]
+    #[arg(required_unless_present_any = ["corpus", "files_from"])]
     paths: Vec<PathBuf>,
 }
 
@@ -218,6 +286,9 @@ enum CorpusCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.quiet {
+        files::set_quiet();
+    }
     let r = match cli.cmd {
         Cmd::Evaluate(a) => evalcmd::run(a),
         Cmd::Fp(a) => evalcmd::fp(a),
@@ -246,6 +317,8 @@ fn main() -> ExitCode {
             reviews,
         } => cmd_view(&data, json, reviews),
         Cmd::Client(a) => clientcmd::run(a),
+        Cmd::Completions { shell } => cmd_completions(shell),
+        Cmd::Man { out, format } => cmd_man(out.as_deref(), format),
     };
     match r {
         Ok(code) => code,
@@ -282,6 +355,7 @@ struct HashLine<'a> {
 fn cmd_hash(a: HashArgs) -> Result<ExitCode> {
     use rayon::prelude::*;
     let mut inputs = files::expand(&a.paths)?;
+    inputs.extend(files::expand(&a.files_from.paths()?)?);
     if a.corpus {
         inputs.extend(files::corpus()?.paths());
     }
@@ -290,6 +364,16 @@ fn cmd_hash(a: HashArgs) -> Result<ExitCode> {
     let bar = files::progress(inputs.len() as u64, "hashing");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    // CSV through the csv crate: byte-identical to Meta's hasher for ordinary paths, and a path
+    // holding a comma, a quote or a line break is quoted instead of breaking the row.
+    let csv_row = |row: &[String]| -> Result<Vec<u8>> {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        w.write_record(row)?;
+        Ok(w.into_inner().map_err(|e| e.into_error())?)
+    };
     let mut failed = 0usize;
     // Chunks keep output in input order while all threads work.
     for chunk in inputs.chunks(256) {
@@ -317,14 +401,26 @@ fn cmd_hash(a: HashArgs) -> Result<ExitCode> {
                 Ok((hash, quality, dih)) => {
                     let path = p.to_string_lossy();
                     match a.format {
-                        OutFormat::Csv => match dih {
-                            Some(d) => {
-                                let hs: Vec<String> = d.iter().map(|h| h.to_hex()).collect();
-                                writeln!(out, "{},{quality},{path}", hs.join(","))?
+                        OutFormat::Csv => {
+                            let mut row: Vec<String> = match dih {
+                                Some(d) => d.iter().map(|h| h.to_hex()).collect(),
+                                None => vec![hash.to_hex()],
+                            };
+                            row.push(quality.to_string());
+                            row.push(path.to_string());
+                            out.write_all(&csv_row(&row)?)?;
+                        }
+                        OutFormat::Threatexchange => {
+                            if quality < scanlab_hashlist::list::MIN_QUALITY {
+                                files::note!(
+                                    "{path}: quality {quality} is below 50; left out, as \
+                                     ThreatExchange does"
+                                );
+                            } else {
+                                writeln!(out, "pdq {hash}")?
                             }
-                            None => writeln!(out, "{hash},{quality},{path}")?,
-                        },
-                        OutFormat::Json => {
+                        }
+                        OutFormat::Jsonl => {
                             let line = HashLine {
                                 path: &path,
                                 pdq: hash.to_hex(),
@@ -391,10 +487,38 @@ fn cmd_edit(a: EditArgs) -> Result<ExitCode> {
     })
 }
 
+fn cmd_completions(shell: clap_complete::Shell) -> Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "scanlab", &mut out);
+    std::io::stdout().lock().write_all(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_man(out: Option<&std::path::Path>, format: ManualFormat) -> Result<ExitCode> {
+    use clap::CommandFactory;
+    let ManualFormat::Roff = format;
+    let cmd = Cli::command();
+    match out {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            std::io::stdout().lock().write_all(&page)?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("writing manual pages to {}", dir.display()))?;
+            files::note!("wrote manual pages to {}", dir.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cmd_corpus(c: CorpusCmd) -> Result<ExitCode> {
     let corpus = files::corpus()?;
     match c {
-        CorpusCmd::Fetch => println!("{}", corpus.images_dir.display()),
+        CorpusCmd::Fetch => files::outln!("{}", corpus.images_dir.display())?,
         CorpusCmd::List => {
             for (e, p) in corpus.entries.iter().zip(corpus.paths()) {
                 #[derive(serde::Serialize)]
@@ -403,7 +527,7 @@ fn cmd_corpus(c: CorpusCmd) -> Result<ExitCode> {
                     entry: &'a scanlab_corpus::Entry,
                     file: PathBuf,
                 }
-                println!("{}", serde_json::to_string(&Row { entry: e, file: p })?);
+                files::outln!("{}", serde_json::to_string(&Row { entry: e, file: p })?)?;
             }
         }
     }
@@ -419,7 +543,7 @@ fn cmd_serve(
     let half = scheme.provider_half()?;
     let store = SqliteStore::open(data).with_context(|| format!("opening {}", data.display()))?;
     let provider = Provider::with_scheme(Box::new(store), Limits::default(), half);
-    eprintln!("scanlab: scheme {}", provider.scheme_name());
+    files::note!("scheme {}", provider.scheme_name());
     serve_http(listen, scanlab_messenger::router(provider), &[])?;
     Ok(ExitCode::SUCCESS)
 }
@@ -432,9 +556,9 @@ pub(crate) fn serve_http(listen: &str, router: axum::Router, ready: &[String]) -
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        println!("listening on http://{}", listener.local_addr()?);
+        files::outln!("listening on http://{}", listener.local_addr()?)?;
         for line in ready {
-            println!("{line}");
+            files::outln!("{line}")?;
         }
         std::io::stdout().flush()?;
         scanlab_messenger::serve_router(

@@ -231,7 +231,11 @@ pub fn cmd_escrow(c: EscrowCmd) -> Result<ExitCode> {
             for r in &recovered {
                 let mut line = serde_json::to_value(r)?;
                 if let (Some(img), Some(dir)) = (&r.image, &out) {
-                    let p = dir.join(format!("{}.img", r.seq));
+                    let p = dir.join(format!(
+                        "{}.{}",
+                        r.seq,
+                        scanlab_messenger::mls::file_extension(img)
+                    ));
                     std::fs::write(&p, img)?;
                     line["image"] = p.display().to_string().into();
                 } else if let Some(img) = &r.image {

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 fn shared() -> PathBuf {
     std::env::var_os("SCANLAB_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata"))
 }
 
 fn scanlab(args: &[&str]) -> Output {
@@ -391,4 +391,320 @@ fn fp_reads_what_hash_writes_and_names_a_bad_line() {
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("bad.csv:3"), "{e}");
+}
+
+/// Runs scanlab with `stdin` as its standard input.
+fn scanlab_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scanlab"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_pipe_ends_the_program_quietly() {
+    // `scanlab corpus list | head -1` used to panic (exit 101): it printed with `println!`.
+    // Both outputs are larger than a pipe's buffer (checked first), so the writer meets the
+    // closed pipe.
+    use std::io::{BufRead, BufReader};
+    for args in [&["corpus", "list"][..], &["completions", "bash"][..]] {
+        let whole = scanlab(args);
+        assert!(whole.status.success());
+        assert!(
+            whole.stdout.len() > 70_000,
+            "{args:?}: {}",
+            whole.stdout.len()
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scanlab"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reading end is closed here.
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!first.is_empty());
+        assert!(o.status.success(), "{args:?}: {:?} {err}", o.status);
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn dash_is_stdin_and_stdout_and_files_from_reads_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = shared().join("pdq-reference/images/misc-images/wee.jpg");
+    let other = shared().join("pdq-reference/images/bridge-mods/aaa-orig.jpg");
+    // `--out -` writes the list to stdout and no file named `-`.
+    let o = Command::new(env!("CARGO_BIN_EXE_scanlab"))
+        .current_dir(dir.path())
+        .args(["list", "build", "--out", "-", img.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = stdout(&o);
+    assert!(csv.starts_with("pdq,"), "{csv}");
+    assert!(!dir.path().join("-").exists());
+    // The list read back from stdin.
+    let o = scanlab_with_stdin(
+        &["list", "export", "-", "--format", "jsonl"],
+        csv.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o).lines().count(), 1);
+    // Names from stdin, one per line, as `find | scanlab hash --files-from -`.
+    let names = format!("{}\r\n\n{}\n", img.display(), other.display());
+    let o = scanlab_with_stdin(&["hash", "--files-from", "-"], names.as_bytes());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with("wee.jpg") && lines[1].ends_with("aaa-orig.jpg"));
+    // Matching with the list on stdin.
+    let o = scanlab_with_stdin(
+        &["match", "--list", "-", img.to_str().unwrap()],
+        csv.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn quiet_silences_notes_but_not_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = shared().join("pdq-reference/images/misc-images/wee.jpg");
+    let out = dir.path().join("l.csv");
+    let args = [
+        "list",
+        "build",
+        "--out",
+        out.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ];
+    let loud = scanlab(&args);
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("wrote 1 entries"));
+    let quiet = scanlab(&[&["--quiet"][..], &args].concat());
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+    let missing = dir.path().join("missing.jpg");
+    let o = scanlab(&["-q", "hash", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.jpg"));
+}
+
+#[test]
+fn help_has_examples_completions_and_manual_pages() {
+    for cmd in ["hash", "match", "evaluate", "fp", "completions", "man"] {
+        let o = scanlab(&[cmd, "--help"]);
+        assert!(
+            stdout(&o).contains("Examples:\n  scanlab"),
+            "{cmd}: {}",
+            stdout(&o)
+        );
+    }
+    let o = scanlab(&["completions", "bash"]);
+    assert!(o.status.success() && stdout(&o).contains("scanlab__subcmd__hash"));
+    let o = scanlab(&["completions", "zsh"]);
+    assert!(o.status.success() && stdout(&o).contains("#compdef scanlab"));
+    let o = scanlab(&["man"]);
+    assert!(stdout(&o).starts_with(".ie") || stdout(&o).contains(".TH scanlab"));
+    let dir = tempfile::tempdir().unwrap();
+    let o = scanlab(&["man", "--out", dir.path().to_str().unwrap()]);
+    assert!(o.status.success());
+    let page = std::fs::read_to_string(dir.path().join("scanlab-hash.1")).unwrap();
+    assert!(page.contains(".TH scanlab-hash"), "{page}");
+    // No help text names a command that does not exist.
+    let o = scanlab(&["list", "verify", "--help"]);
+    assert!(!stdout(&o).contains("list head"), "{}", stdout(&o));
+}
+
+#[test]
+fn format_names_agree_across_commands() {
+    let img = shared().join("pdq-reference/images/misc-images/wee.jpg");
+    let img = img.to_str().unwrap();
+    let jsonl = scanlab(&["hash", "--format", "jsonl", img]);
+    assert!(
+        jsonl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&jsonl.stderr)
+    );
+    // The first name of the option still works, and means the same.
+    let json = scanlab(&["hash", "--format", "json", img]);
+    assert_eq!(stdout(&jsonl), stdout(&json));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("l.jsonl");
+    let o = scanlab(&[
+        "list",
+        "build",
+        "--format",
+        "jsonl",
+        "--out",
+        out.to_str().unwrap(),
+        img,
+    ]);
+    assert!(o.status.success());
+}
+
+#[test]
+fn low_quality_images_are_left_out_of_lists_and_not_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    // A flat grey image: PDQ quality 0, a hash that says nothing about the image.
+    let flat = dir.path().join("flat.pgm");
+    let mut pgm = b"P5\n64 64\n255\n".to_vec();
+    pgm.extend(std::iter::repeat_n(128u8, 64 * 64));
+    std::fs::write(&flat, pgm).unwrap();
+    let good = shared().join("pdq-reference/images/bridge-mods/aaa-orig.jpg");
+    let (flat, good) = (flat.to_str().unwrap(), good.to_str().unwrap());
+    let out = dir.path().join("l.csv");
+    let o = scanlab(&["list", "build", "--out", out.to_str().unwrap(), flat, good]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("flat.pgm: quality 0 is below --min-quality 50"),
+        "{err}"
+    );
+    assert!(err.contains("1 images below quality 50 left out"), "{err}");
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        csv.starts_with("pdq,id,label,vouched_by,added,quality\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    // Kept on request, with its quality in the list.
+    let all = dir.path().join("all.csv");
+    let o = scanlab(&[
+        "list",
+        "build",
+        "--min-quality",
+        "0",
+        "--out",
+        all.to_str().unwrap(),
+        flat,
+        good,
+    ]);
+    assert!(o.status.success());
+    let csv = std::fs::read_to_string(&all).unwrap();
+    assert!(csv.lines().nth(1).unwrap().ends_with(",0"), "{csv}");
+    // Matching: the low-quality list entry is left out, and a low-quality query says why it
+    // was not matched.
+    let o = scanlab(&["match", "--list", all.to_str().unwrap(), flat]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(line["quality"], 0);
+    assert!(
+        line["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("below --min-quality 50")
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 2 list entries"));
+    let o = scanlab(&[
+        "match",
+        "--min-quality",
+        "0",
+        "--list",
+        all.to_str().unwrap(),
+        flat,
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn threatexchange_signal_lines_load_as_lists_and_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = shared().join("pdq-reference/images/bridge-mods/aaa-orig.jpg");
+    let o = scanlab(&["hash", img.to_str().unwrap()]);
+    let hex = stdout(&o).split(',').next().unwrap().to_string();
+    // What `threatexchange hash photo` and `threatexchange dataset` print.
+    let te = dir.path().join("te.txt");
+    std::fs::write(&te, format!("pdq {hex}\n")).unwrap();
+    let o = scanlab(&[
+        "match",
+        "--list",
+        te.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = scanlab(&[
+        "match",
+        "--list",
+        te.to_str().unwrap(),
+        "--hashes",
+        te.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout(&o).contains("\"distance\":0"));
+}
+
+#[test]
+fn hash_csv_quotes_a_path_with_a_comma() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = shared().join("pdq-reference/images/misc-images/wee.jpg");
+    let odd = dir.path().join("cat, dog.jpg");
+    std::fs::copy(&src, &odd).unwrap();
+    let o = scanlab(&["hash", odd.to_str().unwrap()]);
+    assert!(o.status.success());
+    let line = stdout(&o);
+    assert!(
+        line.trim_end().ends_with(&format!("\"{}\"", odd.display())),
+        "{line}"
+    );
+    // And an ordinary path is printed as Meta's hasher prints it, unquoted.
+    let o = scanlab(&["hash", src.to_str().unwrap()]);
+    assert!(
+        stdout(&o)
+            .trim_end()
+            .ends_with(&format!(",{}", src.display()))
+    );
+}
+
+#[test]
+fn a_label_with_a_comma_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = shared().join("pdq-reference/images/bridge-mods/aaa-orig.jpg");
+    let out = dir.path().join("l.csv");
+    let o = scanlab(&[
+        "list",
+        "build",
+        "--label",
+        "cat, dog",
+        "--out",
+        out.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    // With a byte-order mark and CRLF line ends, as a spreadsheet saves it.
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let crlf = dir.path().join("crlf.csv");
+    std::fs::write(&crlf, format!("\u{feff}{}", csv.replace('\n', "\r\n"))).unwrap();
+    for f in [&out, &crlf] {
+        let o = scanlab(&["list", "export", "--format", "jsonl", f.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let e: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(e["label"], "cat, dog");
+        assert_eq!(e["vouched_by"], serde_json::json!([]));
+    }
 }

@@ -56,7 +56,7 @@ fn url_of(line: &str) -> String {
 
 fn image(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
-        "../../../shared/pdq-reference/images/reg-test-input/labelme-subset/{name}.jpg"
+        "../../testdata/pdq-reference/images/reg-test-input/labelme-subset/{name}.jpg"
     ))
 }
 

@@ -192,7 +192,7 @@ fn the_client_cli_chats_end_to_end() {
         .success()
     );
     let img = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/pdq-reference/images/misc-images/wee.jpg");
+        .join("../../testdata/pdq-reference/images/misc-images/wee.jpg");
     assert!(
         client(
             &home("alice"),

@@ -327,6 +327,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         label: label.into(),
         vouched_by: vec![],
         added: 0,
+        quality: None,
     };
     let mut list = HashList {
         entries: w
@@ -462,7 +463,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         Sanity {
             quantity: "recall under resizing".into(),
             measured: mean_of("resize"),
-            published: "PDQ is designed to survive resizing and recompression (Meta, hashing.pdf); PhotoDNA is said to recognise about 98% of derived images (Farid, quoted; literature.md)".into(),
+            published: "PDQ is designed to survive resizing and recompression (Meta, hashing.pdf); PhotoDNA is said to recognise about 98% of derived images (Farid, as quoted in the press, not a primary source; docs/sources.md)".into(),
         },
         Sanity {
             quantity: "recall under JPEG recompression".into(),

@@ -50,7 +50,7 @@ use rand::{Rng, SeedableRng};
 use scanlab_pdq::Hash256;
 use std::fmt::Write as _;
 
-/// WhatsApp's photos per day (July 2017, see `literature.md`).
+/// WhatsApp's photos per day: 4.5 billion, as WhatsApp announced in July 2017 (`docs/sources.md`).
 pub const PHOTOS_PER_DAY: f64 = 4.5e9;
 
 /// Bootstrap replicates for the model's interval.

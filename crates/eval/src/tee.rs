@@ -173,6 +173,7 @@ pub fn run(code: &str, list: &HashList, images: &[Vec<u8>]) -> Result<EnclaveTru
                     label: "chosen by the provider".into(),
                     vouched_by: vec![],
                     added: 0,
+                    quality: None,
                 })
             })
             .collect::<Result<_, scanlab_schemes::SchemeError>>()?,

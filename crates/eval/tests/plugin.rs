@@ -242,6 +242,7 @@ fn a_scheme_defined_in_a_test_is_served_used_and_keeps_its_state() {
             label: "stand-in".into(),
             vouched_by: vec![],
             added: 0,
+            quality: None,
         }],
     };
     let list_file = tmp.path().join("list.csv");

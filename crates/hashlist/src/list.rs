@@ -1,9 +1,10 @@
 //! The list model and its three formats.
 //!
 //! - **CSV**, as HMA and ThreatExchange exchange them: PDQ hex in the first column, optional
-//!   metadata after it. A plain file of hex, one per line, is a valid list. With a header row,
+//!   metadata after it. A plain file of hex, one per line, is a valid list, and so is one of
+//!   `pdq <hex>` lines (ThreatExchange's `hash` and `dataset` output). With a header row,
 //!   columns are found by name (`pdq`/`hash`/`signal_value`, `id`, `label`,
-//!   `vouched_by` — `;`-separated — and `added`).
+//!   `vouched_by` — `;`-separated — `added` and `quality`, PDQ's 0–100).
 //! - **JSON lines**, one [`Entry`] per line.
 //! - **Binary**, for shipping to devices: a 64-byte header (magic, version, hash kind, count, the
 //!   log root the list was published under) and then 32 bytes per hash. Metadata stays with the
@@ -50,7 +51,15 @@ pub struct Entry {
     /// When it was added, seconds since the Unix epoch.
     #[serde(default)]
     pub added: u64,
+    /// PDQ's quality of the image the hash came from (0–100), when known: a hash of a
+    /// flat or featureless image (low quality) matches unrelated images more often, so
+    /// ThreatExchange and HMA drop hashes below 50. Bare-hex lists carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
 }
+
+/// The quality below which ThreatExchange and HMA drop PDQ hashes, and scanlab's default.
+pub const MIN_QUALITY: u8 = 50;
 
 impl Entry {
     /// The form every parser keeps: label and voucher names trimmed, empty voucher names
@@ -58,6 +67,12 @@ impl Entry {
     /// keep it apart). A label may hold anything else: CSV quotes it. So every list read in
     /// one format writes and reads back equal in the others.
     pub fn canonical(mut self, line: usize) -> Result<Entry, ListError> {
+        if let Some(q) = self.quality.filter(|&q| q > 100) {
+            return Err(ListError::Line {
+                line,
+                message: format!("quality {q} is over 100"),
+            });
+        }
         let trimmed = self.label.trim();
         if trimmed.len() != self.label.len() {
             self.label = trimmed.to_string();
@@ -95,6 +110,8 @@ pub struct ImportReport {
     /// `(line, earlier line)` for each hash that appeared again and was merged into the earlier
     /// entry.
     pub duplicates: Vec<(usize, usize)>,
+    /// `(line, why)` for each row left out on purpose: another signal type than PDQ.
+    pub skipped: Vec<(usize, String)>,
 }
 
 /// Why a list could not be read.
@@ -150,6 +167,8 @@ impl HashList {
                     old.vouched_by.push(v);
                 }
             }
+            // The same hash from two images: the better image's quality stands for it.
+            old.quality = old.quality.max(e.quality);
             return (i, false);
         }
         seen.insert(e.hash, self.entries.len());
@@ -216,8 +235,8 @@ impl HashList {
         let mut report = ImportReport::default();
         let mut seen = HashMap::new();
         let mut lines_of = Vec::new();
-        // Column positions: hash, id, label, vouched_by, added.
-        let mut cols: [Option<usize>; 5] = [Some(0), None, Some(1), None, None];
+        // Column positions: hash, id, label, vouched_by, added, quality, signal type.
+        let mut cols: [Option<usize>; 7] = [Some(0), None, Some(1), None, None, None, None];
         let mut first = true;
         let mut ids = HashMap::new();
         let mut reader = csv::ReaderBuilder::new()
@@ -228,19 +247,30 @@ impl HashList {
             .from_reader(text.as_bytes());
         let mut record = csv::StringRecord::new();
         loop {
-            let at = reader.position().line() as usize;
+            // Line numbers from byte offsets: the csv crate's own count is off by one per
+            // CRLF line end, and spreadsheets write CRLF.
+            // (After a `\r` terminator the next record's position is the `\n` that follows it.)
+            let line_at = |byte: u64| {
+                let b = text.as_bytes();
+                let mut end = (byte as usize).min(b.len());
+                if b.get(end) == Some(&b'\n') {
+                    end += 1;
+                }
+                1 + b[..end].iter().filter(|&&c| c == b'\n').count()
+            };
+            let at = line_at(reader.position().byte());
             match reader.read_record(&mut record) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
-                    let line = e.position().map_or(at, |p| p.line() as usize);
+                    let line = e.position().map_or(at, |p| line_at(p.byte()));
                     return Err(ListError::Line {
                         line,
                         message: e.to_string(),
                     });
                 }
             }
-            let line = record.position().map_or(at, |p| p.line() as usize);
+            let line = record.position().map_or(at, |p| line_at(p.byte()));
             let f: Vec<&str> = record.iter().collect();
             if f.iter().all(|c| c.is_empty()) {
                 continue;
@@ -252,11 +282,13 @@ impl HashList {
                     f.iter()
                         .position(|c| names.contains(&c.to_ascii_lowercase().as_str()))
                 };
-                const KNOWN: [&str; 11] = [
+                const KNOWN: [&str; 14] = [
                     "pdq",
                     "hash",
                     "pdq_hex",
                     "signal_value",
+                    "signal_str",
+                    "signal_type",
                     "id",
                     "label",
                     "category",
@@ -264,20 +296,25 @@ impl HashList {
                     "vouchers",
                     "added",
                     "added_at",
+                    "quality",
                 ];
                 // A header names at least one known column; a first line that names none is
                 // data, and a bad hash on it is reported as a bad hash.
                 if Hash256::from_hex(f[0]).is_err() && find(&KNOWN).is_some() {
                     cols = [
-                        find(&["pdq", "hash", "pdq_hex", "signal_value"]),
+                        find(&["pdq", "hash", "pdq_hex", "signal_value", "signal_str"]),
                         find(&["id"]),
                         find(&["label", "category"]),
                         find(&["vouched_by", "vouchers"]),
                         find(&["added", "added_at"]),
+                        find(&["quality"]),
+                        find(&["signal_type"]),
                     ];
                     if cols[0].is_none() {
                         return Err(err(
-                            "header has no hash column (pdq, hash, pdq_hex or signal_value)".into(),
+                            "header has no hash column (pdq, hash, pdq_hex, signal_value or \
+                             signal_str)"
+                                .into(),
                         ));
                     }
                     continue;
@@ -288,7 +325,22 @@ impl HashList {
                     .and_then(|c| f.get(c).copied())
                     .filter(|s| !s.is_empty())
             };
+            // ThreatExchange's CSV export (`dataset -P --csv`) holds every signal type; only
+            // PDQ rows are hashes of this list, and the others are reported, not read as PDQ.
+            if let Some(t) = get(6).filter(|t| !t.eq_ignore_ascii_case("pdq")) {
+                report
+                    .skipped
+                    .push((line, format!("signal type {t:?} is not pdq")));
+                continue;
+            }
             let hex = get(0).ok_or_else(|| err("no hash".into()))?;
+            // `pdq <hex>`, as ThreatExchange's `hash` and `dataset -P` print signals (the
+            // latter with the collaboration and category after the hex).
+            let mut words = hex.split_whitespace();
+            let hex = match (words.next(), words.next()) {
+                (Some(kind), Some(h)) if kind.eq_ignore_ascii_case("pdq") => h,
+                _ => hex,
+            };
             let hash = Hash256::from_hex(hex).map_err(|e| err(format!("{e}: {hex:?}")))?;
             let id = match get(1) {
                 Some(s) => s.parse().map_err(|_| err(format!("bad id {s:?}")))?,
@@ -300,6 +352,10 @@ impl HashList {
                     .map_err(|_| err(format!("bad added time {s:?}")))?,
                 None => 0,
             };
+            let quality = match get(5) {
+                Some(s) => Some(s.parse().map_err(|_| err(format!("bad quality {s:?}")))?),
+                None => None,
+            };
             let entry = Entry {
                 id,
                 kind: HashKind::Pdq,
@@ -309,6 +365,7 @@ impl HashList {
                     .map(|s| s.split(VOUCHER_SEP).map(str::to_string).collect())
                     .unwrap_or_default(),
                 added,
+                quality,
             }
             .canonical(line)?;
             let explicit = cols[1].is_some().then_some(entry.id);
@@ -354,12 +411,13 @@ impl HashList {
         Ok((list, report))
     }
 
-    /// CSV with a header row: `pdq,id,label,vouched_by,added`, written by the `csv` crate: a
+    /// CSV with a header row: `pdq,id,label,vouched_by,added,quality` (quality empty when
+    /// unknown), written by the `csv` crate: a
     /// field with a comma, a quote or a line break is quoted, so every list that
     /// [`HashList::read`] accepts reads back equal.
     pub fn to_csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
-        let row = w.write_record(["pdq", "id", "label", "vouched_by", "added"]);
+        let row = w.write_record(["pdq", "id", "label", "vouched_by", "added", "quality"]);
         row.expect("writing to memory cannot fail");
         for e in &self.entries {
             let fields = [
@@ -368,12 +426,23 @@ impl HashList {
                 e.label.clone(),
                 e.vouched_by.join(VOUCHER_SEP),
                 e.added.to_string(),
+                e.quality.map(|q| q.to_string()).unwrap_or_default(),
             ];
             w.write_record(&fields)
                 .expect("writing to memory cannot fail");
         }
         let bytes = w.into_inner().expect("writing to memory cannot fail");
         String::from_utf8(bytes).expect("the fields are UTF-8")
+    }
+
+    /// ThreatExchange's signal lines, `pdq <hex>` one per entry: what its local-file
+    /// collaboration (`threatexchange config collab edit local_file`) loads, and what its
+    /// `hash` command prints. Metadata does not travel in this form.
+    pub fn to_threatexchange(&self) -> String {
+        self.entries
+            .iter()
+            .map(|e| format!("pdq {}\n", e.hash.to_hex()))
+            .collect()
     }
 
     /// JSON lines.
@@ -425,6 +494,7 @@ impl HashList {
                 label: String::new(),
                 vouched_by: Vec::new(),
                 added: 0,
+                quality: None,
             })
             .collect();
         Ok((HashList { entries }, root))
@@ -471,6 +541,52 @@ mod tests {
     }
 
     #[test]
+    fn threatexchange_signal_lines_are_a_list() {
+        // `threatexchange hash photo` and `threatexchange dataset` print `pdq <hex>`; this
+        // used to fail as a header without a hash column.
+        let text = format!("pdq {A}\nPDQ  {B}\n");
+        let (l, _) = HashList::read(text.as_bytes()).unwrap();
+        assert_eq!(
+            l.hashes(),
+            [Hash256::from_hex(A).unwrap(), Hash256::from_hex(B).unwrap()]
+        );
+        // Another signal type is not taken for a PDQ hash.
+        let e = HashList::read(format!("md5 {A}\n").as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn threatexchange_csv_export_is_a_list_of_its_pdq_rows() {
+        // `threatexchange dataset -P --csv`: CRLF, every signal type, category as the label.
+        let text = format!(
+            "signal_type,signal_str,collab,category,tags\r\npdq,{A},My Hashes,INVESTIGATION_SEED,\r\n\
+             raw_text,hello,My Hashes,INVESTIGATION_SEED,\r\npdq,{B},My Hashes,HARMFUL,a b\r\n"
+        );
+        let (l, r) = HashList::read(text.as_bytes()).unwrap();
+        assert_eq!(
+            l.hashes(),
+            [Hash256::from_hex(A).unwrap(), Hash256::from_hex(B).unwrap()]
+        );
+        assert_eq!(l.entries[1].label, "HARMFUL");
+        assert_eq!(
+            r.skipped,
+            [(3, "signal type \"raw_text\" is not pdq".to_string())]
+        );
+        // And `dataset -P` lines, with the collaboration and category after the hash.
+        let (l, _) =
+            HashList::read(format!("pdq {A} 'My Hashes' INVESTIGATION_SEED\n").as_bytes()).unwrap();
+        assert_eq!(l.hashes(), [Hash256::from_hex(A).unwrap()]);
+        // What scanlab writes for ThreatExchange reads back.
+        assert_eq!(
+            HashList::read(l.to_threatexchange().as_bytes())
+                .unwrap()
+                .0
+                .hashes(),
+            l.hashes()
+        );
+    }
+
+    #[test]
     fn plain_hex_lines_are_a_list() {
         let (l, r) = HashList::read(format!("{A}\n\n# comment\n{B}\n").as_bytes()).unwrap();
         assert_eq!(l.entries.len(), 2);
@@ -486,6 +602,16 @@ mod tests {
         assert_eq!(l.entries.len(), 2);
         assert_eq!(l.entries[0].vouched_by, vec!["orgA", "orgC"]);
         assert_eq!(r.duplicates, vec![(4, 2)]);
+    }
+
+    #[test]
+    fn lines_are_numbered_right_with_crlf_line_ends() {
+        // The csv crate's own line count was one short per CRLF line.
+        let text = format!("pdq,label\r\n{A},a\r\n{A}00,b\r\n");
+        let e = HashList::from_csv(&text).unwrap_err();
+        assert!(e.to_string().starts_with("line 3:"), "{e}");
+        let text = format!("{A}\r\n{B}\r\n{A}\r\n");
+        assert_eq!(HashList::from_csv(&text).unwrap().1.duplicates, [(3, 1)]);
     }
 
     #[test]
@@ -535,6 +661,7 @@ mod tests {
                 label: label.into(),
                 vouched_by: vec!["org A".into(), "org,B".into()],
                 added: 5,
+                quality: Some(i as u8),
             };
             l.add(entry, &mut seen);
         }

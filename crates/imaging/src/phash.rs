@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn every_hash_is_stable_under_mild_resize_and_differs_across_images() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/pdq-reference/images/reg-test-input/labelme-subset");
+            .join("../../testdata/pdq-reference/images/reg-test-input/labelme-subset");
         let load = |f: &str| crate::decode_file(&dir.join(f), &Default::default()).unwrap();
         let (a, b) = (load("q0746.jpg"), load("q2821.jpg"));
         let a2 = Edit {

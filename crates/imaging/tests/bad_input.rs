@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 fn photo() -> RgbImage {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/pdq-reference/images/reg-test-input/labelme-subset/q0746.jpg");
+        .join("../../testdata/pdq-reference/images/reg-test-input/labelme-subset/q0746.jpg");
     decode_file(&p, &DecodeOptions::default()).unwrap()
 }
 
@@ -37,7 +37,7 @@ fn encodings(img: &RgbImage) -> Vec<(&'static str, Vec<u8>)> {
     out.push(("gif", gif));
     let jpeg = std::fs::read(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/pdq-reference/images/reg-test-input/labelme-subset/q0746.jpg"),
+            .join("../../testdata/pdq-reference/images/reg-test-input/labelme-subset/q0746.jpg"),
     )
     .unwrap();
     out.push(("jpeg", jpeg));

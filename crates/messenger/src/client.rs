@@ -1406,7 +1406,11 @@ impl<T: Transport> Client<T> {
             Some((img, r)) => {
                 let dir = self.home.join("inbox");
                 std::fs::create_dir_all(&dir).map_err(st)?;
-                let path = dir.join(format!("{id}-{}.img", &r.sha256[..16]));
+                let path = dir.join(format!(
+                    "{id}-{}.{}",
+                    &r.sha256[..16],
+                    crate::mls::file_extension(&img)
+                ));
                 std::fs::write(&path, img).map_err(st)?;
                 Some(path)
             }

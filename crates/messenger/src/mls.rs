@@ -770,6 +770,36 @@ impl Media {
     }
 }
 
+/// The file-name extension of a received attachment's real type, read from its first bytes
+/// (the sender's claimed name is not trusted): `jpg`, `png`, `gif`, `webp`, `bmp`, `tif`, or
+/// `bin` when it is none of these. Saving under the real type lets a viewer open the file,
+/// and never lets a sender choose an extension such as `.html` or `.exe`.
+pub fn file_extension(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [0xFF, 0xD8, 0xFF, ..] => "jpg",
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => "png",
+        [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => "gif",
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => "webp",
+        [b'B', b'M', ..] => "bmp",
+        [b'I', b'I', 0x2A, 0x00, ..] | [b'M', b'M', 0x00, 0x2A, ..] => "tif",
+        _ => "bin",
+    }
+}
+
 /// What the recipient needs to fetch and check an attachment; travels inside the MLS message.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttachmentRef {
@@ -1171,6 +1201,19 @@ mod tests {
             open_attachment(&ct, &short),
             Err(MlsError::Padding)
         ));
+    }
+
+    #[test]
+    fn attachments_are_named_by_their_real_type() {
+        assert_eq!(file_extension(&[0xFF, 0xD8, 0xFF, 0xE0, 0]), "jpg");
+        assert_eq!(file_extension(b"\x89PNG\r\n\x1a\n...."), "png");
+        assert_eq!(file_extension(b"GIF89a...."), "gif");
+        assert_eq!(file_extension(b"RIFF\0\0\0\0WEBPVP8 "), "webp");
+        assert_eq!(file_extension(b"II*\0...."), "tif");
+        // A file that claims nothing known, or too short to tell, is `bin`.
+        assert_eq!(file_extension(b"<html><script>"), "bin");
+        assert_eq!(file_extension(b"RIFF\0\0\0\0WAVE"), "bin");
+        assert_eq!(file_extension(&[0xFF, 0xD8]), "bin");
     }
 
     #[test]

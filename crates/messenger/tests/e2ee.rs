@@ -25,7 +25,7 @@ fn start(dir: &Path) -> (String, std::sync::Arc<Provider>) {
 
 fn photo() -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/pdq-reference/images/reg-test-input/labelme-subset/q0746.jpg");
+        .join("../../testdata/pdq-reference/images/reg-test-input/labelme-subset/q0746.jpg");
     std::fs::read(p).unwrap()
 }
 
@@ -96,6 +96,9 @@ fn three_users<T: Transport>(
             img,
             "image decrypted and verified"
         );
+        // Saved under its real type, so a viewer opens it.
+        let path = m.image.as_ref().unwrap();
+        assert_eq!(path.extension().unwrap(), "jpg", "{}", path.display());
     }
 
     // Alice removes Carol; Bob and Carol process the commit.

@@ -274,7 +274,7 @@ mod tests {
     fn photo() -> Vec<u8> {
         std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-                "../../../shared/pdq-reference/images/reg-test-input/labelme-subset/q0746.jpg",
+                "../../testdata/pdq-reference/images/reg-test-input/labelme-subset/q0746.jpg",
             ),
         )
         .unwrap()

@@ -19,7 +19,7 @@ use std::sync::Arc;
 fn shared(rel: &str) -> PathBuf {
     std::env::var_os("SCANLAB_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata"))
         .join(rel)
 }
 
@@ -68,6 +68,7 @@ fn list(images: &Images) -> HashList {
                 label: "stand-in".into(),
                 vouched_by: vec![],
                 added: 0,
+                quality: None,
             })
             .collect(),
     }
@@ -694,6 +695,7 @@ fn s5_a_rogue_enclave_on_the_allow_list_is_a_scheme_change_and_a_fresh_attestati
         label: "target".into(),
         vouched_by: vec![],
         added: 0,
+        quality: None,
     });
     let rogue = Arc::new(Enclave::new(Matcher::new(rogue_list, 31).unwrap(), [1; 32]));
     let rogue_m = hex::encode(rogue.measured().measurement());

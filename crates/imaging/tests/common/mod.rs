@@ -6,11 +6,11 @@ use scanlab_pdq::{Hash256, Hasher, LumaMode};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// `../shared` beside the repo, or `$SCANLAB_SHARED`.
+/// The repository's `testdata/`, or `$SCANLAB_SHARED` (same layout).
 pub fn shared() -> PathBuf {
     std::env::var_os("SCANLAB_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata"))
 }
 
 /// The outcome over one golden file.
