@@ -2,7 +2,7 @@
 //! hash, never a panic, a hang or an allocation beyond the limits.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use scanlab_imaging::{DecodeOptions, Limits, decode, pdq_image};
+use scanlab_imaging::{Compat, DecodeOptions, Limits, decode, pdq_image};
 
 fuzz_target!(|data: &[u8]| {
     let opts = DecodeOptions {
@@ -11,6 +11,11 @@ fuzz_target!(|data: &[u8]| {
             max_bytes: 8 << 20,
         },
         exif_orient: data.first().is_some_and(|b| b & 1 == 1),
+        compat: if data.first().is_some_and(|b| b & 2 == 2) {
+            Compat::ThreatExchange
+        } else {
+            Compat::Reference
+        },
     };
     if let Ok(img) = decode(data, &opts) {
         let _ = scanlab_pdq::Hasher::new().hash(&pdq_image(&img));

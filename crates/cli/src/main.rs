@@ -221,6 +221,21 @@ pub(crate) struct DecodeArgs {
     /// Refuse files larger than this many bytes.
     #[arg(long, default_value_t = Limits::default().max_bytes)]
     max_bytes: u64,
+    /// Whose pixels to hash: the reference's (Pillow's convert('RGB'), as Meta's golden values)
+    /// or ThreatExchange's, which hashes palette PNGs as their indices, 1-bit PNGs as 0/1 and
+    /// CMYK JPEGs as if C, M, Y were R, G, B: a deviation from the reference, for comparing
+    /// with hashes that tool made.
+    #[arg(long, value_enum, default_value = "reference")]
+    compat: CompatArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CompatArg {
+    /// Pillow's convert('RGB'): Meta's reference.
+    Reference,
+    /// ThreatExchange 1.2.17's Python library.
+    #[value(alias = "te")]
+    Threatexchange,
 }
 
 impl DecodeArgs {
@@ -231,6 +246,10 @@ impl DecodeArgs {
                 max_bytes: self.max_bytes,
             },
             exif_orient: self.exif_orient,
+            compat: match self.compat {
+                CompatArg::Reference => scanlab_imaging::Compat::Reference,
+                CompatArg::Threatexchange => scanlab_imaging::Compat::ThreatExchange,
+            },
         }
     }
 }

@@ -92,6 +92,79 @@ fn hashes_lists_and_matches_round_trip_with_threatexchange() {
     }
     assert!(printed >= PHOTOS.len() - 1, "{printed} hashes printed");
 
+    // Every test image, every Pillow mode among them: with `--compat threatexchange` scanlab
+    // prints exactly ThreatExchange's lines (both leave out quality below 50, in order). The
+    // reference mode differs from it, on the palette, 1-bit and CMYK files only.
+    let mut all: Vec<String> = Vec::new();
+    let mut stack = vec![testdata("")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                all.push(p.to_str().unwrap().to_string());
+            }
+        }
+    }
+    all.sort();
+    assert!(all.len() >= 50, "{} test images", all.len());
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let theirs = te.run(&[&["hash", "photo"][..], &refs].concat());
+    let compat = ok(
+        scanlab(
+            &[
+                &[
+                    "hash",
+                    "--format",
+                    "threatexchange",
+                    "--compat",
+                    "threatexchange",
+                ][..],
+                &refs,
+            ]
+            .concat(),
+        ),
+        "hash --compat threatexchange",
+    );
+    assert_eq!(compat, theirs);
+    // Palette GIFs, made with Pillow in ThreatExchange's environment.
+    let python = te.exe.with_file_name("python");
+    let gifs = [dir.path().join("p200.gif"), dir.path().join("web.gif")];
+    let make = format!(
+        "from PIL import Image\n\
+         Image.open({a:?}).convert('P', palette=Image.ADAPTIVE, colors=200).save({g0:?})\n\
+         Image.open({b:?}).convert('P').save({g1:?})\n",
+        a = path(PHOTOS[0]),
+        b = path(PHOTOS[4]),
+        g0 = gifs[0].to_str().unwrap(),
+        g1 = gifs[1].to_str().unwrap(),
+    );
+    ok(
+        Command::new(&python).args(["-c", &make]).output().unwrap(),
+        "making GIFs",
+    );
+    for g in &gifs {
+        let g = g.to_str().unwrap();
+        let theirs = te.run(&["hash", "photo", g]);
+        let compat = ok(
+            scanlab(&["hash", "--format", "te", "--compat", "threatexchange", g]),
+            g,
+        );
+        assert_eq!(compat, theirs, "{g}");
+    }
+    // Canary: in reference mode exactly these files hash otherwise than ThreatExchange.
+    let mut differing: Vec<String> = ["P.png", "1.png", "CMYK.jpg"]
+        .iter()
+        .map(|f| path(&format!("misc-images/modes/{f}")))
+        .collect();
+    differing.extend(gifs.iter().map(|g| g.to_str().unwrap().to_string()));
+    for f in &differing {
+        let theirs = te.run(&["hash", "photo", f]);
+        let reference = ok(scanlab(&["hash", "--format", "threatexchange", f]), f);
+        assert_ne!(reference, theirs, "{f}");
+    }
+
     // scanlab → ThreatExchange: a list scanlab builds loads as a local-file collaboration.
     let listed = [PHOTOS[0], PHOTOS[4], PHOTOS[5]];
     let list = dir.path().join("list.txt");

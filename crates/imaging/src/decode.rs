@@ -19,6 +19,9 @@
 //! EXIF orientation is *not* applied unless asked for ([`DecodeOptions::exif_orient`]): Meta's
 //! reference hashes the stored pixels.
 //!
+//! [`Compat::ThreatExchange`] reproduces instead the pixels ThreatExchange's Python library
+//! hashes, which differ from the reference for palette, 1-bit and CMYK files.
+//!
 //! Decoders other than libjpeg-turbo may differ from Pillow's by a level here and there (WebP
 //! lossy in particular); the golden tests report those rows as Hamming distances.
 
@@ -52,6 +55,26 @@ pub struct DecodeOptions {
     pub limits: Limits,
     /// Rotate/flip according to the EXIF Orientation tag, as a photo viewer would.
     pub exif_orient: bool,
+    /// Whose pixels: the reference's (the default) or another tool's.
+    pub compat: Compat,
+}
+
+/// Whose conversion to RGB to reproduce.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compat {
+    /// Pillow's `convert('RGB')`, as the golden values and Meta's reference hash (module docs).
+    #[default]
+    Reference,
+    /// ThreatExchange's Python library (1.2.17, `pdq_hasher.py`), which hands Pillow's raw
+    /// array to PDQ, a **deviation from the reference** for three kinds of file:
+    /// - palette images (mode `P`: palette PNGs, and GIFs, of which the first frame): the
+    ///   palette *indices*, as grey;
+    /// - 1-bit PNGs (mode `1`): 0 and 1, not 0 and 255, as grey;
+    /// - CMYK JPEGs: C, M and Y taken as R, G and B.
+    ///
+    /// Every other file decodes as the reference does.
+    ThreatExchange,
 }
 
 /// Encoded formats we recognise.
@@ -264,8 +287,15 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
         format,
         message: e.to_string(),
     };
-    let (rgb, orientation) = if format == Format::Jpeg {
-        let rgb = decode_jpeg(bytes, &opts.limits)?;
+    let te_png = match (format, opts.compat) {
+        (Format::Png, Compat::ThreatExchange) => png_as_threatexchange(bytes, &opts.limits)?,
+        (Format::Gif, Compat::ThreatExchange) => Some(gif_as_threatexchange(bytes, &opts.limits)?),
+        _ => None,
+    };
+    let (rgb, orientation) = if let Some(rgb) = te_png {
+        (rgb, None)
+    } else if format == Format::Jpeg {
+        let rgb = decode_jpeg(bytes, &opts.limits, opts.compat)?;
         let orientation = if opts.exif_orient {
             image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))
                 .ok()
@@ -322,7 +352,86 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
     Ok(rgb)
 }
 
-fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<RgbImage, ImageError> {
+/// ThreatExchange's pixels of a palette or 1-bit PNG (see [`Compat::ThreatExchange`]): each
+/// pixel's raw sample, the palette index or the bit, as grey. `None` for any other PNG.
+fn png_as_threatexchange(bytes: &[u8], limits: &Limits) -> Result<Option<RgbImage>, ImageError> {
+    let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt {
+        format: Format::Png,
+        message: e.to_string(),
+    };
+    let mut dec = png::Decoder::new(Cursor::new(bytes));
+    dec.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = dec.read_info().map_err(|e| corrupt(&e))?;
+    let (w, h, color, depth) = {
+        let i = reader.info();
+        (i.width, i.height, i.color_type, i.bit_depth as u8)
+    };
+    let one_bit_grey = color == png::ColorType::Grayscale && depth == 1;
+    if color != png::ColorType::Indexed && !one_bit_grey {
+        return Ok(None);
+    }
+    check_pixels(w as u64, h as u64, limits)?;
+    if w == 0 || h == 0 {
+        return Err(corrupt(&"zero-sized image"));
+    }
+    let _reserved = reserve(worst_case(w as u64, h as u64));
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| corrupt(&"image too large for this platform"))?;
+    let mut buf = vec![0u8; size];
+    let frame = reader.next_frame(&mut buf).map_err(|e| corrupt(&e))?;
+    let (line, bits) = (frame.line_size, depth as usize);
+    let mask = ((1u16 << bits) - 1) as u8;
+    let mut px = Vec::with_capacity(w as usize * h as usize * 3);
+    for y in 0..h as usize {
+        let row = &buf[y * line..(y + 1) * line];
+        for x in 0..w as usize {
+            let bit = x * bits;
+            let v = (row[bit / 8] >> (8 - bits - bit % 8)) & mask;
+            px.extend([v; 3]);
+        }
+    }
+    Ok(Some(
+        RgbImage::from_raw(w, h, px).expect("3 bytes per pixel"),
+    ))
+}
+
+/// ThreatExchange's pixels of a GIF (Pillow opens its first frame as mode `P`): the first
+/// frame's palette indices as grey, on a canvas of the logical screen filled with the frame's
+/// transparent index, or 0.
+fn gif_as_threatexchange(bytes: &[u8], limits: &Limits) -> Result<RgbImage, ImageError> {
+    let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt {
+        format: Format::Gif,
+        message: e.to_string(),
+    };
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::Indexed);
+    let mut dec = opts
+        .read_info(Cursor::new(bytes))
+        .map_err(|e| corrupt(&e))?;
+    let (w, h) = (dec.width() as usize, dec.height() as usize);
+    check_pixels(w as u64, h as u64, limits)?;
+    if w == 0 || h == 0 {
+        return Err(corrupt(&"zero-sized image"));
+    }
+    let _reserved = reserve(worst_case(w as u64, h as u64));
+    let frame = dec
+        .read_next_frame()
+        .map_err(|e| corrupt(&e))?
+        .ok_or_else(|| corrupt(&"no frame"))?;
+    let mut canvas = vec![frame.transparent.unwrap_or(0); w * h];
+    let (fw, fh) = (frame.width as usize, frame.height as usize);
+    let (left, top) = (frame.left as usize, frame.top as usize);
+    for y in 0..fh.min(h.saturating_sub(top)) {
+        for x in 0..fw.min(w.saturating_sub(left)) {
+            canvas[(top + y) * w + left + x] = frame.buffer[y * fw + x];
+        }
+    }
+    let px: Vec<u8> = canvas.into_iter().flat_map(|v| [v; 3]).collect();
+    Ok(RgbImage::from_raw(w as u32, h as u32, px).expect("3 bytes per pixel"))
+}
+
+fn decode_jpeg(bytes: &[u8], limits: &Limits, compat: Compat) -> Result<RgbImage, ImageError> {
     let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt {
         format: Format::Jpeg,
         message: e.to_string(),
@@ -354,7 +463,13 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<RgbImage, ImageError> {
         format,
     };
     d.decompress(bytes, image).map_err(|e| corrupt(&e))?;
-    let rgb = if cmyk {
+    let rgb = if cmyk && compat == Compat::ThreatExchange {
+        // Pillow's CMYK array (Adobe-inverted), its first three channels taken as RGB.
+        pixels
+            .chunks_exact(4)
+            .flat_map(|p| [255 - p[0], 255 - p[1], 255 - p[2]])
+            .collect()
+    } else if cmyk {
         // Pillow reads 4-channel JPEGs as Adobe-inverted CMYK ("CMYK;I"), then `cmyk2rgb`.
         pixels
             .chunks_exact(4)

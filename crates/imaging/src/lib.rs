@@ -18,7 +18,7 @@ pub mod phash;
 pub mod quality;
 
 pub use decode::{
-    DEFAULT_DECODE_BUDGET, DecodeOptions, FileError, Format, ImageError, Limits, decode,
+    Compat, DEFAULT_DECODE_BUDGET, DecodeOptions, FileError, Format, ImageError, Limits, decode,
     decode_budget_peak, decode_file, set_decode_budget,
 };
 pub use edits::{Edit, EditKind};

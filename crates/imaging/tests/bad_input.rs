@@ -105,6 +105,7 @@ fn pixel_and_byte_limits_are_enforced_before_decoding() {
             ..Limits::default()
         },
         exif_orient: false,
+        ..Default::default()
     };
     for (name, bytes) in encodings(&img) {
         match decode(&bytes, &tight) {
@@ -122,6 +123,7 @@ fn pixel_and_byte_limits_are_enforced_before_decoding() {
             ..Limits::default()
         },
         exif_orient: false,
+        ..Default::default()
     };
     assert!(matches!(
         decode(&encodings(&img)[0].1, &small),
