@@ -205,6 +205,12 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     let html = std::fs::read_to_string(tmp.path().join("a/report.html")).unwrap();
     assert!(html.contains("Assessment matrix") && html.contains("<svg"));
     assert!(html.matches("data:image/png;base64").count() >= 7);
+    // Every source the report cites is in the repository (docs/sources.md), not in a notes
+    // folder a reader does not have.
+    assert!(!html.contains("literature.md"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    assert!(html.contains("docs/sources.md"));
+    assert!(root.join("docs/sources.md").exists());
     for f in [
         "recall.csv",
         "matrix.csv",
