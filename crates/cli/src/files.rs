@@ -128,52 +128,104 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
     let text =
         String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let at = |line: usize, m: &str| format!("{}:{line}: {m}", path.display());
+    let hash = |line: usize, named: &str| {
+        scanlab_pdq::Hash256::from_hex(named)
+            .map_err(|e| at(line, &format!("not a PDQ hash ({e}): {named:?}")))
+    };
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let at = |m: &str| format!("{}:{}: {m}", path.display(), i + 1);
-        let (named, parsed) = if t.starts_with('{') {
-            match serde_json::from_str::<serde_json::Value>(t) {
-                Ok(v) => match v["pdq"].as_str().or(v["hash"].as_str()) {
-                    Some(h) => (h.to_string(), scanlab_pdq::Hash256::from_hex(h)),
-                    None => {
-                        out.push((
-                            i + 1,
-                            t.to_string(),
-                            Err(at("no \"pdq\" (or \"hash\") field")),
-                        ));
-                        continue;
-                    }
-                },
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    if first.is_some_and(|l| l.starts_with('{')) {
+        for (i, line) in text.lines().enumerate() {
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            let v: serde_json::Value = match serde_json::from_str(t) {
+                Ok(v) => v,
                 Err(e) => {
                     out.push((
                         i + 1,
                         t.to_string(),
-                        Err(at(&format!("not a JSON line: {e}"))),
+                        Err(at(i + 1, &format!("not a JSON line: {e}"))),
                     ));
                     continue;
                 }
-            }
-        } else {
-            let first = t.split(',').next().unwrap_or(t).trim().trim_matches('"');
-            let hex = match first.split_once(char::is_whitespace) {
-                Some((kind, hex)) if kind.eq_ignore_ascii_case("pdq") => hex.trim(),
-                _ => first,
             };
-            // The header line of a CSV form.
-            if out.is_empty()
-                && ["hash", "pdq", "pdq_hex", "signal_value", "signal_str"]
-                    .contains(&hex.to_ascii_lowercase().as_str())
-            {
+            match v["pdq"].as_str().or(v["hash"].as_str()) {
+                Some(h) => out.push((i + 1, h.to_string(), hash(i + 1, h))),
+                None => out.push((
+                    i + 1,
+                    t.to_string(),
+                    Err(at(i + 1, "no \"pdq\" (or \"hash\") field")),
+                )),
+            }
+        }
+        return Ok(out);
+    }
+    // CSV (a quoted path may hold a comma or a line break), read by the csv crate.
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    // Line numbers from byte offsets, as the list reader counts them (CRLF-safe).
+    let line_at = |byte: u64| {
+        let b = text.as_bytes();
+        let mut end = (byte as usize).min(b.len());
+        if b.get(end) == Some(&b'\n') {
+            end += 1;
+        }
+        1 + b[..end].iter().filter(|&&c| c == b'\n').count()
+    };
+    let mut record = csv::StringRecord::new();
+    // The hash's column, and the signal type's (ThreatExchange's CSV export), from a header.
+    let (mut col, mut type_col, mut first) = (0, None, true);
+    loop {
+        let here = line_at(reader.position().byte());
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(here, |p| line_at(p.byte()));
+                out.push((line, String::new(), Err(at(line, &e.to_string()))));
+                break;
+            }
+        }
+        let line = record.position().map_or(here, |p| line_at(p.byte()));
+        if std::mem::take(&mut first)
+            && scanlab_pdq::Hash256::from_hex(record.get(0).unwrap_or("")).is_err()
+        {
+            let find = |names: &[&str]| {
+                record
+                    .iter()
+                    .position(|c| names.contains(&c.to_ascii_lowercase().as_str()))
+            };
+            if let Some(c) = find(&["hash", "pdq", "pdq_hex", "signal_value", "signal_str"]) {
+                (col, type_col) = (c, find(&["signal_type"]));
                 continue;
             }
-            (hex.to_string(), scanlab_pdq::Hash256::from_hex(hex))
+        }
+        if type_col
+            .and_then(|c| record.get(c))
+            .is_some_and(|t| !t.eq_ignore_ascii_case("pdq"))
+        {
+            continue;
+        }
+        let Some(field) = record.get(col).filter(|f| !f.is_empty()) else {
+            continue;
         };
-        let r = parsed.map_err(|e| at(&format!("not a PDQ hash ({e}): {named:?}")));
-        out.push((i + 1, named, r));
+        // `pdq <hex>`, as ThreatExchange prints signals.
+        let mut words = field.split_whitespace();
+        let named = match (words.next(), words.next()) {
+            (Some(kind), Some(h)) if kind.eq_ignore_ascii_case("pdq") => h,
+            _ => field,
+        };
+        out.push((line, named.to_string(), hash(line, named)));
     }
     Ok(out)
 }

@@ -657,6 +657,48 @@ fn threatexchange_signal_lines_load_as_lists_and_queries() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(stdout(&o).contains("\"distance\":0"));
+    // Its CSV export as queries: the PDQ rows only (CRLF, as it writes them).
+    let csv = dir.path().join("te.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "signal_type,signal_str,collab,category,tags\r\nraw_text,hello,c,SEED,\r\n\
+             pdq,{hex},c,SEED,\r\n"
+        ),
+    )
+    .unwrap();
+    let o = scanlab(&[
+        "match",
+        "--list",
+        te.to_str().unwrap(),
+        "--hashes",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+    // What `scanlab hash` writes for a path with a comma and a line break reads back.
+    let odd = dir.path().join("a,\nb.jpg");
+    std::fs::copy(&img, &odd).unwrap();
+    let h = dir.path().join("h.csv");
+    std::fs::write(
+        &h,
+        scanlab(&["hash", odd.to_str().unwrap(), img.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let o = scanlab(&[
+        "match",
+        "--list",
+        te.to_str().unwrap(),
+        "--hashes",
+        h.to_str().unwrap(),
+    ]);
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]
