@@ -173,15 +173,7 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
         .comment(Some(b'#'))
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    // Line numbers from byte offsets, as the list reader counts them (CRLF-safe).
-    let line_at = |byte: u64| {
-        let b = text.as_bytes();
-        let mut end = (byte as usize).min(b.len());
-        if b.get(end) == Some(&b'\n') {
-            end += 1;
-        }
-        1 + b[..end].iter().filter(|&&c| c == b'\n').count()
-    };
+    let line_at = |byte: u64| scanlab_hashlist::list::csv_line(text, byte);
     let mut record = csv::StringRecord::new();
     // The hash's column, and the signal type's (ThreatExchange's CSV export), from a header.
     let (mut col, mut type_col, mut first) = (0, None, true);

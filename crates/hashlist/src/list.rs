@@ -148,6 +148,19 @@ pub enum Format {
     Binary,
 }
 
+/// The line (from 1) of `text` that a csv-crate position's byte offset falls on. Counted
+/// from the bytes because the crate's own line count is one short per CRLF line end (and
+/// spreadsheets write CRLF); after a `\r` terminator the next record's position is the `\n`
+/// that follows it, which belongs to the line before.
+pub fn csv_line(text: &str, byte: u64) -> usize {
+    let b = text.as_bytes();
+    let mut end = (byte as usize).min(b.len());
+    if b.get(end) == Some(&b'\n') {
+        end += 1;
+    }
+    1 + b[..end].iter().filter(|&&c| c == b'\n').count()
+}
+
 /// 16-byte magic of the binary form; the last byte is the format version.
 pub const BINARY_MAGIC: &[u8; 16] = b"scanlab-hashes\0\x01";
 
@@ -247,17 +260,7 @@ impl HashList {
             .from_reader(text.as_bytes());
         let mut record = csv::StringRecord::new();
         loop {
-            // Line numbers from byte offsets: the csv crate's own count is off by one per
-            // CRLF line end, and spreadsheets write CRLF.
-            // (After a `\r` terminator the next record's position is the `\n` that follows it.)
-            let line_at = |byte: u64| {
-                let b = text.as_bytes();
-                let mut end = (byte as usize).min(b.len());
-                if b.get(end) == Some(&b'\n') {
-                    end += 1;
-                }
-                1 + b[..end].iter().filter(|&&c| c == b'\n').count()
-            };
+            let line_at = |byte: u64| csv_line(text, byte);
             let at = line_at(reader.position().byte());
             match reader.read_record(&mut record) {
                 Ok(true) => {}
