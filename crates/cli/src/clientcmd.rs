@@ -145,9 +145,7 @@ pub fn run(a: ClientArgs) -> Result<ExitCode> {
                 bail!("nothing to send: give --text and/or --image");
             }
             let img = match &image {
-                Some(p) => {
-                    Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
-                }
+                Some(p) => Some(crate::files::read_input(p)?),
                 None => None,
             };
             install_scheme(&mut client)?;

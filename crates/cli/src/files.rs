@@ -83,6 +83,40 @@ pub fn write_output(p: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
 }
 
+/// Decodes an image file, or the image on stdin for `-` (read up to the byte limit, so a
+/// stream cannot exhaust memory).
+pub fn decode_path(
+    p: &Path,
+    opts: &scanlab_imaging::DecodeOptions,
+) -> std::result::Result<scanlab_imaging::RgbImage, scanlab_imaging::FileError> {
+    use scanlab_imaging::decode::FileErrorKind;
+    use scanlab_imaging::{FileError, ImageError};
+    if !is_dash(p) {
+        return scanlab_imaging::decode_file(p, opts);
+    }
+    let wrap = |error: FileErrorKind| FileError {
+        path: PathBuf::from("<stdin>"),
+        error,
+    };
+    let limit = opts.limits.max_bytes;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::io::stdin().lock(), limit.saturating_add(1)),
+        &mut bytes,
+    )
+    .map_err(|e| wrap(e.into()))?;
+    if bytes.len() as u64 > limit {
+        return Err(wrap(
+            ImageError::TooManyBytes {
+                bytes: bytes.len() as u64,
+                limit,
+            }
+            .into(),
+        ));
+    }
+    scanlab_imaging::decode(&bytes, opts).map_err(|e| wrap(e.into()))
+}
+
 /// Where a command's inputs come from: paths on the command line, and `--files-from`.
 #[derive(clap::Args, Clone, Default)]
 pub struct FilesFrom {

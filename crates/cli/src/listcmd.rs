@@ -4,7 +4,7 @@ use crate::files;
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use scanlab_hashlist::{Entry, HashKind, HashList, MihIndex};
-use scanlab_imaging::{decode_file, pdq_image};
+use scanlab_imaging::pdq_image;
 use scanlab_pdq::{Hash256, Hasher};
 use std::collections::HashMap;
 use std::io::Write;
@@ -157,7 +157,7 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                 .unwrap_or(0);
             let (mut failed, mut low) = (0, 0);
             for p in &inputs {
-                match decode_file(p, &decode.options()) {
+                match files::decode_path(p, &decode.options()) {
                     Ok(img) => {
                         let pdq = hasher.hash(&pdq_image(&img));
                         if pdq.quality < min_quality {
@@ -290,7 +290,7 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                 (Some(h), None) => Hash256::from_hex(&h)?,
                 (None, Some(p)) => {
                     Hasher::new()
-                        .hash(&pdq_image(&decode_file(&p, &Default::default())?))
+                        .hash(&pdq_image(&files::decode_path(&p, &Default::default())?))
                         .hash
                 }
                 _ => bail!("give either --hash HEX or one IMAGE"),
@@ -481,7 +481,7 @@ fn queries(q: &QueryInputs) -> Result<Vec<Query>> {
     } else {
         let mut hasher = Hasher::new();
         for p in files::expand(&inputs)? {
-            let r = decode_file(&p, &q.decode.options())
+            let r = files::decode_path(&p, &q.decode.options())
                 .map(|img| {
                     let h = hasher.hash(&pdq_image(&img));
                     (h.hash, Some(h.quality))

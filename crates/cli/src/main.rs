@@ -14,7 +14,7 @@ mod schemecmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use scanlab_imaging::{DecodeOptions, Edit, Limits, decode_file, pdq_image};
+use scanlab_imaging::{DecodeOptions, Edit, Limits, pdq_image};
 use scanlab_pdq::Hasher;
 use std::io::Write;
 use std::path::PathBuf;
@@ -400,7 +400,7 @@ fn cmd_hash(a: HashArgs) -> Result<ExitCode> {
             chunk
                 .par_iter()
                 .map_init(Hasher::new, |h, p| {
-                    let r = decode_file(p, &opts).map(|img| {
+                    let r = files::decode_path(p, &opts).map(|img| {
                         let px = pdq_image(&img);
                         if a.dihedral {
                             let d = h.hash_dihedral(&px);
@@ -473,7 +473,7 @@ fn cmd_edit(a: EditArgs) -> Result<ExitCode> {
     let bar = files::progress((inputs.len() * a.edits.len()) as u64, "editing");
     let mut failed = 0;
     for p in &inputs {
-        let img = match decode_file(p, &opts) {
+        let img = match files::decode_path(p, &opts) {
             Ok(i) => i,
             Err(e) => {
                 failed += 1;

@@ -116,15 +116,14 @@ fn parse_list(path: &Path, bytes: &[u8]) -> Result<HashList> {
 }
 
 fn read_hex_key(path: &Path) -> Result<Vec<u8>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = crate::files::read_input(path)?;
+    let text = String::from_utf8_lossy(&bytes);
     hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display()))
 }
 
 /// `scanlab enclave`: the simulated enclave as its own process.
 pub fn cmd_enclave(listen: &str, list_path: &Path, radius: u32, data: &Path) -> Result<ExitCode> {
-    let bytes =
-        std::fs::read(list_path).with_context(|| format!("reading {}", list_path.display()))?;
+    let bytes = crate::files::read_input(list_path)?;
     let list = parse_list(list_path, &bytes)?;
     let enclave = Arc::new(Enclave::new(
         Matcher::new(list, radius)?,
@@ -257,7 +256,7 @@ pub fn cmd_escrow(c: EscrowCmd) -> Result<ExitCode> {
 fn read_anchor(
     path: &Path,
 ) -> Result<(ed25519_dalek::VerifyingKey, scanlab_messenger::kt::KtHead)> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let v: serde_json::Value = serde_json::from_slice(&crate::files::read_input(path)?)?;
     let head = serde_json::from_value(v["head"].clone())?;
     let id: [u8; 32] = hex::decode(v["provider"].as_str().unwrap_or_default())?
         .try_into()

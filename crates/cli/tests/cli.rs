@@ -469,6 +469,16 @@ fn dash_is_stdin_and_stdout_and_files_from_reads_names() {
     let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].ends_with("wee.jpg") && lines[1].ends_with("aaa-orig.jpg"));
+    // An image on stdin.
+    let from_file = stdout(&scanlab(&["hash", img.to_str().unwrap()]));
+    let o = scanlab_with_stdin(&["hash", "-"], &std::fs::read(&img).unwrap());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        stdout(&o).split(',').next(),
+        from_file.split(',').next(),
+        "{}",
+        stdout(&o)
+    );
     // Matching with the list on stdin.
     let o = scanlab_with_stdin(
         &["match", "--list", "-", img.to_str().unwrap()],
