@@ -123,7 +123,7 @@ pub struct FpArgs {
 fn read_hashes(path: &std::path::Path) -> Result<Vec<scanlab_pdq::Hash256>> {
     crate::files::hash_lines(path)?
         .into_iter()
-        .map(|(_, _, h)| h.map_err(anyhow::Error::msg))
+        .map(|(_, _, h)| h.map(|(h, _)| h).map_err(anyhow::Error::msg))
         .collect()
 }
 

@@ -144,19 +144,20 @@ impl FilesFrom {
 }
 
 /// One line of a hash file: its number (from 1), the text that named the hash, and the hash
-/// or why the line is not one.
+/// with the image's PDQ quality when the line gives it, or why the line is not one.
 pub type HashLine = (
     usize,
     String,
-    std::result::Result<scanlab_pdq::Hash256, String>,
+    std::result::Result<(scanlab_pdq::Hash256, Option<u8>), String>,
 );
 
 /// Reads the hashes of a hash file (`-` for stdin), one per line, in every form scanlab and
 /// ThreatExchange write: bare hex; CSV whose first field is the hex (`scanlab hash`, Meta's
 /// `pdq-photo-hasher`); `pdq <hex>` (ThreatExchange's `hash` and `dataset` commands); JSON
 /// lines with a `pdq` or `hash` field. Empty lines, `#` comments, a byte-order mark and a CSV
-/// header line are skipped. A line that holds no hash is returned with its error, so the
-/// caller decides whether one bad line stops the batch.
+/// header line are skipped. The quality is a JSON line's `quality`, a `quality` column, or
+/// the field after the hash in `hash,quality,path` lines. A line that holds no hash is
+/// returned with its error, so the caller decides whether one bad line stops the batch.
 pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
     let bytes = read_input(path)?;
     let text =
@@ -189,8 +190,12 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
                     continue;
                 }
             };
+            let quality = v["quality"]
+                .as_u64()
+                .and_then(|q| u8::try_from(q).ok())
+                .filter(|&q| q <= 100);
             match v["pdq"].as_str().or(v["hash"].as_str()) {
-                Some(h) => out.push((i + 1, h.to_string(), hash(i + 1, h))),
+                Some(h) => out.push((i + 1, h.to_string(), hash(i + 1, h).map(|h| (h, quality)))),
                 None => out.push((
                     i + 1,
                     t.to_string(),
@@ -207,22 +212,24 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
         .comment(Some(b'#'))
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    let line_at = |byte: u64| scanlab_hashlist::list::csv_line(text, byte);
+    let mut lines = scanlab_hashlist::list::CsvLines::new(text);
     let mut record = csv::StringRecord::new();
     // The hash's column, and the signal type's (ThreatExchange's CSV export), from a header.
     let (mut col, mut type_col, mut first) = (0, None, true);
+    // Without a header, the field after the hash is the quality (`hash,quality,path`).
+    let mut quality_col = Some(1);
     loop {
-        let here = line_at(reader.position().byte());
+        let here = lines.at(reader.position().byte());
         match reader.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = e.position().map_or(here, |p| line_at(p.byte()));
+                let line = e.position().map_or(here, |p| lines.at(p.byte()));
                 out.push((line, String::new(), Err(at(line, &e.to_string()))));
                 break;
             }
         }
-        let line = record.position().map_or(here, |p| line_at(p.byte()));
+        let line = record.position().map_or(here, |p| lines.at(p.byte()));
         if std::mem::take(&mut first)
             && scanlab_pdq::Hash256::from_hex(record.get(0).unwrap_or("")).is_err()
         {
@@ -232,7 +239,7 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
                     .position(|c| names.contains(&c.to_ascii_lowercase().as_str()))
             };
             if let Some(c) = find(&["hash", "pdq", "pdq_hex", "signal_value", "signal_str"]) {
-                (col, type_col) = (c, find(&["signal_type"]));
+                (col, type_col, quality_col) = (c, find(&["signal_type"]), find(&["quality"]));
                 continue;
             }
         }
@@ -251,7 +258,15 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
             (Some(kind), Some(h)) if kind.eq_ignore_ascii_case("pdq") => h,
             _ => field,
         };
-        out.push((line, named.to_string(), hash(line, named)));
+        let quality = quality_col
+            .and_then(|c| record.get(c))
+            .and_then(|q| q.parse::<u8>().ok())
+            .filter(|&q| q <= 100);
+        out.push((
+            line,
+            named.to_string(),
+            hash(line, named).map(|h| (h, quality)),
+        ));
     }
     Ok(out)
 }

@@ -462,8 +462,8 @@ pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
     })
 }
 
-/// One query: its label, and its hash with the image's quality (known for images, not for
-/// hash files), or why it has none.
+/// One query: its label, and its hash with the image's quality (known for images, and for
+/// hash files that give it), or why it has none.
 type Query = (String, Result<(Hash256, Option<u8>), String>);
 
 /// The queries named on a command line: images (hashed) or, with `hashes`, files of hex hashes
@@ -475,7 +475,7 @@ fn queries(q: &QueryInputs) -> Result<Vec<Query>> {
     if q.hashes {
         for p in &inputs {
             for (_, named, h) in files::hash_lines(p)? {
-                queries.push((named, h.map(|h| (h, None))));
+                queries.push((named, h));
             }
         }
     } else {

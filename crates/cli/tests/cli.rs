@@ -630,6 +630,19 @@ fn low_quality_images_are_left_out_of_lists_and_not_matched() {
         flat,
     ]);
     assert_eq!(o.status.code(), Some(0));
+    // The same verdict when the query comes as `scanlab hash` output (its quality column).
+    let hashed = scanlab(&["hash", flat]).stdout;
+    let o = scanlab_with_stdin(
+        &["match", "--list", all.to_str().unwrap(), "--hashes", "-"],
+        &hashed,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout(&o).contains("\"skipped\""), "{}", stdout(&o));
 }
 
 #[test]

@@ -359,7 +359,13 @@ fn png_as_threatexchange(bytes: &[u8], limits: &Limits) -> Result<Option<RgbImag
         format: Format::Png,
         message: e.to_string(),
     };
-    let mut dec = png::Decoder::new(Cursor::new(bytes));
+    // The same allocation bound as the reference path (`image`'s `max_alloc`).
+    let mut dec = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: usize::try_from(limits.max_pixels.saturating_mul(10)).unwrap_or(usize::MAX),
+        },
+    );
     dec.set_transformations(png::Transformations::IDENTITY);
     let mut reader = dec.read_info().map_err(|e| corrupt(&e))?;
     let (w, h, color, depth) = {
@@ -406,6 +412,12 @@ fn gif_as_threatexchange(bytes: &[u8], limits: &Limits) -> Result<RgbImage, Imag
     };
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::Indexed);
+    // A frame may claim more pixels than the screen: bound what it may allocate (one byte an
+    // index) by the pixel limit, before it is read.
+    opts.set_memory_limit(
+        std::num::NonZeroU64::new(limits.max_pixels)
+            .map_or(gif::MemoryLimit::Unlimited, gif::MemoryLimit::Bytes),
+    );
     let mut dec = opts
         .read_info(Cursor::new(bytes))
         .map_err(|e| corrupt(&e))?;

@@ -411,6 +411,9 @@ pub struct Client<T: Transport> {
     scheme: Option<Box<dyn ClientScheme>>,
     /// The pinned provider's key-transparency log key (its id).
     log_key: Option<ed25519_dalek::VerifyingKey>,
+    /// Chats joined in the queue page being processed: a key package each, published once
+    /// the page's MLS state is committed.
+    joined_in_page: usize,
 }
 
 /// What [`Client::monitor`] found in the key-transparency log.
@@ -523,6 +526,7 @@ impl<T: Transport> Client<T> {
             db,
             scheme: None,
             log_key,
+            joined_in_page: 0,
         };
         if first_run {
             client.publish_key_packages(KEY_PACKAGES_AT_ONCE)?;
@@ -1191,17 +1195,29 @@ impl<T: Transport> Client<T> {
             Err(e) => Err(e),
         };
         let (out, acks) = match page {
-            Ok(p) => {
-                self.db.execute_batch("RELEASE recv_page").map_err(st)?;
-                p
-            }
+            Ok(p) => p,
             Err(e) => {
+                self.joined_in_page = 0;
                 let _ = self
                     .db
                     .execute_batch("ROLLBACK TO recv_page; RELEASE recv_page");
                 return Err(e);
             }
         };
+        // The MLS state is committed. A message database that cannot commit is rolled back
+        // whole, so the connection is never left inside a transaction (where nothing would
+        // commit again); the page is then not acknowledged.
+        let released = self.db.execute_batch("RELEASE recv_page");
+        if released.is_err() {
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+        // Key packages for the chats joined in this page are published only now: their
+        // private halves are stored, so no welcome can arrive for a key that was rolled back.
+        let joined = std::mem::take(&mut self.joined_in_page);
+        if joined > 0 {
+            self.publish_key_packages(joined)?;
+        }
+        released.map_err(st)?;
         if !acks.is_empty() {
             self.transport
                 .post("/v1/queue/ack", Some(&self.token), &json!({"ids": acks}))?;
@@ -1276,7 +1292,8 @@ impl<T: Transport> Client<T> {
                 rusqlite::params![name, j.group],
             )
             .map_err(st)?;
-        self.publish_key_packages(1)?;
+        // Replaced once the page commits (see `recv_page`).
+        self.joined_in_page += 1;
         Ok(Received {
             id,
             chat: self.chat_name(&j.group)?,
