@@ -83,38 +83,16 @@ pub fn write_output(p: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
 }
 
-/// Decodes an image file, or the image on stdin for `-` (read up to the byte limit, so a
-/// stream cannot exhaust memory).
+/// Decodes an image file, or the image on stdin for `-`.
 pub fn decode_path(
     p: &Path,
     opts: &scanlab_imaging::DecodeOptions,
 ) -> std::result::Result<scanlab_imaging::RgbImage, scanlab_imaging::FileError> {
-    use scanlab_imaging::decode::FileErrorKind;
-    use scanlab_imaging::{FileError, ImageError};
-    if !is_dash(p) {
-        return scanlab_imaging::decode_file(p, opts);
+    if is_dash(p) {
+        scanlab_imaging::decode_reader(Path::new("<stdin>"), std::io::stdin().lock(), opts)
+    } else {
+        scanlab_imaging::decode_file(p, opts)
     }
-    let wrap = |error: FileErrorKind| FileError {
-        path: PathBuf::from("<stdin>"),
-        error,
-    };
-    let limit = opts.limits.max_bytes;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::io::stdin().lock(), limit.saturating_add(1)),
-        &mut bytes,
-    )
-    .map_err(|e| wrap(e.into()))?;
-    if bytes.len() as u64 > limit {
-        return Err(wrap(
-            ImageError::TooManyBytes {
-                bytes: bytes.len() as u64,
-                limit,
-            }
-            .into(),
-        ));
-    }
-    scanlab_imaging::decode(&bytes, opts).map_err(|e| wrap(e.into()))
 }
 
 /// Where a command's inputs come from: paths on the command line, and `--files-from`.
@@ -238,7 +216,7 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
                     .iter()
                     .position(|c| names.contains(&c.to_ascii_lowercase().as_str()))
             };
-            if let Some(c) = find(&["hash", "pdq", "pdq_hex", "signal_value", "signal_str"]) {
+            if let Some(c) = find(&scanlab_hashlist::list::HASH_COLUMNS) {
                 (col, type_col, quality_col) = (c, find(&["signal_type"]), find(&["quality"]));
                 continue;
             }
@@ -252,12 +230,7 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
         let Some(field) = record.get(col).filter(|f| !f.is_empty()) else {
             continue;
         };
-        // `pdq <hex>`, as ThreatExchange prints signals.
-        let mut words = field.split_whitespace();
-        let named = match (words.next(), words.next()) {
-            (Some(kind), Some(h)) if kind.eq_ignore_ascii_case("pdq") => h,
-            _ => field,
-        };
+        let named = scanlab_hashlist::list::signal_hex(field);
         let quality = quality_col
             .and_then(|c| record.get(c))
             .and_then(|q| q.parse::<u8>().ok())

@@ -63,12 +63,6 @@ const FP_EXAMPLES: &str = "Examples:
   scanlab hash my-photos/ > h.csv && scanlab fp --hashes h.csv
   scanlab fp --hashes h.csv --radius 24 --list-sizes 1000000 --daily 1e9";
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ManualFormat {
-    /// roff, for `man -l`.
-    Roff,
-}
-
 #[derive(Subcommand)]
 enum Cmd {
     /// The main job: every detection scheme measured on one simulated workload through the
@@ -188,9 +182,6 @@ enum Cmd {
         /// to stdout.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Page format.
-        #[arg(long, value_enum, default_value = "roff")]
-        format: ManualFormat,
     },
 }
 
@@ -337,7 +328,7 @@ fn main() -> ExitCode {
         } => cmd_view(&data, json, reviews),
         Cmd::Client(a) => clientcmd::run(a),
         Cmd::Completions { shell } => cmd_completions(shell),
-        Cmd::Man { out, format } => cmd_man(out.as_deref(), format),
+        Cmd::Man { out } => cmd_man(out.as_deref()),
     };
     match r {
         Ok(code) => code,
@@ -432,8 +423,9 @@ fn cmd_hash(a: HashArgs) -> Result<ExitCode> {
                         OutFormat::Threatexchange => {
                             if quality < scanlab_hashlist::list::MIN_QUALITY {
                                 files::note!(
-                                    "{path}: quality {quality} is below 50; left out, as \
-                                     ThreatExchange does"
+                                    "{path}: quality {quality} is below {}; left out, as \
+                                     ThreatExchange does",
+                                    scanlab_hashlist::list::MIN_QUALITY
                                 );
                             } else {
                                 writeln!(out, "pdq {hash}")?
@@ -514,9 +506,9 @@ fn cmd_completions(shell: clap_complete::Shell) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_man(out: Option<&std::path::Path>, format: ManualFormat) -> Result<ExitCode> {
+/// The manual pages, in roff (for `man -l`).
+fn cmd_man(out: Option<&std::path::Path>) -> Result<ExitCode> {
     use clap::CommandFactory;
-    let ManualFormat::Roff = format;
     let cmd = Cli::command();
     match out {
         None => {

@@ -1,24 +1,9 @@
 //! Black-box tests of the `scanlab` binary: output formats, exit codes, error messages.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn shared() -> PathBuf {
-    std::env::var_os("SCANLAB_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata"))
-}
-
-fn scanlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scanlab"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
+use common::{assert_exit, scanlab, scanlab_with_stdin, shared, stdout};
+use std::process::Command;
 
 /// Golden row for a pdq-reference file: (hash, quality, 8 dihedral).
 fn golden(file: &str) -> (String, String, Vec<String>) {
@@ -393,20 +378,6 @@ fn fp_reads_what_hash_writes_and_names_a_bad_line() {
     assert!(e.contains("bad.csv:3"), "{e}");
 }
 
-/// Runs scanlab with `stdin` as its standard input.
-fn scanlab_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scanlab"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("runs");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn a_closed_pipe_ends_the_program_quietly() {
     // `scanlab corpus list | head -1` used to panic (exit 101): it printed with `println!`.
@@ -606,12 +577,7 @@ fn low_quality_images_are_left_out_of_lists_and_not_matched() {
     // Matching: the low-quality list entry is left out, and a low-quality query says why it
     // was not matched.
     let o = scanlab(&["match", "--list", all.to_str().unwrap(), flat]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_exit(&o, 1);
     let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(line["quality"], 0);
     assert!(
@@ -636,12 +602,7 @@ fn low_quality_images_are_left_out_of_lists_and_not_matched() {
         &["match", "--list", all.to_str().unwrap(), "--hashes", "-"],
         &hashed,
     );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_exit(&o, 1);
     assert!(stdout(&o).contains("\"skipped\""), "{}", stdout(&o));
 }
 
@@ -660,12 +621,7 @@ fn threatexchange_signal_lines_load_as_lists_and_queries() {
         te.to_str().unwrap(),
         img.to_str().unwrap(),
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_exit(&o, 0);
     let o = scanlab(&[
         "match",
         "--list",
@@ -673,12 +629,7 @@ fn threatexchange_signal_lines_load_as_lists_and_queries() {
         "--hashes",
         te.to_str().unwrap(),
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_exit(&o, 0);
     assert!(stdout(&o).contains("\"distance\":0"));
     // Its CSV export as queries: the PDQ rows only (CRLF, as it writes them).
     let csv = dir.path().join("te.csv");
@@ -697,12 +648,7 @@ fn threatexchange_signal_lines_load_as_lists_and_queries() {
         "--hashes",
         csv.to_str().unwrap(),
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_exit(&o, 0);
     assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
     // What `scanlab hash` writes for a path with a comma and a line break reads back.
     let odd = dir.path().join("a,\nb.jpg");

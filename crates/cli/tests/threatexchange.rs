@@ -2,15 +2,14 @@
 //! a virtual environment (`scripts/te-venv.sh`), in both directions: hashes, lists and
 //! matches. The two tools must agree on every hash and every match distance.
 
+mod common;
+
+use common::{scanlab, shared};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn testdata(rel: &str) -> PathBuf {
-    std::env::var_os("SCANLAB_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata"))
-        .join("pdq-reference/images")
-        .join(rel)
+    shared().join("pdq-reference/images").join(rel)
 }
 
 fn ok(o: Output, what: &str) -> String {
@@ -22,13 +21,6 @@ fn ok(o: Output, what: &str) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
-}
-
-fn scanlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scanlab"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// ThreatExchange, with its state (`~/.threatexchange`) in `home`.

@@ -194,6 +194,20 @@ impl<'a> CsvLines<'a> {
     }
 }
 
+/// Header names of a hash column, in the CSV forms scanlab, HMA and ThreatExchange write.
+pub const HASH_COLUMNS: [&str; 5] = ["pdq", "hash", "pdq_hex", "signal_value", "signal_str"];
+
+/// The hex of a hash field: the field itself, or the word after `pdq` in ThreatExchange's
+/// `pdq <hex>` signal lines (`hash`, and `dataset -P` with the collaboration and category
+/// after the hex).
+pub fn signal_hex(field: &str) -> &str {
+    let mut words = field.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(kind), Some(h)) if kind.eq_ignore_ascii_case("pdq") => h,
+        _ => field,
+    }
+}
+
 /// 16-byte magic of the binary form; the last byte is the format version.
 pub const BINARY_MAGIC: &[u8; 16] = b"scanlab-hashes\0\x01";
 
@@ -338,7 +352,7 @@ impl HashList {
                 // data, and a bad hash on it is reported as a bad hash.
                 if Hash256::from_hex(f[0]).is_err() && find(&KNOWN).is_some() {
                     cols = [
-                        find(&["pdq", "hash", "pdq_hex", "signal_value", "signal_str"]),
+                        find(&HASH_COLUMNS),
                         find(&["id"]),
                         find(&["label", "category"]),
                         find(&["vouched_by", "vouchers"]),
@@ -370,13 +384,7 @@ impl HashList {
                 continue;
             }
             let hex = get(0).ok_or_else(|| err("no hash".into()))?;
-            // `pdq <hex>`, as ThreatExchange's `hash` and `dataset -P` print signals (the
-            // latter with the collaboration and category after the hex).
-            let mut words = hex.split_whitespace();
-            let hex = match (words.next(), words.next()) {
-                (Some(kind), Some(h)) if kind.eq_ignore_ascii_case("pdq") => h,
-                _ => hex,
-            };
+            let hex = signal_hex(hex);
             let hash = Hash256::from_hex(hex).map_err(|e| err(format!("{e}: {hex:?}")))?;
             let id = match get(1) {
                 Some(s) => s.parse().map_err(|_| err(format!("bad id {s:?}")))?,

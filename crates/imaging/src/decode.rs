@@ -243,6 +243,19 @@ fn worst_case(w: u64, h: u64) -> u64 {
     w.saturating_mul(h).saturating_mul(11)
 }
 
+/// Admits a decode of `w`×`h` pixels: within the pixel limit and not empty, with its
+/// worst-case memory reserved from the decode budget until the returned guard drops.
+fn admit(format: Format, w: u64, h: u64, limits: &Limits) -> Result<Reserved, ImageError> {
+    check_pixels(w, h, limits)?;
+    if w == 0 || h == 0 {
+        return Err(ImageError::Corrupt {
+            format,
+            message: "zero-sized image".into(),
+        });
+    }
+    Ok(reserve(worst_case(w, h)))
+}
+
 fn check_pixels(w: u64, h: u64, limits: &Limits) -> Result<(), ImageError> {
     if w.saturating_mul(h) > limits.max_pixels {
         return Err(ImageError::TooManyPixels {
@@ -271,6 +284,36 @@ pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<RgbImage, FileEr
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| wrap(e.into()))?;
+    decode(&bytes, opts).map_err(|e| wrap(e.into()))
+}
+
+/// Decodes the image read from `reader` (a pipe, a socket), read only up to the byte limit so
+/// a stream cannot exhaust memory; `name` names it in errors.
+pub fn decode_reader(
+    name: &Path,
+    reader: impl std::io::Read,
+    opts: &DecodeOptions,
+) -> Result<RgbImage, FileError> {
+    let wrap = |error: FileErrorKind| FileError {
+        path: name.to_owned(),
+        error,
+    };
+    let limit = opts.limits.max_bytes;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(reader, limit.saturating_add(1)),
+        &mut bytes,
+    )
+    .map_err(|e| wrap(e.into()))?;
+    if bytes.len() as u64 > limit {
+        return Err(wrap(
+            ImageError::TooManyBytes {
+                bytes: bytes.len() as u64,
+                limit,
+            }
+            .into(),
+        ));
+    }
     decode(&bytes, opts).map_err(|e| wrap(e.into()))
 }
 
@@ -321,11 +364,7 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
         reader.limits(lim);
         let mut dec = reader.into_decoder().map_err(|e| corrupt(&e))?;
         let (w, h) = dec.dimensions();
-        check_pixels(w as u64, h as u64, &opts.limits)?;
-        if w == 0 || h == 0 {
-            return Err(corrupt(&"zero-sized image"));
-        }
-        let _reserved = reserve(worst_case(w as u64, h as u64));
+        let _reserved = admit(format, w as u64, h as u64, &opts.limits)?;
         let orientation = if opts.exif_orient {
             dec.orientation().ok()
         } else {
@@ -376,11 +415,7 @@ fn png_as_threatexchange(bytes: &[u8], limits: &Limits) -> Result<Option<RgbImag
     if color != png::ColorType::Indexed && !one_bit_grey {
         return Ok(None);
     }
-    check_pixels(w as u64, h as u64, limits)?;
-    if w == 0 || h == 0 {
-        return Err(corrupt(&"zero-sized image"));
-    }
-    let _reserved = reserve(worst_case(w as u64, h as u64));
+    let _reserved = admit(Format::Png, w as u64, h as u64, limits)?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| corrupt(&"image too large for this platform"))?;
@@ -422,11 +457,7 @@ fn gif_as_threatexchange(bytes: &[u8], limits: &Limits) -> Result<RgbImage, Imag
         .read_info(Cursor::new(bytes))
         .map_err(|e| corrupt(&e))?;
     let (w, h) = (dec.width() as usize, dec.height() as usize);
-    check_pixels(w as u64, h as u64, limits)?;
-    if w == 0 || h == 0 {
-        return Err(corrupt(&"zero-sized image"));
-    }
-    let _reserved = reserve(worst_case(w as u64, h as u64));
+    let _reserved = admit(Format::Gif, w as u64, h as u64, limits)?;
     let frame = dec
         .read_next_frame()
         .map_err(|e| corrupt(&e))?
@@ -451,11 +482,7 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits, compat: Compat) -> Result<RgbImage
     let mut d = turbojpeg::Decompressor::new().map_err(|e| corrupt(&e))?;
     let header = d.read_header(bytes).map_err(|e| corrupt(&e))?;
     let (w, h) = (header.width, header.height);
-    check_pixels(w as u64, h as u64, limits)?;
-    if w == 0 || h == 0 {
-        return Err(corrupt(&"zero-sized image"));
-    }
-    let _reserved = reserve(worst_case(w as u64, h as u64));
+    let _reserved = admit(Format::Jpeg, w as u64, h as u64, limits)?;
     let cmyk = matches!(
         header.colorspace,
         turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK

@@ -19,7 +19,7 @@ pub mod quality;
 
 pub use decode::{
     Compat, DEFAULT_DECODE_BUDGET, DecodeOptions, FileError, Format, ImageError, Limits, decode,
-    decode_budget_peak, decode_file, set_decode_budget,
+    decode_budget_peak, decode_file, decode_reader, set_decode_budget,
 };
 pub use edits::{Edit, EditKind};
 pub use image::RgbImage;

@@ -165,3 +165,33 @@ fn zero_sized_images_are_errors_not_panics() {
         }
     }
 }
+
+#[test]
+fn a_stream_is_read_only_up_to_the_byte_limit() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/pdq-reference/images/reg-test-input/labelme-subset/q0746.jpg");
+    let bytes = std::fs::read(&p).unwrap();
+    let name = std::path::Path::new("<stdin>");
+    let img = scanlab_imaging::decode_reader(name, &bytes[..], &DecodeOptions::default()).unwrap();
+    assert_eq!(img, photo());
+    // An endless stream stops at the limit with a typed error naming the stream.
+    let small = DecodeOptions {
+        limits: Limits {
+            max_bytes: 1000,
+            ..Limits::default()
+        },
+        ..Default::default()
+    };
+    let e = scanlab_imaging::decode_reader(name, std::io::repeat(0xFF), &small).unwrap_err();
+    assert!(
+        matches!(
+            e.error,
+            scanlab_imaging::decode::FileErrorKind::Image(ImageError::TooManyBytes {
+                bytes: 1001,
+                limit: 1000
+            })
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("<stdin>:"), "{e}");
+}

@@ -274,27 +274,44 @@ pub fn open_private_db(home: &Path, file: &str) -> std::io::Result<Connection> {
     Ok(db)
 }
 
-/// Operations of one [`MlsClient`] that commit together ([`MlsClient::batch`]).
+/// Operations of one [`MlsClient`] that commit together: a SQLite savepoint, released by
+/// [`Batch::commit`] and rolled back when dropped uncommitted (so also when an operation fails
+/// or panics). Savepoints nest, and one of a given name refers to the innermost.
 #[must_use = "a batch that is dropped is rolled back"]
 pub struct Batch {
     conn: Option<Rc<Connection>>,
+    name: &'static str,
 }
 
 impl Batch {
+    fn open(conn: &Rc<Connection>, name: &'static str) -> Result<Batch, MlsError> {
+        conn.execute_batch(&format!("SAVEPOINT {name}"))
+            .map_err(state)?;
+        Ok(Batch {
+            conn: Some(conn.clone()),
+            name,
+        })
+    }
+
     /// Commits every operation of the batch.
     pub fn commit(mut self) -> Result<(), MlsError> {
         let conn = self.conn.take().expect("a batch commits once");
-        conn.execute_batch("RELEASE mls_batch").map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK TO mls_batch; RELEASE mls_batch");
-            state(e)
-        })
+        conn.execute_batch(&format!("RELEASE {}", self.name))
+            .map_err(|e| {
+                Self::rollback(&conn, self.name);
+                state(e)
+            })
+    }
+
+    fn rollback(conn: &Connection, name: &str) {
+        let _ = conn.execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"));
     }
 }
 
 impl Drop for Batch {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            let _ = conn.execute_batch("ROLLBACK TO mls_batch; RELEASE mls_batch");
+            Self::rollback(&conn, self.name);
         }
     }
 }
@@ -426,35 +443,17 @@ impl MlsClient {
     /// crash) half-way through processing a message leaves a group state that belongs to no
     /// epoch, and every write pays its own journal sync.
     fn atomic<R>(&self, op: impl FnOnce() -> Result<R, MlsError>) -> Result<R, MlsError> {
-        let db = &self.provider.conn;
-        db.execute_batch("SAVEPOINT mls_op").map_err(state)?;
-        match op() {
-            Ok(r) => match db.execute_batch("RELEASE mls_op") {
-                Ok(()) => Ok(r),
-                Err(e) => {
-                    let _ = db.execute_batch("ROLLBACK TO mls_op; RELEASE mls_op");
-                    Err(state(e))
-                }
-            },
-            Err(e) => {
-                db.execute_batch("ROLLBACK TO mls_op; RELEASE mls_op")
-                    .map_err(state)?;
-                Err(e)
-            }
-        }
+        let tx = Batch::open(&self.provider.conn, "mls_op")?;
+        let r = op()?;
+        tx.commit()?;
+        Ok(r)
     }
 
     /// Opens a transaction around several operations (a queue page's messages): they commit
     /// together at [`Batch::commit`], and each still rolls back alone if it fails. Dropping the
     /// batch uncommitted undoes all of them.
     pub fn batch(&self) -> Result<Batch, MlsError> {
-        self.provider
-            .conn
-            .execute_batch("SAVEPOINT mls_batch")
-            .map_err(state)?;
-        Ok(Batch {
-            conn: Some(self.provider.conn.clone()),
-        })
+        Batch::open(&self.provider.conn, "mls_batch")
     }
 
     fn load(&self, group: &str) -> Result<MlsGroup, MlsError> {
