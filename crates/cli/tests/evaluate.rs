@@ -131,7 +131,13 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     );
     // The list holds originals: the image as sent (resized, recompressed) still matches in
     // nearly every case for every matching scheme, and they agree on every edit.
-    for name in ["server-side", "device-hash", "partial-hash", "enclave"] {
+    for name in [
+        "server-side",
+        "device-hash",
+        "partial-hash",
+        "enclave",
+        "on-device",
+    ] {
         let s = scheme(&r, name);
         assert!(s["recall_as_sent"].as_f64().unwrap() >= 0.85, "{name}");
         assert_eq!(s["recall"][0]["edit"], "as sent");
@@ -140,6 +146,35 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
             "{name} flags exactly what S3 flags"
         );
     }
+    // A list on the device: the plain form gives every user every hash and an offline
+    // membership oracle, the filter form the oracle for exact copies only; a list kept at the
+    // provider gives neither (the device must ask).
+    let user = |name: &str| scheme(&r, name)["user_list"].clone();
+    let u = |v: &Value, k: &str| v[k].as_u64().unwrap();
+    let s6 = user("on-device");
+    assert_eq!(u(&s6, "hashes_exposed"), u(&s6, "list_entries"), "{s6}");
+    assert_eq!(u(&s6, "listed_known"), u(&s6, "listed_probed"), "{s6}");
+    assert_eq!(u(&s6, "unlisted_known"), 0, "{s6}");
+    assert!(s6["bytes_per_entry"].as_f64().unwrap() > 60.0, "{s6}");
+    let s6f = user("on-device-filter");
+    assert_eq!(u(&s6f, "hashes_exposed"), 0, "{s6f}");
+    assert!(s6f["bytes_per_entry"].as_f64().unwrap() < 8.0, "{s6f}");
+    assert!(u(&s6f, "listed_known") < u(&s6f, "listed_probed"), "{s6f}");
+    for name in ["device-hash", "enclave"] {
+        let k = user(name);
+        assert_eq!(u(&k, "hashes_exposed"), 0, "{name}");
+        assert_eq!(u(&k, "listed_known") + u(&k, "unlisted_known"), 0, "{name}");
+        assert_eq!(
+            u(&k, "asks_provider"),
+            u(&k, "listed_probed") + u(&k, "unlisted_probed"),
+            "{name}"
+        );
+    }
+    let on_device = scheme(&r, "on-device");
+    assert_eq!(
+        on_device["extra_bytes_per_image"], on_device["disclosed_bytes_per_image"],
+        "S6 sends nothing per image but its disclosures"
+    );
     // The escrow key opens everything; the enclave key opens everything sent to it.
     assert_eq!(
         scheme(&r, "exceptional-access")["exposure"]["stolen_key"]["escrow authority"],

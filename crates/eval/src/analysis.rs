@@ -125,6 +125,115 @@ pub struct ChosenImages {
     pub wrong_named: usize,
 }
 
+/// What a user learns of the list from their own device: the scheme parameters every device
+/// downloads, read by the same analyst, and the device's own decisions with the network cut
+/// off ([`crate::sim::Probe`]). No scheme is named: a list put on the device in any form shows
+/// here, and one that stays at the provider does not.
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct UserListKnowledge {
+    /// List entries (the evaluation's list, without the poster).
+    pub list_entries: usize,
+    /// Entries whose hash, within the radius, the analyst reads from the parameters.
+    pub hashes_exposed: usize,
+    /// Wilson 95% interval of `hashes_exposed / list_entries`.
+    pub exposed_ci95: [f64; 2],
+    /// The listed images rebuilt from those hashes (inverse DCT of their sign patterns),
+    /// scored against the listed images, beside the same nulls as the provider's
+    /// reconstruction.
+    pub reconstruction: Option<Reconstruction>,
+    /// Bytes the device state grows by per list entry: the parameters of a deployment on the
+    /// list plus [`crate::sim::GROWTH_ENTRIES`] synthetic hashes, less these, over that count.
+    /// An update re-sends the whole parameters: no scheme here sends deltas.
+    pub bytes_per_entry: f64,
+    /// List images probed offline (each once, as sent).
+    pub listed_probed: usize,
+    /// Of which the device alone decided to disclose: it knows they are listed.
+    pub listed_known: usize,
+    /// Unlisted (background) images probed.
+    pub unlisted_probed: usize,
+    /// Of which the device alone decided to disclose (its false "listed").
+    pub unlisted_known: usize,
+    /// Probes for which the device would ask the provider: it cannot tell alone.
+    pub asks_provider: usize,
+    /// Probes the client half could not decide offline.
+    pub failed: usize,
+    /// Accuracy of "listed iff the device discloses alone" over every probe, with its Wilson
+    /// 95% interval: 1 is a perfect offline membership oracle at one query per image; the
+    /// share of unlisted probes (the base rate of always saying "not listed") is what no
+    /// oracle gives.
+    pub oracle_accuracy: f64,
+    /// Wilson 95% interval of [`UserListKnowledge::oracle_accuracy`].
+    pub oracle_ci95: [f64; 2],
+    /// `unlisted_probed / probes`: the accuracy of answering "not listed" without any
+    /// oracle.
+    pub oracle_base_rate: f64,
+}
+
+/// What a user learns of the list from the run's parameters and probes.
+pub fn user_list_knowledge(o: &Outcome, w: &Workload, seed: u64) -> UserListKnowledge {
+    let known = Analyst::new(&o.blobs, Vec::new()).decode(&o.scheme_params);
+    let radius = scanlab_schemes::DEFAULT_RADIUS;
+    let originals: Vec<Gray> = w.list.iter().map(|&p| gray64(&w.photos[p].rgb)).collect();
+    let mut rebuilt = Vec::new();
+    for (i, &p) in w.list.iter().enumerate() {
+        let target = w.photos[p].original_hash;
+        let Some(h) = known
+            .hashes
+            .iter()
+            .filter(|h| h.distance(&target) <= radius)
+            .min_by_key(|h| h.distance(&target))
+        else {
+            continue;
+        };
+        let k = Knowledge {
+            hashes: vec![*h],
+            ..Default::default()
+        };
+        if let Some((g, method, estimate)) = rebuild(&k) {
+            rebuilt.push((i, g, method, estimate));
+        }
+    }
+    let count = |listed: bool, d: Option<crate::sim::Decision>| {
+        o.probes
+            .iter()
+            .filter(|p| p.listed == listed && d.is_none_or(|d| p.decision == d))
+            .count()
+    };
+    use crate::sim::Decision;
+    let (lp, up) = (count(true, None), count(false, None));
+    let (lk, uk) = (
+        count(true, Some(Decision::Discloses)),
+        count(false, Some(Decision::Discloses)),
+    );
+    let probes = lp + up;
+    let correct = lk + (up - uk);
+    UserListKnowledge {
+        list_entries: w.list.len(),
+        hashes_exposed: rebuilt.len(),
+        exposed_ci95: wilson(rebuilt.len(), w.list.len()),
+        reconstruction: reconstruction(&rebuilt, &originals, seed ^ 0x11),
+        bytes_per_entry: (o.scheme_params_len_grown as f64 - o.scheme_params_len as f64)
+            / crate::sim::GROWTH_ENTRIES as f64,
+        listed_probed: lp,
+        listed_known: lk,
+        unlisted_probed: up,
+        unlisted_known: uk,
+        asks_provider: o
+            .probes
+            .iter()
+            .filter(|p| p.decision == Decision::Asks)
+            .count(),
+        failed: o
+            .probes
+            .iter()
+            .filter(|p| p.decision == Decision::Failed)
+            .count(),
+        oracle_accuracy: correct as f64 / probes.max(1) as f64,
+        oracle_ci95: wilson(correct, probes),
+        oracle_base_rate: up as f64 / probes.max(1) as f64,
+    }
+}
+
 /// Everything measured for one scheme (timings aside).
 #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct SchemeMeasures {
@@ -160,9 +269,10 @@ pub struct SchemeMeasures {
     /// What each party's compromise exposes.
     pub exposure: Exposure,
     /// Bytes of scheme state each device downloads and keeps (the provider's `GET /v1/scheme`
-    /// parameters: radius, split, escrow key, attestation). A list held on the device would
-    /// be counted here; none of S0–S5 puts one there.
+    /// parameters: radius, split, escrow key, attestation, and a list held on the device).
     pub device_state_bytes: usize,
+    /// What a user learns of the list from their own device.
+    pub user_list: UserListKnowledge,
 }
 
 /// What the provider's data yields about each blob in the honest scenario (no stolen keys).
@@ -702,6 +812,7 @@ pub fn measure(o: &Outcome, w: &Workload, seed: u64) -> SchemeMeasures {
             stolen_key,
         },
         device_state_bytes: o.scheme_params_len,
+        user_list: user_list_knowledge(o, w, seed),
     }
 }
 

@@ -201,6 +201,18 @@ impl<'a> Analyst<'a> {
         out
     }
 
+    /// Everything the decoders read in one JSON value that is no record (the scheme
+    /// parameters every device downloads), unattributed and not deduplicated.
+    pub fn decode(&self, v: &Value) -> Knowledge {
+        let f = self.walk(v, 0);
+        let mut k = f.knowledge;
+        for (_, o) in f.by_ref {
+            k.plaintext = k.plaintext.or(o.plaintext);
+            k.hashes.extend(o.hashes);
+        }
+        k
+    }
+
     /// Decodes one JSON value (a record body, or what opened inside one).
     fn walk(&self, v: &Value, depth: usize) -> Found {
         let mut f = Found::default();

@@ -320,15 +320,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
 
     // A real list holds the hashes of the originals, not of what a messenger made of them: the
     // send path (resize, recompression) is part of the measured chain.
-    let entry = |id: u64, p: usize, label: &str| Entry {
-        id,
-        kind: Default::default(),
-        hash: w.photos[p].original_hash,
-        label: label.into(),
-        vouched_by: vec![],
-        added: 0,
-        quality: None,
-    };
+    let entry = |id: u64, p: usize, label: &str| Entry::new(id, w.photos[p].original_hash, label);
     let mut list = HashList {
         entries: w
             .list

@@ -259,6 +259,45 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             t(&|s| s.device_state_bytes.to_string()),
         ),
         (
+            "… growth per list entry, bytes (an update re-sends it all)".into(),
+            t(&|s| format!("{:.1}", s.user_list.bytes_per_entry)),
+        ),
+        (
+            "A user reads list hashes from their device: entries exposed (95% interval); listed images rebuilt from them".into(),
+            t(&|s| {
+                let u = &s.user_list;
+                let rebuilt = u
+                    .reconstruction
+                    .as_ref()
+                    .map_or("nothing to rebuild".into(), reconstruction_cell);
+                format!(
+                    "{} of {} ({}–{}); {rebuilt}",
+                    u.hashes_exposed,
+                    u.list_entries,
+                    pct(u.exposed_ci95[0]),
+                    pct(u.exposed_ci95[1])
+                )
+            }),
+        ),
+        (
+            "Offline membership oracle, one query per image: listed known / unlisted called listed / must ask the provider; accuracy (95% interval) against the base rate".into(),
+            t(&|s| {
+                let u = &s.user_list;
+                format!(
+                    "{}/{} · {}/{} · {}; {} ({}–{}) vs {}",
+                    u.listed_known,
+                    u.listed_probed,
+                    u.unlisted_known,
+                    u.unlisted_probed,
+                    u.asks_provider,
+                    pct(u.oracle_accuracy),
+                    pct(u.oracle_ci95[0]),
+                    pct(u.oracle_ci95[1]),
+                    pct(u.oracle_base_rate)
+                )
+            }),
+        ),
+        (
             "Client ms per image (scheme half: the sender's and every recipient's hooks)".into(),
             timing(&|t| t.client_ms),
         ),

@@ -21,6 +21,7 @@ use crate::EvalError;
 use crate::workload::Workload;
 use rand::{Rng, SeedableRng};
 use scanlab_messenger::client::{Client, LocalTransport};
+use scanlab_messenger::mls::Media;
 use scanlab_messenger::scan::{
     ClientCtx, ClientScheme, Delivered, IncomingMessage, Outgoing, OutgoingMessage, ProviderScheme,
     ScanAction, ScanCtx, ScanError, ScanOutcome,
@@ -235,6 +236,39 @@ pub struct Outcome {
     pub data: tempfile::TempDir,
     /// Bytes of the scheme parameters clients download (`GET /v1/scheme`).
     pub scheme_params_len: usize,
+    /// Those parameters: what every device holds, for the analyst to read as a user would.
+    pub scheme_params: Value,
+    /// Bytes of the parameters of the same scheme deployed on a list [`GROWTH_ENTRIES`]
+    /// synthetic hashes longer: what the device state grows by as the list does.
+    pub scheme_params_len_grown: usize,
+    /// What a device decides alone, offline ([`Client::probe`]), for each list image and each
+    /// background image as sent: what a user learns of the list by themselves.
+    pub probes: Vec<Probe>,
+}
+
+/// Synthetic entries added to the list to measure how the device state grows with it.
+pub const GROWTH_ENTRIES: usize = 1000;
+
+/// One offline probe of the list by a user's own device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Probe {
+    /// The image is on the list (a list image as sent), or not (a background image).
+    pub listed: bool,
+    /// What the device decided without the provider.
+    pub decision: Decision,
+}
+
+/// A device's own decision on an image, with the network cut off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing would leave the device.
+    Nothing,
+    /// A request would go to the provider: the device alone cannot tell.
+    Asks,
+    /// The device alone decided to disclose: it knows the image is listed.
+    Discloses,
+    /// The client half failed offline (it needed the network).
+    Failed,
 }
 
 /// Users' names.
@@ -280,7 +314,9 @@ pub fn run(
     })?;
     let half = sim.provider;
     let meter = Arc::new(Meter::default());
-    let scheme_params_len = half.public_params().to_string().len();
+    let scheme_params = half.public_params();
+    let scheme_params_len = scheme_params.to_string().len();
+    let scheme_params_len_grown = grown_params_len(scheme, &list, data.path(), seed)?;
     let provider = Provider::with_scheme(
         Box::new(SqliteStore::open(&data.path().join("provider"))?),
         Limits::default(),
@@ -418,6 +454,20 @@ pub fn run(
         holders.push(held);
     }
 
+    // What user 0's device decides alone about every list image and background image.
+    let mut probes = Vec::new();
+    for (listed, photos) in [(true, &w.list), (false, &w.background)] {
+        for &p in photos {
+            let decision = match clients[0].probe(&w.photos[p].sent, Media::Image) {
+                Ok(None | Some(ScanAction::Nothing)) => Decision::Nothing,
+                Ok(Some(ScanAction::Request(_))) => Decision::Asks,
+                Ok(Some(ScanAction::Disclose(_))) => Decision::Discloses,
+                Err(_) => Decision::Failed,
+            };
+            probes.push(Probe { listed, decision });
+        }
+    }
+
     let view = provider.view()?;
     let reviews = provider.reviews()?;
     let mut blobs = BTreeMap::new();
@@ -450,5 +500,40 @@ pub fn run(
         seconds: started.elapsed().as_secs_f64(),
         data,
         scheme_params_len,
+        scheme_params,
+        scheme_params_len_grown,
+        probes,
     })
+}
+
+/// The size of `scheme`'s parameters when deployed on `list` plus [`GROWTH_ENTRIES`] seeded
+/// random hashes, in a directory of its own under `dir`.
+fn grown_params_len(
+    scheme: &dyn Scheme,
+    list: &scanlab_hashlist::HashList,
+    dir: &std::path::Path,
+    seed: u64,
+) -> Result<usize, EvalError> {
+    let mut grown = list.clone();
+    let next = list.entries.iter().map(|e| e.id + 1).max().unwrap_or(0);
+    let extra = scanlab_hashlist::synth::list(
+        GROWTH_ENTRIES,
+        scanlab_hashlist::synth::Shape::Uniform,
+        seed ^ 0x6120_7774,
+    );
+    for (i, h) in extra.into_iter().enumerate() {
+        grown
+            .entries
+            .push(scanlab_hashlist::Entry::new(next + i as u64, h, "growth"));
+    }
+    let dir = dir.join("grown");
+    std::fs::create_dir_all(&dir).map_err(|e| EvalError::Io(e.to_string()))?;
+    let file = dir.join("list.csv");
+    std::fs::write(&file, grown.to_csv()).map_err(|e| EvalError::Io(e.to_string()))?;
+    let sim = scheme.simulate(&SimInputs {
+        list: &grown,
+        list_file: &file,
+        dir: &dir,
+    })?;
+    Ok(sim.provider.public_params().to_string().len())
 }

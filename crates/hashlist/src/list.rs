@@ -62,6 +62,19 @@ pub struct Entry {
 pub const MIN_QUALITY: u8 = 50;
 
 impl Entry {
+    /// A PDQ entry with no vouchers, date or quality.
+    pub fn new(id: u64, hash: Hash256, label: &str) -> Entry {
+        Entry {
+            id,
+            kind: HashKind::default(),
+            hash,
+            label: label.to_string(),
+            vouched_by: Vec::new(),
+            added: 0,
+            quality: None,
+        }
+    }
+
     /// The form every parser keeps: label and voucher names trimmed, empty voucher names
     /// dropped, and a voucher name holding [`VOUCHER_SEP`] refused (the CSV form could not
     /// keep it apart). A label may hold anything else: CSV quotes it. So every list read in

@@ -816,6 +816,45 @@ impl<T: Transport> Client<T> {
         &mut self,
         f: impl FnOnce(&mut dyn ClientScheme, &ClientCtx) -> Result<R, ClientError>,
     ) -> Result<Option<R>, ClientError> {
+        self.with_scheme_as(true, f)
+    }
+
+    /// What the installed client half decides, on this device alone, for an image it is not
+    /// sending: the [`ScanAction`] its [`ClientScheme::on_attachment`] returns, with the
+    /// network cut off (its `get` fails) and every change to its state rolled back. Nothing
+    /// leaves the device. It measures what a user can learn by themselves: a
+    /// [`ScanAction::Disclose`] for a chosen image means the device alone knows the image is
+    /// listed (a list on the device is a membership oracle); a [`ScanAction::Request`] means
+    /// finding out takes the provider. `None` when no scheme is installed.
+    pub fn probe(&mut self, bytes: &[u8], media: Media) -> Result<Option<ScanAction>, ClientError> {
+        let attachment = AttachmentRef {
+            blob: "probe".into(),
+            key: "00".repeat(32),
+            nonce: "00".repeat(12),
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)),
+            len: bytes.len(),
+            sender: self.mls.name().to_string(),
+            chat: String::new(),
+            media,
+        };
+        let out = Outgoing {
+            bytes,
+            media,
+            attachment: &attachment,
+        };
+        self.db.execute_batch("SAVEPOINT probe").map_err(st)?;
+        let r = self.with_scheme_as(false, |s, ctx| s.on_attachment(ctx, &out));
+        self.db
+            .execute_batch("ROLLBACK TO probe; RELEASE probe")
+            .map_err(st)?;
+        r
+    }
+
+    fn with_scheme_as<R>(
+        &mut self,
+        online: bool,
+        f: impl FnOnce(&mut dyn ClientScheme, &ClientCtx) -> Result<R, ClientError>,
+    ) -> Result<Option<R>, ClientError> {
         let Client {
             scheme,
             db,
@@ -829,7 +868,15 @@ impl<T: Transport> Client<T> {
             return Ok(None);
         };
         let name = scheme.name().to_string();
-        let get = |path: &str| transport.get(path, Some(token.as_str()));
+        let get = |path: &str| {
+            if online {
+                transport.get(path, Some(token.as_str()))
+            } else {
+                Err(ClientError::Scheme(format!(
+                    "offline probe: GET {path} would leave the device"
+                )))
+            }
+        };
         let ctx = ClientCtx {
             db,
             scheme: &name,

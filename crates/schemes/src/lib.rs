@@ -10,6 +10,7 @@
 //! | S3 | [`device_hash`] | the 256-bit PDQ hash | the client uploads the plaintext for review |
 //! | S4 | [`partial_hash`] | a 64×64 luminance or 16×16 DCT; the provider finishes the hash | as S3 |
 //! | S5 | [`enclave`] | an HPKE capsule to an attested enclave, and its verdict | the enclave forwards the image |
+//! | S6, S6f | [`on_device`] | nothing per image; every device holds the list (hashes, or a filter of them) | the device discloses the image |
 //!
 //! Each scheme is a plugin ([`Scheme`]): its descriptor, its typed configuration and its two
 //! halves live in its own file, and one line of [`registry`] lists it. A deployment picks one
@@ -30,6 +31,7 @@ pub mod enclave;
 pub mod exceptional_access;
 pub mod fingerprint;
 pub mod matcher;
+pub mod on_device;
 pub mod partial_hash;
 pub mod registry;
 pub mod seal;

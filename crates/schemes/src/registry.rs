@@ -99,6 +99,12 @@ pub fn registry() -> Registry {
         .with(Arc::new(crate::device_hash::DeviceHash))
         .with(Arc::new(crate::partial_hash::PartialHash))
         .with(Arc::new(crate::enclave::EnclaveScheme))
+        .with(Arc::new(crate::on_device::OnDevice {
+            form: crate::on_device::Form::Plain,
+        }))
+        .with(Arc::new(crate::on_device::OnDevice {
+            form: crate::on_device::Form::Filter,
+        }))
 }
 
 impl Registry {

@@ -994,3 +994,121 @@ fn a_forged_disclose_fetches_no_image_under_any_scheme() {
         }
     }
 }
+
+/// S6's common ground in both forms: no scan request, no scheme field, no receipt; what the
+/// provider gets of an image is what the device itself chose to disclose.
+fn assert_nothing_per_image(r: &Run, images: &Images) {
+    assert_eq!(r.received, 3, "delivery works under the scheme");
+    assert!(r.rows("POST /v1/scan").is_empty(), "no scan request");
+    assert!(r.derived().is_empty());
+    for m in r.bodies("POST /v1/messages") {
+        assert!(m.get("scheme").is_none_or(Value::is_null), "no field: {m}");
+    }
+    let all = r.provider_bytes();
+    assert!(
+        !holds(&all, &images.benign),
+        "the benign image stays private"
+    );
+    let h = pdq_of(&images.benign).unwrap().hash;
+    assert!(!all.windows(64).any(|w| w == h.to_string().as_bytes()));
+    assert!(!all.windows(32).any(|w| w == h.to_bytes()));
+    assert!(r.reviews.iter().all(|v| v.submitter == "alice"));
+    assert!(
+        r.reviews
+            .iter()
+            .all(|v| v.reason.starts_with("on-device match"))
+    );
+}
+
+#[test]
+fn s6_on_device_plain_matches_on_the_device_and_discloses_list_and_edited() {
+    let images = images();
+    let r = run(
+        "on-device",
+        |d| json!({ "list": list_file(&images, d) }),
+        &images,
+    );
+    assert_nothing_per_image(&r, &images);
+    let mut disclosed: Vec<&[u8]> = r.reviews.iter().map(|v| v.image.as_slice()).collect();
+    disclosed.sort();
+    let mut want = vec![images.listed[2].as_slice(), images.edited.as_slice()];
+    want.sort();
+    assert_eq!(disclosed, want, "the list image and its edited copy");
+    let entry = pdq_of(&images.listed[2]).unwrap().hash.to_string();
+    assert!(r.reviews.iter().all(|v| v.reason.contains(&entry)));
+}
+
+#[test]
+fn s6_on_device_filter_matches_exact_hashes_only() {
+    let images = images();
+    let r = run(
+        "on-device-filter",
+        |d| json!({ "list": list_file(&images, d) }),
+        &images,
+    );
+    assert_nothing_per_image(&r, &images);
+    // The list image sent as is has the very hash the list holds; the edited copy does not.
+    let disclosed: Vec<&[u8]> = r.reviews.iter().map(|v| v.image.as_slice()).collect();
+    assert_eq!(disclosed, vec![images.listed[2].as_slice()]);
+    assert_ne!(
+        pdq_of(&images.edited).unwrap().hash,
+        pdq_of(&images.listed[2]).unwrap().hash
+    );
+}
+
+#[test]
+fn s6_every_user_holds_the_list_and_tests_any_image_offline_unseen() {
+    let images = images();
+    for (name, listed_hashes_public) in [("on-device", true), ("on-device-filter", false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (provider, url) = deploy(
+            name,
+            |d| json!({ "list": list_file(&images, d) }),
+            tmp.path(),
+        );
+        let mut alice =
+            Client::connect(&tmp.path().join("a"), "alice", HttpTransport::new(&url)).unwrap();
+        let info = alice.scheme_info().unwrap();
+        // The plain form hands every user every hash of the list.
+        let text = info.to_string();
+        for img in &images.listed {
+            let h = pdq_of(img).unwrap().hash.to_string();
+            assert_eq!(text.contains(&h), listed_hashes_public, "{name}");
+        }
+        alice
+            .set_scheme(registry().client_half(&info).unwrap())
+            .unwrap();
+        let before = provider.view().unwrap().len();
+        use scanlab_messenger::mls::Media;
+        use scanlab_messenger::scan::ScanAction;
+        for img in &images.listed {
+            let a = alice.probe(img, Media::Image).unwrap().unwrap();
+            assert!(matches!(a, ScanAction::Disclose(_)), "{name}: {a:?}");
+        }
+        let a = alice.probe(&images.benign, Media::Image).unwrap().unwrap();
+        assert_eq!(a, ScanAction::Nothing, "{name}");
+        assert_eq!(
+            provider.view().unwrap().len(),
+            before,
+            "{name}: a probe leaves no trace at the provider"
+        );
+    }
+    // The canary: under S3 the device cannot tell alone; it would have to ask the provider.
+    let tmp = tempfile::tempdir().unwrap();
+    let (_p, url) = deploy(
+        "device-hash",
+        |d| json!({ "list": list_file(&images, d) }),
+        tmp.path(),
+    );
+    let mut alice =
+        Client::connect(&tmp.path().join("a"), "alice", HttpTransport::new(&url)).unwrap();
+    let info = alice.scheme_info().unwrap();
+    alice
+        .set_scheme(registry().client_half(&info).unwrap())
+        .unwrap();
+    let a = alice
+        .probe(&images.listed[0], scanlab_messenger::mls::Media::Image)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(a, scanlab_messenger::scan::ScanAction::Request(_)));
+}
