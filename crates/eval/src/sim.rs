@@ -336,7 +336,8 @@ pub fn run(
                 ),
             )));
         }
-        let half = scheme.client(&info["params"])?;
+        let half =
+            scheme.client_seeded(&info["params"], seed ^ (i as u64).wrapping_mul(0x9E37_79B9))?;
         c.set_scheme(Box::new(TimedClient(half, meter.clone())))?;
         clients.push(c);
     }

@@ -323,19 +323,7 @@ impl EnclaveService {
         let token = Zeroizing::new(hex::encode(raw.as_ref()));
         std::fs::create_dir_all(data)
             .map_err(|e| SchemeError::Config(format!("{}: {e}", data.display())))?;
-        let path = data.join(CALLER_TOKEN_FILE);
-        let _ = std::fs::remove_file(&path);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        std::io::Write::write_all(
-            &mut opts
-                .open(&path)
-                .map_err(|e| SchemeError::Config(format!("{}: {e}", path.display())))?,
-            token.as_bytes(),
-        )
-        .map_err(|e| SchemeError::Config(format!("{}: {e}", path.display())))?;
+        crate::write_secret_file(&data.join(CALLER_TOKEN_FILE), token.as_bytes())?;
         let service = Arc::new(EnclaveService {
             enclave,
             db: Db::start(Box::new(SqliteStore::open_party(data, "enclave")?)),

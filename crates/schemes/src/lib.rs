@@ -10,6 +10,7 @@
 //! | S3 | [`device_hash`] | the 256-bit PDQ hash | the client uploads the plaintext for review |
 //! | S4 | [`partial_hash`] | a 64×64 luminance or 16×16 DCT; the provider finishes the hash | as S3 |
 //! | S5 | [`enclave`] | an HPKE capsule to an attested enclave, and its verdict | the enclave forwards the image |
+//! | S7 | [`private_match`] | one threshold-PSI voucher; whether it opened | at t matches, the provider decrypts their thumbnails |
 //! | S6, S6f | [`on_device`] | nothing per image; every device holds the list (hashes, or a filter of them) | the device discloses the image |
 //!
 //! Each scheme is a plugin ([`Scheme`]): its descriptor, its typed configuration and its two
@@ -33,6 +34,8 @@ pub mod fingerprint;
 pub mod matcher;
 pub mod on_device;
 pub mod partial_hash;
+pub mod private_match;
+pub mod psi;
 pub mod registry;
 pub mod seal;
 pub mod server_side;
@@ -170,6 +173,49 @@ pub fn pdq_of(bytes: &[u8]) -> Result<scanlab_pdq::Pdq, SchemeError> {
         return Err(SchemeError::TooSmall);
     }
     Ok(scanlab_pdq::Hasher::new().hash(&scanlab_imaging::pdq_image(&img)))
+}
+
+/// Writes `bytes` to a new file at `path` that only its owner can read (0600), replacing
+/// any file there.
+pub(crate) fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), SchemeError> {
+    let err = |e: std::io::Error| SchemeError::Config(format!("{}: {e}", path.display()));
+    let _ = std::fs::remove_file(path);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(path).map_err(err)?, bytes).map_err(err)
+}
+
+/// A 32-byte secret kept in `path` as hex: read if the file exists, else drawn at random and
+/// written there (0600).
+pub fn load_or_create_secret(
+    path: &std::path::Path,
+) -> Result<zeroize::Zeroizing<[u8; 32]>, SchemeError> {
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes =
+                zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|e| {
+                    SchemeError::Config(format!("{}: not hex: {e}", path.display()))
+                })?);
+            if bytes.len() != 32 {
+                return Err(SchemeError::Config(format!(
+                    "{}: {} bytes, not 32",
+                    path.display(),
+                    bytes.len()
+                )));
+            }
+            out.copy_from_slice(&bytes);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use rand::RngCore;
+            rand::rng().fill_bytes(out.as_mut());
+            write_secret_file(path, zeroize::Zeroizing::new(hex::encode(*out)).as_bytes())?;
+        }
+        Err(e) => return Err(SchemeError::Config(format!("{}: {e}", path.display()))),
+    }
+    Ok(out)
 }
 
 pub(crate) fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, SchemeError> {

@@ -79,6 +79,16 @@ pub trait Scheme: Send + Sync + 'static {
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError>;
     /// The client half for the parameters the provider announces at `GET /v1/scheme`.
     fn client(&self, params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError>;
+    /// The same, with its randomness drawn from `seed`, for simulations: a scheme whose
+    /// client decisions are random (S7's synthetic vouchers) must give the same run for the
+    /// same seed. The default is [`Scheme::client`].
+    fn client_seeded(
+        &self,
+        params: &Value,
+        _seed: u64,
+    ) -> Result<Box<dyn ClientScheme>, SchemeError> {
+        self.client(params)
+    }
     /// A whole in-process deployment for simulations: the provider half, any other parties,
     /// and the secrets they hold.
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError>;
@@ -105,6 +115,7 @@ pub fn registry() -> Registry {
         .with(Arc::new(crate::on_device::OnDevice {
             form: crate::on_device::Form::Filter,
         }))
+        .with(Arc::new(crate::private_match::PrivateMatch))
 }
 
 impl Registry {

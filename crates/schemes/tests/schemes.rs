@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use scanlab_hashlist::{Entry, HashList};
 use scanlab_imaging::quality::{Gray, ssim};
-use scanlab_messenger::client::{Client, HttpTransport};
+use scanlab_messenger::client::{Client, HttpTransport, Transport};
 use scanlab_messenger::{Limits, Provider, RecordKind, Review, SqliteStore, Store, ViewRecord};
 use scanlab_schemes::enclave::{Enclave, EnclaveService};
 use scanlab_schemes::exceptional_access::Authority;
@@ -949,6 +949,14 @@ fn a_forged_disclose_fetches_no_image_under_any_scheme() {
             "partial-hash",
             Box::new(|d| json!({ "list": list_file(&images, d) })),
         ),
+        (
+            "on-device",
+            Box::new(|d| json!({ "list": list_file(&images, d) })),
+        ),
+        (
+            "private-match",
+            Box::new(|d| json!({ "list": list_file(&images, d) })),
+        ),
     ];
     for (name, config) in cases {
         let (sent, asked) = with_forged_scan_reply(name, config, bare.clone(), &images);
@@ -1111,4 +1119,208 @@ fn s6_every_user_holds_the_list_and_tests_any_image_offline_unseen() {
         .unwrap()
         .unwrap();
     assert!(matches!(a, scanlab_messenger::scan::ScanAction::Request(_)));
+}
+
+/// Ten distinct list images (the labelme photos and their mirror images, re-encoded), sent as
+/// they are, so each has exactly the hash its list entry holds.
+fn many_listed() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for name in ["q0003", "q0004", "q0122", "q0291", "q0746", "q1050"] {
+        out.push(labelme(name));
+    }
+    for name in ["q0003", "q0122", "q0291", "q1050"] {
+        let img = scanlab_schemes::decode_image(&labelme(name)).unwrap();
+        let flipped = "flip-horizontal"
+            .parse::<scanlab_imaging::Edit>()
+            .unwrap()
+            .apply(&img, 1)
+            .unwrap();
+        out.push(scanlab_imaging::edits::encode_jpeg(&flipped, 90).unwrap());
+    }
+    out
+}
+
+/// Deploys S7 on `listed` with `synthetic` rate and t = 3, s = 2; Alice's half is seeded.
+fn private_match(
+    dir: &Path,
+    listed: &[Vec<u8>],
+    synthetic: f64,
+    seed: u64,
+) -> (Arc<Provider>, Client<HttpTransport>, Client<HttpTransport>) {
+    let list = HashList {
+        entries: listed
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Entry::new(i as u64, pdq_of(b).unwrap().hash, "stand-in"))
+            .collect(),
+    };
+    let file = dir.join("list.csv");
+    std::fs::write(&file, list.to_csv()).unwrap();
+    let (provider, url) = deploy(
+        "private-match",
+        |d| json!({ "list": file, "threshold": 3, "interleave": 2, "synthetic": synthetic, "key": d.join("psi.key") }),
+        dir,
+    );
+    let connect = |name: &str, seed: u64| {
+        let mut c = Client::connect(&dir.join(name), name, HttpTransport::new(&url)).unwrap();
+        let info = c.scheme_info().unwrap();
+        let half = registry()
+            .get("private-match")
+            .unwrap()
+            .client_seeded(&info["params"], seed)
+            .unwrap();
+        c.set_scheme(half).unwrap();
+        c
+    };
+    let (alice, mut bob) = (connect("alice", seed), connect("bob", seed + 1));
+    alice.create_chat("pair", &["bob"]).unwrap();
+    bob.recv().unwrap();
+    (provider, alice, bob)
+}
+
+fn is_thumbnail(b: &[u8]) -> bool {
+    scanlab_schemes::decode_image(b).is_ok_and(|i| i.width() == 64 && i.height() == 64)
+}
+
+#[test]
+fn s7_nothing_below_t_then_exactly_the_matched_thumbnails() {
+    let images = images();
+    let listed = many_listed();
+    let tmp = tempfile::tempdir().unwrap();
+    let (provider, mut alice, _bob) = private_match(tmp.path(), &listed[..4], 0.0, 1);
+    let mut blobs = Vec::new();
+    for (i, img) in [&listed[0], &images.benign, &listed[1]]
+        .into_iter()
+        .enumerate()
+    {
+        let sent = alice.send_detailed("pair", None, Some(img)).unwrap();
+        blobs.push(sent.blob.unwrap());
+        assert!(
+            provider.reviews().unwrap().is_empty(),
+            "below t after send {i}"
+        );
+    }
+    // The same listed image again: the same share, which does not count twice.
+    alice.send("pair", None, Some(&listed[0])).unwrap();
+    assert!(
+        provider.reviews().unwrap().is_empty(),
+        "a duplicate does not reach t"
+    );
+    let third = alice.send_detailed("pair", None, Some(&listed[2])).unwrap();
+    let reviews = provider.reviews().unwrap();
+    let mut got: Vec<&str> = reviews.iter().map(|r| r.blob.as_str()).collect();
+    got.sort();
+    let mut want = vec![
+        blobs[0].as_str(),
+        blobs[2].as_str(),
+        third.blob.as_deref().unwrap(),
+    ];
+    want.sort();
+    assert_eq!(got, want, "exactly the three matches, not the benign image");
+    for r in &reviews {
+        assert!(is_thumbnail(&r.image), "a 64×64 derivative, not the image");
+        assert_eq!(r.submitter, "provider");
+    }
+    // The provider never held any image itself: not the benign one, not the listed ones.
+    let view = provider.view().unwrap();
+    let mut all = Vec::new();
+    for r in &view {
+        all.extend(r.body.clone().unwrap_or_default());
+    }
+    for img in [&images.benign, &listed[0], &listed[1], &listed[2]] {
+        assert!(!holds(&all, img));
+    }
+    // Once recovered, a further match is decrypted at once; an unlisted image still is not.
+    let later = alice.send_detailed("pair", None, Some(&listed[3])).unwrap();
+    alice.send("pair", None, Some(&images.edited)).unwrap();
+    let reviews = provider.reviews().unwrap();
+    assert_eq!(reviews.len(), 4);
+    assert_eq!(reviews[3].blob, later.blob.unwrap());
+    // A replayed voucher is refused with 422.
+    let scan = view
+        .iter()
+        .rfind(|r| r.kind == RecordKind::Received && r.endpoint == "POST /v1/scan")
+        .unwrap()
+        .json()
+        .unwrap();
+    let e = alice
+        .transport()
+        .post("/v1/scan", Some(alice.token()), &scan)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("422") && e.contains("replayed"), "{e}");
+    // A tampered voucher (its inner layer changed) is refused too; a truncated one is a 400.
+    let mut v = B64.decode(scan["voucher"].as_str().unwrap()).unwrap();
+    let n = v.len();
+    v[n - 100] ^= 1;
+    let e = alice
+        .transport()
+        .post(
+            "/v1/scan",
+            Some(alice.token()),
+            &json!({ "blob": scan["blob"], "voucher": B64.encode(&v) }),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("422") && e.contains("tampered"), "{e}");
+    let e = alice
+        .transport()
+        .post(
+            "/v1/scan",
+            Some(alice.token()),
+            &json!({ "blob": scan["blob"], "voucher": B64.encode(&v[..n - 1]) }),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("400"), "{e}");
+}
+
+#[test]
+fn s7_recovers_with_synthetic_vouchers_mixed_in_and_only_real_matches_disclose() {
+    let images = images();
+    let listed = many_listed();
+    let tmp = tempfile::tempdir().unwrap();
+    let (provider, mut alice, _bob) = private_match(tmp.path(), &listed, 0.3, 11);
+    let mut sent = Vec::new();
+    let mut first_review_at = None;
+    for (i, img) in listed.iter().enumerate() {
+        let s = alice.send_detailed("pair", None, Some(img)).unwrap();
+        sent.push(s.blob.unwrap());
+        alice.send("pair", None, Some(&images.benign)).unwrap();
+        if first_review_at.is_none() && !provider.reviews().unwrap().is_empty() {
+            first_review_at = Some(i + 1);
+        }
+    }
+    let reviews = provider.reviews().unwrap();
+    let at = first_review_at.expect("the threshold is reached");
+    assert!(
+        at >= 3,
+        "nothing before t listed images were sent (first at {at})"
+    );
+    // The vouchers that opened: the real matches and the synthetic ones, which the provider
+    // cannot tell apart until it recovers.
+    let opened = provider
+        .view()
+        .unwrap()
+        .iter()
+        .filter(|r| r.kind == RecordKind::Derived && r.endpoint == "POST /v1/scan")
+        .filter(|r| r.json().unwrap()["opened"] == true)
+        .count();
+    assert!(
+        opened > reviews.len(),
+        "synthetic vouchers were sent: {opened} opened, {} disclosed",
+        reviews.len()
+    );
+    assert!(reviews.len() >= 3);
+    for r in &reviews {
+        assert!(sent.contains(&r.blob), "only list images are disclosed");
+        assert!(is_thumbnail(&r.image));
+    }
+    // The canary: with no synthetic vouchers every list image is disclosed.
+    let tmp = tempfile::tempdir().unwrap();
+    let (provider, mut alice, _bob) = private_match(tmp.path(), &listed, 0.0, 11);
+    for img in &listed {
+        alice.send("pair", None, Some(img)).unwrap();
+    }
+    assert_eq!(provider.reviews().unwrap().len(), listed.len());
 }
