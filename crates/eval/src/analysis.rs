@@ -234,6 +234,48 @@ pub fn user_list_knowledge(o: &Outcome, w: &Workload, seed: u64) -> UserListKnow
     }
 }
 
+/// Accounts the provider flags (at least one of their sends in its review queue), by how many
+/// list images (as sent or edited) they sent: what a threshold changes.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct AccountsBySent {
+    /// List images the account sent (the last row counts this many or more).
+    pub listed_sent: usize,
+    /// Accounts that sent that many.
+    pub accounts: usize,
+    /// Of which flagged.
+    pub flagged: usize,
+    /// Wilson 95% interval of `flagged / accounts`.
+    pub ci95: [f64; 2],
+}
+
+/// Rows of [`AccountsBySent`] for a run, `0 … cap` (the last is "cap or more").
+fn accounts_by_sent(o: &Outcome, cap: usize) -> Vec<AccountsBySent> {
+    let flagged: BTreeSet<&str> = o.reviews.iter().map(|r| r.blob.as_str()).collect();
+    let mut per = vec![(0usize, false); o.users];
+    for s in &o.sends {
+        if s.from < per.len() {
+            per[s.from].0 += matches!(s.tag, Tag::Listed(..)) as usize;
+            per[s.from].1 |= flagged.contains(s.blob.as_str());
+        }
+    }
+    (0..=cap)
+        .map(|k| {
+            let of: Vec<_> = per
+                .iter()
+                .filter(|(n, _)| if k == cap { *n >= cap } else { *n == k })
+                .collect();
+            let f = of.iter().filter(|(_, f)| *f).count();
+            AccountsBySent {
+                listed_sent: k,
+                accounts: of.len(),
+                flagged: f,
+                ci95: wilson(f, of.len()),
+            }
+        })
+        .filter(|r| r.accounts > 0)
+        .collect()
+}
+
 /// Everything measured for one scheme (timings aside).
 #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct SchemeMeasures {
@@ -273,6 +315,8 @@ pub struct SchemeMeasures {
     pub device_state_bytes: usize,
     /// What a user learns of the list from their own device.
     pub user_list: UserListKnowledge,
+    /// Accounts flagged, by the number of list images they sent.
+    pub accounts_by_listed_sent: Vec<AccountsBySent>,
 }
 
 /// What the provider's data yields about each blob in the honest scenario (no stolen keys).
@@ -813,6 +857,7 @@ pub fn measure(o: &Outcome, w: &Workload, seed: u64) -> SchemeMeasures {
         },
         device_state_bytes: o.scheme_params_len,
         user_list: user_list_knowledge(o, w, seed),
+        accounts_by_listed_sent: accounts_by_sent(o, 16),
     }
 }
 

@@ -259,6 +259,16 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             t(&|s| s.device_state_bytes.to_string()),
         ),
         (
+            "Accounts flagged, by list images they sent (k: flagged / accounts)".into(),
+            t(&|s| {
+                s.accounts_by_listed_sent
+                    .iter()
+                    .map(|r| format!("{}: {}/{}", r.listed_sent, r.flagged, r.accounts))
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            }),
+        ),
+        (
             "… growth per list entry, bytes (an update re-sends it all)".into(),
             t(&|s| format!("{:.1}", s.user_list.bytes_per_entry)),
         ),

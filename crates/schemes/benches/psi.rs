@@ -43,7 +43,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| device.synthetic(&table, &mut rng).unwrap())
     });
     let matching = device.voucher(&table, &list[5], &thumb, &mut rng).unwrap();
-    let other = device.voucher(&table, &items(1, 9)[0], &thumb, &mut rng).unwrap();
+    let other = device
+        .voucher(&table, &items(1, 9)[0], &thumb, &mut rng)
+        .unwrap();
     g.bench_function("provider: open a match", |b| {
         b.iter(|| key.open(&th, &matching).unwrap().unwrap())
     });

@@ -750,6 +750,120 @@ pub fn recover(shares: &[Share], th: &Threshold) -> Option<Recovered> {
     None
 }
 
+/// The distinguisher experiment: below `t`, can the provider tell a real share from a
+/// synthetic one from the bytes it opened? Each of five features of a share (the mean byte
+/// and the top byte of `x` and of `P⁽¹⁾(x)`, and the first byte of the derivative's
+/// ciphertext) gets the threshold rule that best separates `n` real shares from `n`
+/// synthetic ones (each real share from its own account, so no account holds two); the
+/// feature and rule that do best are then scored on `n` fresh shares of each kind. With
+/// `broken` the synthetic shares are made wrong on purpose (their `P⁽¹⁾(x)` drawn below
+/// 2²⁴⁸, so their top byte is 0): the canary the rule must catch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Distinguished {
+    /// The feature the training half chose.
+    pub feature: &'static str,
+    /// Correct guesses on the fresh shares.
+    pub correct: usize,
+    /// Fresh shares guessed (half real).
+    pub guesses: usize,
+}
+
+/// Runs the distinguisher experiment with `n` shares of each kind per half, seeded.
+pub fn distinguisher(n: usize, seed: u64, broken: bool) -> Distinguished {
+    use rand::SeedableRng;
+    let th = Threshold { t: 3, s: 2 };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let item = |rng: &mut rand_chacha::ChaCha8Rng| {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        b
+    };
+    let list: Vec<[u8; 32]> = (0..64).map(|_| item(&mut rng)).collect();
+    let (table, key, _) = Table::build(&list, 1.1, &mut rng).expect("table");
+    let mut draw = |real: bool, rng: &mut rand_chacha::ChaCha8Rng| -> Share {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let d = Device::from_seed(seed, th).expect("device");
+        let v = if real {
+            d.voucher(
+                &table,
+                &list[rng.next_u32() as usize % list.len()],
+                b"d",
+                rng,
+            )
+        } else {
+            d.synthetic(&table, rng)
+        }
+        .expect("voucher");
+        let mut share = key.open(&th, &v).expect("opens").expect("a match");
+        if broken && !real {
+            let mut y = [0u8; 32];
+            rng.fill_bytes(&mut y[..31]);
+            share.y[0] = hex::encode(y);
+        }
+        share
+    };
+    type Feature = fn(&Share) -> f64;
+    let features: [(&'static str, Feature); 5] = [
+        ("mean byte of x", |s| {
+            s.x.iter().map(|&v| v as f64).sum::<f64>() / 32.0
+        }),
+        ("top byte of x", |s| s.x[31] as f64),
+        ("mean byte of P1(x)", |s| {
+            let y = hex::decode(&s.y[0]).unwrap_or_default();
+            y.iter().map(|&v| v as f64).sum::<f64>() / y.len().max(1) as f64
+        }),
+        ("top byte of P1(x)", |s| {
+            hex::decode(&s.y[0])
+                .ok()
+                .and_then(|y| y.last().copied())
+                .unwrap_or(0) as f64
+        }),
+        ("first byte of the derivative's ciphertext", |s| {
+            s.adct.first().copied().unwrap_or(0) as f64
+        }),
+    ];
+    let sample = |draw: &mut dyn FnMut(bool, &mut rand_chacha::ChaCha8Rng) -> Share,
+                  rng: &mut rand_chacha::ChaCha8Rng| {
+        let mut v: Vec<(Share, bool)> = Vec::with_capacity(2 * n);
+        for i in 0..2 * n {
+            let real = i % 2 == 0;
+            v.push((draw(real, rng), real));
+        }
+        v
+    };
+    let train = sample(&mut draw, &mut rng);
+    let test = sample(&mut draw, &mut rng);
+    // Best (feature, threshold, direction) on the training half.
+    let mut best = (0usize, 0.0f64, true, 0usize);
+    for (fi, (_, f)) in features.iter().enumerate() {
+        let mut vals: Vec<f64> = train.iter().map(|(s, _)| f(s)).collect();
+        vals.sort_by(f64::total_cmp);
+        vals.dedup();
+        for &cut in &vals {
+            for above_is_real in [true, false] {
+                let ok = train
+                    .iter()
+                    .filter(|(s, real)| ((f(s) > cut) == above_is_real) == *real)
+                    .count();
+                if ok > best.3 {
+                    best = (fi, cut, above_is_real, ok);
+                }
+            }
+        }
+    }
+    let (fi, cut, dir, _) = best;
+    let f = features[fi].1;
+    Distinguished {
+        feature: features[fi].0,
+        correct: test
+            .iter()
+            .filter(|(s, real)| ((f(s) > cut) == dir) == *real)
+            .count(),
+        guesses: test.len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -890,6 +1004,17 @@ mod tests {
             Threshold { t: 0, s: 1 }.check(),
             Err(PsiError::Params(_))
         ));
+    }
+
+    #[test]
+    fn the_distinguisher_is_at_chance_on_real_shares_and_catches_broken_synthetics() {
+        let d = distinguisher(300, 1, false);
+        let acc = d.correct as f64 / d.guesses as f64;
+        // 600 guesses: chance is 0.5 ± 0.04 (95%).
+        assert!((acc - 0.5).abs() < 0.06, "{d:?}");
+        let canary = distinguisher(300, 1, true);
+        assert!(canary.correct * 100 >= canary.guesses * 95, "{canary:?}");
+        assert_eq!(canary.feature, "top byte of P1(x)");
     }
 
     #[test]
