@@ -210,6 +210,10 @@ pub fn load_or_create_secret(
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use rand::RngCore;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| SchemeError::Config(format!("{}: {e}", dir.display())))?;
+            }
             rand::rng().fill_bytes(out.as_mut());
             write_secret_file(path, zeroize::Zeroizing::new(hex::encode(*out)).as_bytes())?;
         }

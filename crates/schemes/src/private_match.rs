@@ -14,7 +14,29 @@
 //!   persists in its store.
 //!
 //! What the list being exact means: PSI matches equal hashes only, so an image whose PDQ hash
-//! moved by one bit (a resize, a re-encode) is not matched. The fuzzy variant is separate work.
+//! moved by one bit (a resize, a re-encode) is not matched.
+//!
+//! # S7f `private-match-fuzzy`: matching within a Hamming radius by bucketing
+//! The fuzzy variant ([`Fuzzy`]) turns "within r bits" into exact PSI over buckets, as
+//! locality-sensitive bucketing does (bit sampling: Indyk and Motwani, STOC 1998; the
+//! similarity-based bucketing of Hua, Namavari, Cheng, Naaman and Ristenpart, USENIX Security
+//! 2022, applies it to perceptual hashes). `k` public projections, each a set of `b` of the
+//! hash's 256 bit positions drawn from the table's seed, turn a hash into `k` bucket items
+//! `SHA-256(domain ‖ j ‖ the b sampled bits)`. The provider's table holds every bucket item of
+//! every list entry; a device sends one voucher per bucket of its image, all carrying the same
+//! share (of the image's full hash), so one image counts once toward `t`. A hash `d` bits from
+//! an entry shares bucket `j` with probability `(1 − d/256)^b`, so it matches with probability
+//! `1 − (1 − (1 − d/256)^b)^k`: for `b = 32, k = 16`, about 1.00 at d = 5, 0.92 at 15, 0.45 at
+//! 25 and 0.23 at 31, and 16·n·2⁻³² for an unrelated hash against a list of n (the evaluation
+//! measures it on photos). A synthetic image sends one synthetic voucher among `k − 1` that
+//! match nothing.
+//!
+//! What it leaks beyond the exact variant: which buckets opened, and how many, for every
+//! matching voucher (a real match opens as many buckets as it shares with an entry, which
+//! grows as the distance shrinks; a synthetic image opens exactly one), so the provider learns
+//! something of each match's distance and can tell multi-bucket real matches from synthetic
+//! ones below the threshold. The evaluation's provider view holds the opened bucket indices.
+//! It costs `k` vouchers per image.
 
 use crate::fingerprint::{Fingerprint, fingerprint};
 use crate::psi::{Device, ProviderKey, PsiError, Share, Table, Threshold};
@@ -33,8 +55,81 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// S7's descriptor.
-pub struct PrivateMatch;
+/// S7's descriptor: exact (`private-match`, S7) or fuzzy (`private-match-fuzzy`, S7f).
+pub struct PrivateMatch {
+    /// The bucketing of the fuzzy variant; `None` for exact matching.
+    pub fuzzy: Option<Fuzzy>,
+}
+
+/// The fuzzy variant's bucketing: `tables` projections of `bits` sampled bit positions each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fuzzy {
+    /// Projections `k`, one voucher each per image.
+    pub tables: usize,
+    /// Sampled bits `b` per projection.
+    pub bits: usize,
+}
+
+impl Fuzzy {
+    /// The defaults: 16 projections of 32 bits.
+    pub const DEFAULT: Fuzzy = Fuzzy {
+        tables: 16,
+        bits: 32,
+    };
+
+    fn check(&self) -> Result<(), SchemeError> {
+        if !(1..=64).contains(&self.tables) || !(8..=256).contains(&self.bits) {
+            return Err(SchemeError::Config(format!(
+                "private-match-fuzzy: {} tables of {} bits; use 1..=64 tables of 8..=256 bits (--param tables, --param bits)",
+                self.tables, self.bits
+            )));
+        }
+        Ok(())
+    }
+
+    /// Each projection's bit positions, drawn from the table's public seed.
+    fn projections(&self, seed: &[u8; 32]) -> Vec<Vec<usize>> {
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed(
+            Sha256::new()
+                .chain_update(b"scanlab-psi-fuzzy-projections-v1")
+                .chain_update(seed)
+                .finalize()
+                .into(),
+        );
+        (0..self.tables)
+            .map(|_| {
+                let mut all: Vec<usize> = (0..256).collect();
+                for i in 0..self.bits {
+                    let j = rng.random_range(i..256);
+                    all.swap(i, j);
+                }
+                let mut p = all[..self.bits].to_vec();
+                p.sort_unstable();
+                p
+            })
+            .collect()
+    }
+}
+
+/// The bucket items of `hash` under `projections`.
+fn buckets(projections: &[Vec<usize>], hash: &[u8; 32]) -> Vec<[u8; 32]> {
+    projections
+        .iter()
+        .enumerate()
+        .map(|(j, bits)| {
+            let mut packed = vec![0u8; bits.len().div_ceil(8)];
+            for (i, &p) in bits.iter().enumerate() {
+                packed[i / 8] |= ((hash[p / 8] >> (p % 8)) & 1) << (i % 8);
+            }
+            Sha256::new()
+                .chain_update(b"scanlab-psi-fuzzy-bucket-v1")
+                .chain_update((j as u32).to_le_bytes())
+                .chain_update(&packed)
+                .finalize()
+                .into()
+        })
+        .collect()
+}
 
 /// S7's configuration.
 #[derive(Debug, serde::Deserialize)]
@@ -60,6 +155,12 @@ pub struct Config {
     /// random per start, and clients that pinned the old table refuse the new one.
     #[serde(default)]
     pub key: Option<PathBuf>,
+    /// Fuzzy variant: projections (default 16).
+    #[serde(default)]
+    pub tables: Option<usize>,
+    /// Fuzzy variant: sampled bits per projection (default 32).
+    #[serde(default)]
+    pub bits: Option<usize>,
 }
 
 fn default_t() -> usize {
@@ -92,20 +193,43 @@ pub struct Announced {
     pub table: String,
     /// The list the provider says the table holds (not checkable: the table is blinded).
     pub list: ListRoot,
+    /// The fuzzy variant's bucketing, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuzzy: Option<Fuzzy>,
 }
 
 impl Scheme for PrivateMatch {
     fn code(&self) -> &'static str {
-        "S7"
+        if self.fuzzy.is_some() { "S7f" } else { "S7" }
     }
     fn name(&self) -> &'static str {
-        "private-match"
+        if self.fuzzy.is_some() {
+            "private-match-fuzzy"
+        } else {
+            "private-match"
+        }
     }
     fn summary(&self) -> &'static str {
-        "Apple-style threshold PSI: a voucher per image, opened only for listed hashes, and derivatives decrypted once an account holds t matches"
+        if self.fuzzy.is_some() {
+            "threshold PSI over bit-sampling buckets: a voucher per bucket, so hashes within a few bits of a listed one can match"
+        } else {
+            "Apple-style threshold PSI: a voucher per image, opened only for listed hashes, and derivatives decrypted once an account holds t matches"
+        }
     }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
+        let fuzzy = match self.fuzzy {
+            Some(f) => Some(Fuzzy {
+                tables: c.tables.unwrap_or(f.tables),
+                bits: c.bits.unwrap_or(f.bits),
+            }),
+            None if c.tables.is_some() || c.bits.is_some() => {
+                return Err(SchemeError::Config(
+                    "private-match: tables and bits are private-match-fuzzy's".into(),
+                ));
+            }
+            None => None,
+        };
         let list = crate::read_list(&c.list)?;
         let secret = match &c.key {
             Some(path) => crate::load_or_create_secret(path)?,
@@ -120,17 +244,19 @@ impl Scheme for PrivateMatch {
             s: c.interleave,
         };
         Ok(Arc::new(Provider::new(
+            self.name(),
             &list,
             th,
             c.synthetic,
             c.epsilon,
+            fuzzy,
             &secret,
         )?))
     }
     fn client(&self, params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
         let mut seed = [0u8; 32];
         rand::rng().fill_bytes(&mut seed);
-        Ok(Box::new(Client::new(params, seed)?))
+        Ok(Box::new(Client::new(self.name(), params, seed)?))
     }
     fn client_seeded(
         &self,
@@ -139,11 +265,12 @@ impl Scheme for PrivateMatch {
     ) -> Result<Box<dyn ClientScheme>, SchemeError> {
         let mut s = [0u8; 32];
         rand_chacha::ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut s);
-        Ok(Box::new(Client::new(params, s)?))
+        Ok(Box::new(Client::new(self.name(), params, s)?))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
         let secret = crate::load_or_create_secret(&inputs.dir.join("psi.key"))?;
         Ok(Simulation::provider_only(Arc::new(Provider::new(
+            self.name(),
             inputs.list,
             Threshold {
                 t: default_t(),
@@ -151,6 +278,7 @@ impl Scheme for PrivateMatch {
             },
             default_p(),
             default_epsilon(),
+            self.fuzzy,
             &secret,
         )?)))
     }
@@ -179,16 +307,19 @@ pub fn derivative(bytes: &[u8]) -> Result<Vec<u8>, SchemeError> {
 
 /// S7's client half.
 pub struct Client {
+    name: &'static str,
     th: Threshold,
     synthetic: f64,
     table: Table,
+    /// The fuzzy variant's projections (empty for exact matching).
+    projections: Vec<Vec<usize>>,
     rng: rand_chacha::ChaCha20Rng,
 }
 
 impl Client {
-    /// Reads the announcement; `seed` seeds its randomness (and the device secret, the first
-    /// time this device has none).
-    pub fn new(params: &Value, seed: [u8; 32]) -> Result<Client, SchemeError> {
+    /// Reads the announcement of scheme `name`; `seed` seeds its randomness (and the device
+    /// secret, the first time this device has none).
+    pub fn new(name: &'static str, params: &Value, seed: [u8; 32]) -> Result<Client, SchemeError> {
         let a: Announced = serde_json::from_value(params.clone())
             .map_err(|e| SchemeError::Malformed(format!("private-match parameters: {e}")))?;
         a.threshold.check().map_err(psi)?;
@@ -202,10 +333,20 @@ impl Client {
             .decode(&a.table)
             .map_err(|e| SchemeError::Malformed(format!("table: {e}")))?;
         let table = Table::from_bytes(&bytes, a.slots).map_err(psi)?;
+        let projections = match a.fuzzy {
+            Some(f) => {
+                f.check()
+                    .map_err(|e| SchemeError::Malformed(e.to_string()))?;
+                f.projections(&table.seed)
+            }
+            None => Vec::new(),
+        };
         Ok(Client {
+            name,
             th: a.threshold,
             synthetic: a.synthetic,
             table,
+            projections,
             rng: rand_chacha::ChaCha20Rng::from_seed(seed),
         })
     }
@@ -229,13 +370,13 @@ impl Client {
 pub struct VoucherRequest {
     /// The encrypted attachment's blob id.
     pub blob: String,
-    /// The voucher, base64.
-    pub voucher: String,
+    /// The vouchers, base64: one (exact), or one per projection (fuzzy).
+    pub vouchers: Vec<String>,
 }
 
 impl ClientScheme for Client {
     fn name(&self) -> &str {
-        "private-match"
+        self.name
     }
     fn on_attachment(&mut self, ctx: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
         let hash = match fingerprint(a.media, a.bytes)? {
@@ -243,28 +384,47 @@ impl ClientScheme for Client {
             Fingerprint::Video { .. } => return Err(SchemeError::Media(a.media).into()),
         };
         let device = self.device(ctx)?;
-        let v = if self.rng.random_bool(self.synthetic) {
-            device.synthetic(&self.table, &mut self.rng)
+        let image = hash.to_bytes();
+        let items = if self.projections.is_empty() {
+            vec![image]
         } else {
-            device.voucher(
-                &self.table,
-                &hash.to_bytes(),
-                &derivative(a.bytes)?,
-                &mut self.rng,
-            )
+            buckets(&self.projections, &image)
+        };
+        let err = |e: PsiError| ClientError::Scheme(e.to_string());
+        let d = derivative(a.bytes)?;
+        let mut vouchers = Vec::with_capacity(items.len());
+        if self.rng.random_bool(self.synthetic) {
+            // One synthetic voucher among vouchers that match nothing.
+            let at = self.rng.random_range(0..items.len());
+            for i in 0..items.len() {
+                let v = if i == at {
+                    device.synthetic(&self.table, &mut self.rng)
+                } else {
+                    let mut nothing = [0u8; 32];
+                    self.rng.fill_bytes(&mut nothing);
+                    device.voucher_for(&self.table, &nothing, &image, &d, &mut self.rng)
+                };
+                vouchers.push(B64.encode(v.map_err(err)?));
+            }
+        } else {
+            for item in &items {
+                let v = device.voucher_for(&self.table, item, &image, &d, &mut self.rng);
+                vouchers.push(B64.encode(v.map_err(err)?));
+            }
         }
-        .map_err(|e| ClientError::Scheme(e.to_string()))?;
         Ok(ScanAction::Request(json!(VoucherRequest {
             blob: a.attachment.blob.clone(),
-            voucher: B64.encode(v),
+            vouchers,
         })))
     }
 }
 
 /// S7's provider half.
 pub struct Provider {
+    name: &'static str,
     key: ProviderKey,
     th: Threshold,
+    vouchers_per_image: usize,
     params: Value,
 }
 
@@ -277,21 +437,31 @@ struct Account {
 }
 
 impl Provider {
-    /// Builds the table of `list` from the provider's secret.
+    /// Builds the table of `list` (its bucket items, with `fuzzy`) from the provider's
+    /// secret, as scheme `name`.
     pub fn new(
+        name: &'static str,
         list: &HashList,
         th: Threshold,
         synthetic: f64,
         epsilon: f64,
+        fuzzy: Option<Fuzzy>,
         secret: &[u8; 32],
     ) -> Result<Provider, SchemeError> {
-        th.check().map_err(|e| SchemeError::Config(e.to_string()))?;
+        if let Some(f) = &fuzzy {
+            f.check()?;
+        }
+        th.check().map_err(|e| {
+            SchemeError::Config(format!(
+                "private-match: {e} (--param threshold, --param interleave)"
+            ))
+        })?;
         if !(0.0..1.0).contains(&synthetic) {
             return Err(SchemeError::Config(format!(
-                "synthetic rate {synthetic} outside [0, 1) (--synthetic)"
+                "private-match: synthetic rate {synthetic} outside [0, 1) (--param synthetic)"
             )));
         }
-        let items: Vec<[u8; 32]> = list.hashes().iter().map(|h| h.to_bytes()).collect();
+        let hashes: Vec<[u8; 32]> = list.hashes().iter().map(|h| h.to_bytes()).collect();
         let mut rng = rand_chacha::ChaCha20Rng::from_seed(
             Sha256::new()
                 .chain_update(b"scanlab-psi-provider-v1")
@@ -299,7 +469,17 @@ impl Provider {
                 .finalize()
                 .into(),
         );
-        let (table, key, _setup) = Table::build(&items, epsilon, &mut rng)
+        // The table's seed fixes the projections, which fix the items.
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let items: Vec<[u8; 32]> = match &fuzzy {
+            None => hashes,
+            Some(f) => {
+                let p = f.projections(&seed);
+                hashes.iter().flat_map(|h| buckets(&p, h)).collect()
+            }
+        };
+        let (table, key, _setup) = Table::build_seeded(&items, epsilon, seed, &mut rng)
             .map_err(|e| SchemeError::Config(e.to_string()))?;
         let params = json!(Announced {
             threshold: th,
@@ -307,8 +487,15 @@ impl Provider {
             slots: table.points.len(),
             table: B64.encode(table.to_bytes()),
             list: SortedCommitment::new(list.hashes()).root(),
+            fuzzy,
         });
-        Ok(Provider { key, th, params })
+        Ok(Provider {
+            name,
+            key,
+            th,
+            vouchers_per_image: fuzzy.map_or(1, |f| f.tables),
+            params,
+        })
     }
 }
 
@@ -318,31 +505,50 @@ fn account_key(who: &str) -> String {
 
 impl ProviderScheme for Provider {
     fn name(&self) -> &str {
-        "private-match"
+        self.name
     }
     fn public_params(&self) -> Value {
         self.params.clone()
     }
     fn scan(&self, ctx: &ScanCtx, request: &Value) -> Result<ScanOutcome, ScanError> {
         let r: VoucherRequest = crate::device_hash::parse(request)?;
-        let voucher = B64
-            .decode(&r.voucher)
-            .map_err(|e| ScanError::Malformed(format!("voucher: {e}")))?;
-        let seen = format!("seen {}", hex::encode(Sha256::digest(&voucher)));
-        if ctx.state(&seen)?.is_some() {
-            return Err(ScanError::Refused(PsiError::Replayed.to_string()));
+        if r.vouchers.len() != self.vouchers_per_image {
+            return Err(ScanError::Malformed(format!(
+                "{} vouchers, not {}",
+                r.vouchers.len(),
+                self.vouchers_per_image
+            )));
         }
-        let share = match self.key.open(&self.th, &voucher) {
-            Ok(s) => s,
-            Err(e @ PsiError::Tampered) => return Err(ScanError::Refused(e.to_string())),
-            Err(e) => return Err(ScanError::Malformed(e.to_string())),
-        };
-        ctx.set_state(&seen, vec![1])?;
+        let mut opened = Vec::new();
+        let mut share = None;
+        let mut seen = Vec::with_capacity(r.vouchers.len());
+        for (i, v) in r.vouchers.iter().enumerate() {
+            let voucher = B64
+                .decode(v)
+                .map_err(|e| ScanError::Malformed(format!("voucher {i}: {e}")))?;
+            let digest = format!("seen {}", hex::encode(Sha256::digest(&voucher)));
+            if ctx.state(&digest)?.is_some() || seen.contains(&digest) {
+                return Err(ScanError::Refused(PsiError::Replayed.to_string()));
+            }
+            seen.push(digest);
+            match self.key.open(&self.th, &voucher) {
+                Ok(None) => {}
+                Ok(Some(s)) => {
+                    opened.push(i);
+                    share.get_or_insert(s);
+                }
+                Err(e @ PsiError::Tampered) => return Err(ScanError::Refused(e.to_string())),
+                Err(e) => return Err(ScanError::Malformed(e.to_string())),
+            }
+        }
+        for d in &seen {
+            ctx.set_state(d, vec![1])?;
+        }
         let reply = json!({});
         let Some(share) = share else {
             return Ok(ScanOutcome {
                 reply,
-                derived: Some(json!({ "blob": r.blob, "opened": false })),
+                derived: Some(json!({ "blob": r.blob, "opened": opened })),
             });
         };
         let key = account_key(ctx.who());
@@ -399,7 +605,7 @@ impl ProviderScheme for Provider {
             reply,
             derived: Some(json!({
                 "blob": r.blob,
-                "opened": true,
+                "opened": opened,
                 "account_opened": acc.shares.len(),
                 "recovered": acc.adkey.is_some(),
                 "disclosed": disclosed.iter().map(|(b, _)| b).collect::<Vec<_>>(),

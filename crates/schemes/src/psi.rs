@@ -237,6 +237,19 @@ impl Table {
         epsilon: f64,
         rng: &mut impl RngCore,
     ) -> Result<(Table, ProviderKey, Setup), PsiError> {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        Table::build_seeded(items, epsilon, seed, rng)
+    }
+
+    /// [`Table::build`] with the slot functions' seed given (the fuzzy variant derives its
+    /// items from it).
+    pub fn build_seeded(
+        items: &[[u8; 32]],
+        epsilon: f64,
+        seed: [u8; 32],
+        rng: &mut impl RngCore,
+    ) -> Result<(Table, ProviderKey, Setup), PsiError> {
         if !(0.0..=8.0).contains(&epsilon) {
             return Err(PsiError::Params(format!("ε = {epsilon} must be 0..=8")));
         }
@@ -244,8 +257,6 @@ impl Table {
         distinct.sort_unstable();
         distinct.dedup();
         let slots = (((1.0 + epsilon) * distinct.len() as f64).ceil() as usize).max(8);
-        let mut seed = [0u8; 32];
-        rng.fill_bytes(&mut seed);
         let mut table: Vec<Option<[u8; 32]>> = vec![None; slots];
         let mut left_out = 0;
         for item in &distinct {
@@ -416,7 +427,21 @@ impl Device {
         derivative: &[u8],
         rng: &mut impl RngCore,
     ) -> Result<Vec<u8>, PsiError> {
-        let x = self.x_of(item);
+        self.voucher_for(table, item, item, derivative, rng)
+    }
+
+    /// A real voucher for table item `item` whose share is the one of `image` (its full hash):
+    /// the fuzzy variant sends one voucher per bucket of an image, and all of them carry the
+    /// same share, so one image counts once however many of its buckets match.
+    pub fn voucher_for(
+        &self,
+        table: &Table,
+        item: &[u8; 32],
+        image: &[u8; 32],
+        derivative: &[u8],
+        rng: &mut impl RngCore,
+    ) -> Result<Vec<u8>, PsiError> {
+        let x = self.x_of(image);
         let mut inner = Zeroizing::new(x.to_bytes().to_vec());
         for p in &self.polys {
             inner.extend_from_slice(eval(p, &x).as_bytes());

@@ -115,7 +115,10 @@ pub fn registry() -> Registry {
         .with(Arc::new(crate::on_device::OnDevice {
             form: crate::on_device::Form::Filter,
         }))
-        .with(Arc::new(crate::private_match::PrivateMatch))
+        .with(Arc::new(crate::private_match::PrivateMatch { fuzzy: None }))
+        .with(Arc::new(crate::private_match::PrivateMatch {
+            fuzzy: Some(crate::private_match::Fuzzy::DEFAULT),
+        }))
 }
 
 impl Registry {

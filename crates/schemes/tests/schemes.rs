@@ -822,6 +822,8 @@ fn typed_configuration_names_what_is_missing_and_refuses_what_does_not_apply() {
         ("exceptional-access", "--escrow-pub"),
         ("device-hash", "--list"),
         ("enclave", "--enclave"),
+        ("on-device", "--list"),
+        ("private-match", "--list"),
     ] {
         let e = r.get(name).unwrap().provider(&json!({})).err().unwrap();
         assert!(
@@ -837,6 +839,37 @@ fn typed_configuration_names_what_is_missing_and_refuses_what_does_not_apply() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("radius"), "{e}");
+    // Out-of-range S7 parameters name their flag; the key file's folder is created.
+    let dir = tempfile::tempdir().unwrap();
+    let images = images();
+    let list = list_file(&images, dir.path());
+    for (k, v, flag) in [
+        ("threshold", json!(0), "--param threshold"),
+        ("synthetic", json!(1.5), "--param synthetic"),
+    ] {
+        let e = r
+            .get("private-match")
+            .unwrap()
+            .provider(&json!({ "list": list, k: v }))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains(flag), "{e}");
+    }
+    let key = dir.path().join("new").join("psi.key");
+    let announce = |key: &Path| {
+        r.get("S7")
+            .unwrap()
+            .provider(&json!({ "list": list, "key": key }))
+            .unwrap()
+            .public_params()
+    };
+    let first = announce(&key);
+    assert_eq!(
+        first,
+        announce(&key),
+        "the same key file announces the same table"
+    );
+    assert_ne!(first, announce(&dir.path().join("other.key")));
     assert!(r.get("S9-does-not-exist").is_err());
     assert_eq!(r.get("S3").unwrap().name(), "device-hash");
 }
@@ -1250,7 +1283,7 @@ fn s7_nothing_below_t_then_exactly_the_matched_thumbnails() {
         .to_string();
     assert!(e.contains("422") && e.contains("replayed"), "{e}");
     // A tampered voucher (its inner layer changed) is refused too; a truncated one is a 400.
-    let mut v = B64.decode(scan["voucher"].as_str().unwrap()).unwrap();
+    let mut v = B64.decode(scan["vouchers"][0].as_str().unwrap()).unwrap();
     let n = v.len();
     v[n - 100] ^= 1;
     let e = alice
@@ -1258,7 +1291,7 @@ fn s7_nothing_below_t_then_exactly_the_matched_thumbnails() {
         .post(
             "/v1/scan",
             Some(alice.token()),
-            &json!({ "blob": scan["blob"], "voucher": B64.encode(&v) }),
+            &json!({ "blob": scan["blob"], "vouchers": [B64.encode(&v)] }),
         )
         .unwrap_err()
         .to_string();
@@ -1268,7 +1301,7 @@ fn s7_nothing_below_t_then_exactly_the_matched_thumbnails() {
         .post(
             "/v1/scan",
             Some(alice.token()),
-            &json!({ "blob": scan["blob"], "voucher": B64.encode(&v[..n - 1]) }),
+            &json!({ "blob": scan["blob"], "vouchers": [B64.encode(&v[..n - 1])] }),
         )
         .unwrap_err()
         .to_string();
@@ -1280,13 +1313,15 @@ fn s7_recovers_with_synthetic_vouchers_mixed_in_and_only_real_matches_disclose()
     let images = images();
     let listed = many_listed();
     let tmp = tempfile::tempdir().unwrap();
-    let (provider, mut alice, _bob) = private_match(tmp.path(), &listed, 0.3, 11);
+    let (provider, mut alice, _bob) = private_match(tmp.path(), &listed, 0.2, 13);
     let mut sent = Vec::new();
     let mut first_review_at = None;
     for (i, img) in listed.iter().enumerate() {
         let s = alice.send_detailed("pair", None, Some(img)).unwrap();
         sent.push(s.blob.unwrap());
-        alice.send("pair", None, Some(&images.benign)).unwrap();
+        if i % 3 == 0 {
+            alice.send("pair", None, Some(&images.benign)).unwrap();
+        }
         if first_review_at.is_none() && !provider.reviews().unwrap().is_empty() {
             first_review_at = Some(i + 1);
         }
@@ -1304,7 +1339,7 @@ fn s7_recovers_with_synthetic_vouchers_mixed_in_and_only_real_matches_disclose()
         .unwrap()
         .iter()
         .filter(|r| r.kind == RecordKind::Derived && r.endpoint == "POST /v1/scan")
-        .filter(|r| r.json().unwrap()["opened"] == true)
+        .filter(|r| !r.json().unwrap()["opened"].as_array().unwrap().is_empty())
         .count();
     assert!(
         opened > reviews.len(),
@@ -1323,4 +1358,39 @@ fn s7_recovers_with_synthetic_vouchers_mixed_in_and_only_real_matches_disclose()
         alice.send("pair", None, Some(img)).unwrap();
     }
     assert_eq!(provider.reviews().unwrap().len(), listed.len());
+}
+
+#[test]
+fn s7_fuzzy_matches_an_edited_copy_that_exact_psi_misses_and_says_which_buckets_opened() {
+    let images = images();
+    let d = pdq_of(&images.edited)
+        .unwrap()
+        .hash
+        .distance(&pdq_of(&images.listed[2]).unwrap().hash);
+    assert!(d > 0 && d <= 16, "the edited copy is {d} bits away");
+    let mut disclosed = Vec::new();
+    for name in ["private-match", "private-match-fuzzy"] {
+        let r = run(
+            name,
+            |d| json!({ "list": list_file(&images, d), "threshold": 2, "synthetic": 0.0 }),
+            &images,
+        );
+        assert_eq!(r.received, 3);
+        assert!(r.reviews.iter().all(|v| is_thumbnail(&v.image)));
+        let derived = r.derived();
+        let opened: Vec<usize> = derived
+            .iter()
+            .map(|v| v["opened"].as_array().unwrap().len())
+            .collect();
+        disclosed.push((name, r.reviews.len(), opened));
+    }
+    // Exact: only the list image as is opens, one share, under t = 2: nothing disclosed.
+    assert_eq!(disclosed[0], ("private-match", 0, vec![1, 0, 0]));
+    // Fuzzy: the list image opens every bucket, the benign one none, the edited copy some;
+    // two images reach t = 2 and both thumbnails are disclosed.
+    let (_, reviews, opened) = &disclosed[1];
+    assert_eq!(*reviews, 2, "{disclosed:?}");
+    assert_eq!(opened[0], 16);
+    assert_eq!(opened[1], 0);
+    assert!(opened[2] >= 1 && opened[2] < 16, "{opened:?}");
 }
