@@ -21,7 +21,7 @@
 //! locality-sensitive bucketing does (bit sampling: Indyk and Motwani, STOC 1998; the
 //! similarity-based bucketing of Hua, Namavari, Cheng, Naaman and Ristenpart, USENIX Security
 //! 2022, applies it to perceptual hashes). `k` public projections, each a set of `b` of the
-//! hash's 256 bit positions drawn from the table's seed, turn a hash into `k` bucket items
+//! hash's 256 bit positions drawn from an announced seed, turn a hash into `k` bucket items
 //! `SHA-256(domain ‖ j ‖ the b sampled bits)`. The provider's table holds every bucket item of
 //! every list entry; a device sends one voucher per bucket of its image, all carrying the same
 //! share (of the image's full hash), so one image counts once toward `t`. A hash `d` bits from
@@ -87,7 +87,7 @@ impl Fuzzy {
         Ok(())
     }
 
-    /// Each projection's bit positions, drawn from the table's public seed.
+    /// Each projection's bit positions, drawn from the announced public seed.
     fn projections(&self, seed: &[u8; 32]) -> Vec<Vec<usize>> {
         let mut rng = rand_chacha::ChaCha20Rng::from_seed(
             Sha256::new()
@@ -196,6 +196,9 @@ pub struct Announced {
     /// The fuzzy variant's bucketing, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuzzy: Option<Fuzzy>,
+    /// The seed of the fuzzy variant's projections, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_seed: Option<String>,
 }
 
 impl Scheme for PrivateMatch {
@@ -337,7 +340,17 @@ impl Client {
             Some(f) => {
                 f.check()
                     .map_err(|e| SchemeError::Malformed(e.to_string()))?;
-                f.projections(&table.seed)
+                let seed: [u8; 32] = a
+                    .bucket_seed
+                    .as_deref()
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| {
+                        SchemeError::Malformed(
+                            "fuzzy parameters without a 32-byte bucket_seed".into(),
+                        )
+                    })?;
+                f.projections(&seed)
             }
             None => Vec::new(),
         };
@@ -469,17 +482,17 @@ impl Provider {
                 .finalize()
                 .into(),
         );
-        // The table's seed fixes the projections, which fix the items.
-        let mut seed = [0u8; 32];
-        rng.fill_bytes(&mut seed);
+        // The projections are public, drawn apart from the table's own seed.
+        let mut bucket_seed = [0u8; 32];
+        rng.fill_bytes(&mut bucket_seed);
         let items: Vec<[u8; 32]> = match &fuzzy {
             None => hashes,
             Some(f) => {
-                let p = f.projections(&seed);
+                let p = f.projections(&bucket_seed);
                 hashes.iter().flat_map(|h| buckets(&p, h)).collect()
             }
         };
-        let (table, key, _setup) = Table::build_seeded(&items, epsilon, seed, &mut rng)
+        let (table, key, _setup) = Table::build(&items, epsilon, &mut rng)
             .map_err(|e| SchemeError::Config(e.to_string()))?;
         let params = json!(Announced {
             threshold: th,
@@ -488,6 +501,7 @@ impl Provider {
             table: B64.encode(table.to_bytes()),
             list: SortedCommitment::new(list.hashes()).root(),
             fuzzy,
+            bucket_seed: fuzzy.map(|_| hex::encode(bucket_seed)),
         });
         Ok(Provider {
             name,

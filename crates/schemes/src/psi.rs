@@ -198,6 +198,36 @@ fn outer_key(q: &CompressedRistretto, s: &RistrettoPoint) -> ChaCha20Poly1305 {
 
 const ZERO_NONCE: [u8; 12] = [0; 12];
 
+/// A cuckoo table's slots: the item in each, if any.
+type Slots = Vec<Option<[u8; 32]>>;
+
+/// Cuckoo placement of `items` in `slots` slots under `seed`: the table and how many items
+/// found no slot.
+fn place(items: &[[u8; 32]], seed: &[u8; 32], slots: usize) -> (Slots, usize) {
+    let mut table: Slots = vec![None; slots];
+    let mut left_out = 0;
+    for item in items {
+        let mut cur = *item;
+        let mut at = slot(seed, 0, &cur, slots);
+        let mut placed = false;
+        for _ in 0..500 {
+            match table[at].replace(cur) {
+                None => {
+                    placed = true;
+                    break;
+                }
+                Some(evicted) => {
+                    cur = evicted;
+                    let (a, b) = (slot(seed, 0, &cur, slots), slot(seed, 1, &cur, slots));
+                    at = if a == at { b } else { a };
+                }
+            }
+        }
+        left_out += usize::from(!placed);
+    }
+    (table, left_out)
+}
+
 /// The published table: `L = α·G`, the cuckoo seed, and one blinded point per slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Table {
@@ -237,19 +267,6 @@ impl Table {
         epsilon: f64,
         rng: &mut impl RngCore,
     ) -> Result<(Table, ProviderKey, Setup), PsiError> {
-        let mut seed = [0u8; 32];
-        rng.fill_bytes(&mut seed);
-        Table::build_seeded(items, epsilon, seed, rng)
-    }
-
-    /// [`Table::build`] with the slot functions' seed given (the fuzzy variant derives its
-    /// items from it).
-    pub fn build_seeded(
-        items: &[[u8; 32]],
-        epsilon: f64,
-        seed: [u8; 32],
-        rng: &mut impl RngCore,
-    ) -> Result<(Table, ProviderKey, Setup), PsiError> {
         if !(0.0..=8.0).contains(&epsilon) {
             return Err(PsiError::Params(format!("ε = {epsilon} must be 0..=8")));
         }
@@ -257,27 +274,24 @@ impl Table {
         distinct.sort_unstable();
         distinct.dedup();
         let slots = (((1.0 + epsilon) * distinct.len() as f64).ceil() as usize).max(8);
-        let mut table: Vec<Option<[u8; 32]>> = vec![None; slots];
-        let mut left_out = 0;
-        for item in &distinct {
-            let mut cur = *item;
-            let mut at = slot(&seed, 0, &cur, slots);
-            let mut placed = false;
-            for _ in 0..500 {
-                match table[at].replace(cur) {
-                    None => {
-                        placed = true;
-                        break;
-                    }
-                    Some(evicted) => {
-                        cur = evicted;
-                        let (a, b) = (slot(&seed, 0, &cur, slots), slot(&seed, 1, &cur, slots));
-                        at = if a == at { b } else { a };
-                    }
-                }
+        // A placement that leaves items out is retried with a fresh seed (rehashing, as cuckoo
+        // hashing prescribes), keeping the best of a few: below load ½ a retry almost always
+        // places everything.
+        let mut best: Option<([u8; 32], Slots, usize)> = None;
+        for _ in 0..8 {
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            let (table, left_out) = place(&distinct, &seed, slots);
+            if best.as_ref().is_none_or(|b| left_out < b.2) {
+                best = Some((seed, table, left_out));
             }
-            left_out += usize::from(!placed);
+            // Only a near miss is worth another seed: far above load ½ every seed leaves
+            // items out.
+            if left_out == 0 || left_out > (distinct.len() / 100).max(8) {
+                break;
+            }
         }
+        let (seed, table, left_out) = best.expect("one attempt");
         let alpha = random_scalar(rng);
         let key = ProviderKey { alpha };
         let fillers: Vec<[u8; 64]> = table
@@ -917,6 +931,20 @@ mod tests {
         assert_eq!(setup.left_out, 0);
         let device = Device::from_seed([9; 32], TH).unwrap();
         (table, key, list, device)
+    }
+
+    #[test]
+    fn every_item_of_a_small_list_is_placed_and_apples_slack_leaves_some_out() {
+        // Small tables fail a placement now and then; a fresh seed fixes it (this failed,
+        // about one run in ten, before placements were retried).
+        for n in 1..60 {
+            for seed in 0..5 {
+                let (_, _, s) = Table::build(&items(n, 100 + seed), 1.1, &mut rng(seed)).unwrap();
+                assert_eq!(s.left_out, 0, "n = {n}, seed {seed}");
+            }
+        }
+        let (_, _, s) = Table::build(&items(20_000, 3), 0.3, &mut rng(3)).unwrap();
+        assert!(s.left_out > 200, "{s:?}");
     }
 
     #[test]
