@@ -40,7 +40,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| device.voucher(&table, &list[5], &thumb, &mut rng).unwrap())
     });
     g.bench_function("client: synthetic voucher", |b| {
-        b.iter(|| device.synthetic(&table, &mut rng).unwrap())
+        b.iter(|| device.synthetic(&table, &[9; 32], &mut rng).unwrap())
     });
     let matching = device.voucher(&table, &list[5], &thumb, &mut rng).unwrap();
     let other = device
@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     for _ in 0..4 {
-        let v = device.synthetic(&table, &mut rng).unwrap();
+        let v = device.synthetic(&table, &[9; 32], &mut rng).unwrap();
         shares.push(key.open(&th, &v).unwrap().unwrap());
     }
     g.bench_function("provider: recover, 8 real and 4 synthetic shares", |b| {

@@ -4,21 +4,23 @@
 //! - **Provider half:** announces the list itself in its public parameters (`GET /v1/scheme`),
 //!   in one of two [`Form`]s, with the list's sorted-tree root ([`ListRoot`]). It receives
 //!   nothing per image: no scan request, no field.
-//! - **Client half:** checks that the list it downloaded is the one the root commits to (so a
-//!   device holds exactly what the log's head names; comparing that head with other users' is
-//!   the list audit's job), then matches each outgoing image on the device. On a match the
+//! - **Client half:** in the plain form, checks that the list it downloaded is the one the
+//!   root commits to (so a device holds exactly what the log's head names; comparing that head
+//!   with other users' is the list audit's job; a filter cannot be checked against the root,
+//!   so the filter form takes the provider's word for what it holds), then matches each outgoing image on the device. On a match the
 //!   device itself discloses the plaintext to the provider's review queue
 //!   ([`ScanAction::Disclose`]); otherwise nothing leaves it.
 //!
 //! # The two forms, and what each gives away
 //! - [`Form::Plain`]: every list hash, hex. The device matches within the radius (31 bits by
-//!   default) through the same multi-index as the provider's matcher: 32 chunks of 8 bits for
-//!   r = 31, since by pigeonhole a hash within 31 bits of an entry agrees with it exactly on at
-//!   least one chunk. Every user then holds every hash: each is a sign pattern from which an
+//!   default) through the same multi-index as the provider's matcher: 16 chunks of 16 bits,
+//!   each probed within ⌊r/16⌋ = 1 bit for r = 31, since by pigeonhole a hash within 31 bits
+//!   of an entry is within 1 bit of it on at least one chunk. Every user then holds every hash: each is a sign pattern from which an
 //!   inverse DCT rebuilds a rough picture of the listed image, and anyone can test any image
 //!   of their own against it offline, unseen, as often as they like.
 //! - [`Form::Filter`]: a binary fuse filter (`xorf`'s `BinaryFuse16`, about 18 bits an entry,
-//!   false-positive rate about 2⁻¹⁶) of a keyed digest of each hash. It does not yield the
+//!   false-positive rate about 2⁻¹⁶) of a domain-separated SHA-256 digest of each hash (unkeyed:
+//!   anyone computes it). It does not yield the
 //!   hashes, but it matches exactly only (radius 0): a filter answers "is this value in the
 //!   set", and a hash within r of an entry is a different value. Chunk filters cannot rescue
 //!   it: with 8-bit chunks there are only 32 × 256 possible keys, so a list of a few thousand

@@ -3,15 +3,25 @@
 //!
 //! - **Provider half:** builds the `α`-blinded cuckoo table of the list and announces it with
 //!   the threshold `(t, s)` and the synthetic rate `p`. Per image it receives one voucher, and
-//!   learns whether its outer layer opened (a match, or a synthetic voucher) and nothing else.
+//!   learns whether its outer layer opened (a match, or a synthetic voucher); the rate at which
+//!   an account's vouchers open is a signal over time (see [`crate::psi`]'s weaknesses).
 //!   It keeps each account's opened shares; once they hold enough real shares it recovers the
 //!   account key and decrypts the visual derivatives (64×64 greyscale thumbnails) of exactly
 //!   the real matches, into its review queue. After that, each new real match of the account
 //!   opens at once.
-//! - **Client half:** per image, a real voucher, or with probability `p` a synthetic one in its
-//!   place (that image then cannot count). Its replies are empty: the device never learns
-//!   whether anything matched, and never discloses on the provider's word. Its secret seed
-//!   persists in its store.
+//! - **Client half:** per image, a real voucher, or for a pseudorandom fraction `p` of images
+//!   a synthetic one in its place (that image then cannot count). Every reply is the same
+//!   empty object, a tampered voucher's included: the device never discloses on the
+//!   provider's word. Its secret seed persists in its store.
+//!
+//! The threshold `t` is the number of real matches needed with no synthetic shares; with `e`
+//! synthetic ones recovery needs `t + e/s` (see [`crate::psi`]), so the effective threshold of
+//! an account grows with the images it sends. What the reply cannot hide: its **timing**. An
+//! opened voucher updates the account's state and may run a recovery attempt before the
+//! answer, so a client that times its own requests can tell, for vouchers it knows are real,
+//! whether they opened. Answering first and doing the account work off the request path
+//! would close it; that is not built. A seeded client half ([`Scheme::client_seeded`], for
+//! simulations) repeats its randomness on every restart, so it must never run a real device.
 //!
 //! What the list being exact means: PSI matches equal hashes only, so an image whose PDQ hash
 //! moved by one bit (a resize, a re-encode) is not matched.
@@ -406,12 +416,12 @@ impl ClientScheme for Client {
         let err = |e: PsiError| ClientError::Scheme(e.to_string());
         let d = derivative(a.bytes)?;
         let mut vouchers = Vec::with_capacity(items.len());
-        if self.rng.random_bool(self.synthetic) {
+        if device.is_synthetic(&image, self.synthetic) {
             // One synthetic voucher among vouchers that match nothing.
             let at = self.rng.random_range(0..items.len());
             for i in 0..items.len() {
                 let v = if i == at {
-                    device.synthetic(&self.table, &mut self.rng)
+                    device.synthetic(&self.table, &image, &mut self.rng)
                 } else {
                     let mut nothing = [0u8; 32];
                     self.rng.fill_bytes(&mut nothing);
@@ -432,8 +442,15 @@ impl ClientScheme for Client {
     }
 }
 
+/// Most opened shares the provider keeps per account: beyond it, further shares are not
+/// stored, since a recovery attempt costs about `n⁴·s³` field operations in their number `n`.
+pub const MAX_SHARES: usize = 512;
+
 /// S7's provider half.
 pub struct Provider {
+    /// Held across each request's read, update and write of account state and replay marks,
+    /// so two concurrent requests cannot lose a share or both pass the replay check.
+    lock: std::sync::Mutex<()>,
     name: &'static str,
     key: ProviderKey,
     th: Threshold,
@@ -504,6 +521,7 @@ impl Provider {
             bucket_seed: fuzzy.map(|_| hex::encode(bucket_seed)),
         });
         Ok(Provider {
+            lock: std::sync::Mutex::new(()),
             name,
             key,
             th,
@@ -533,7 +551,9 @@ impl ProviderScheme for Provider {
                 self.vouchers_per_image
             )));
         }
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut opened = Vec::new();
+        let mut tampered = Vec::new();
         let mut share = None;
         let mut seen = Vec::with_capacity(r.vouchers.len());
         for (i, v) in r.vouchers.iter().enumerate() {
@@ -551,7 +571,9 @@ impl ProviderScheme for Provider {
                     opened.push(i);
                     share.get_or_insert(s);
                 }
-                Err(e @ PsiError::Tampered) => return Err(ScanError::Refused(e.to_string())),
+                // Answered as a non-match: a refusal here would tell the client that the
+                // hash it built this voucher for is listed. Recorded for the provider.
+                Err(PsiError::Tampered) => tampered.push(i),
                 Err(e) => return Err(ScanError::Malformed(e.to_string())),
             }
         }
@@ -562,7 +584,7 @@ impl ProviderScheme for Provider {
         let Some(share) = share else {
             return Ok(ScanOutcome {
                 reply,
-                derived: Some(json!({ "blob": r.blob, "opened": opened })),
+                derived: Some(json!({ "blob": r.blob, "opened": opened, "tampered": tampered })),
             });
         };
         let key = account_key(ctx.who());
@@ -574,7 +596,8 @@ impl ProviderScheme for Provider {
         };
         // A second share at the same x is the same image again: it does not count twice.
         let duplicate = acc.shares.iter().any(|(_, s)| s.x == share.x);
-        if !duplicate {
+        let full = acc.shares.len() >= MAX_SHARES;
+        if !duplicate && !full {
             acc.shares.push((r.blob.clone(), share.clone()));
         }
         let mut disclosed = Vec::new();
@@ -587,7 +610,7 @@ impl ProviderScheme for Provider {
                     disclosed.push((r.blob.clone(), d));
                 }
             }
-            None if !duplicate && acc.shares.len() >= self.th.t => {
+            None if !duplicate && !full && acc.shares.len() >= self.th.t => {
                 let shares: Vec<Share> = acc.shares.iter().map(|(_, s)| s.clone()).collect();
                 if let Some(rec) = crate::psi::recover(&shares, &self.th) {
                     acc.adkey = Some(hex::encode(*rec.adkey));
@@ -607,10 +630,10 @@ impl ProviderScheme for Provider {
                 "provider",
                 blob,
                 &format!(
-                    "threshold reached: {} of {}'s vouchers decrypt (t = {})",
-                    acc.shares.len(),
+                    "threshold reached: {}'s account key recovered from its opened shares (t = {}, {} shares held)",
                     ctx.who(),
-                    self.th.t
+                    self.th.t,
+                    acc.shares.len()
                 ),
                 d.clone(),
             )?;
@@ -620,6 +643,7 @@ impl ProviderScheme for Provider {
             derived: Some(json!({
                 "blob": r.blob,
                 "opened": opened,
+                "tampered": tampered,
                 "account_opened": acc.shares.len(),
                 "recovered": acc.adkey.is_some(),
                 "disclosed": disclosed.iter().map(|(b, _)| b).collect::<Vec<_>>(),

@@ -39,16 +39,19 @@
 //!   is uniformly random and `ct` hides `rkey` from everyone;
 //! - the voucher is the two `(Q, ct)` pairs in random order, then `rct`.
 //!
-//! **Synthetic vouchers.** With probability `p`, the device sends a synthetic voucher instead:
+//! **Synthetic vouchers.** For a pseudorandom fraction `p` of images (a coin keyed by the
+//! device secret and the image), the device sends a synthetic voucher instead:
 //! one pair has `Q = r·G` and `S = r·L = α·Q`, so its outer layer opens at the provider like a
-//! match, the other pair is random, and the share is uniformly random with an `adct` under a
-//! random key. Below `t` real shares the provider cannot tell which of the opened vouchers
+//! match, the other pair is random, and the share is pseudorandom (keyed by the device
+//! secret and the image) with an `adct` under a random key. Below `t` real shares the provider cannot tell which of the opened vouchers
 //! are real: `t − 1` evaluations of a degree-`t − 1` polynomial are uniformly random, exactly
 //! like a synthetic share.
 //!
 //! **Provider, per voucher.** Compute `α·Q` for both pairs and trial-decrypt; if one opens,
-//! open `rct` with the `rkey` it holds (an outer layer that opens over an inner one that does
-//! not is a tampered voucher, refused). Neither opening is what a non-match looks like, and
+//! open `rct` with the `rkey` it holds. An outer layer that opens over an inner one that does
+//! not (or holds no field elements) is a tampered voucher ([`PsiError::Tampered`]), which the
+//! scheme answers exactly as a non-match: any other answer would tell a client that the hash
+//! it built the voucher for is listed. Neither opening is what a non-match looks like, and
 //! what a voucher tampered in its outer layer looks like too: the two cannot be told apart.
 //!
 //! **Threshold recovery: the detectable hash function.** The opened shares are the points of
@@ -59,14 +62,21 @@
 //! `N_j(x_i) = y_{ij}·Λ(x_i)` for a monic error locator `Λ` of degree `e` and polynomials `N_j`
 //! of degree `< e + t`. It has a solution whose `Λ` vanishes exactly on the synthetic shares
 //! once `r ≥ t + e/s` real shares are present (so `r ≥ t + 1` when `e ≤ s`; more synthetics
-//! need more real shares). Each candidate is checked by opening the `adct`s of the shares it
-//! calls real under the `adkey` it yields: a wrong candidate opens none. Recovery then
-//! decrypts the derivatives of exactly the real shares.
+//! need more real shares). Each candidate is checked by opening the `adct`s under the
+//! `adkey` it yields: a wrong candidate opens none (but with probability about 2⁻¹²⁸).
+//! Recovery then decrypts the derivatives of exactly the shares whose `adct` opens under the
+//! recovered key: the real ones.
 //!
 //! # Known weaknesses (named in the paper's analyses and since)
 //! - **Duplicates count toward `t`.** Here `x = PRF(y)`, so exact copies of one image give one
 //!   share and count once; a re-encoded or edited copy has another hash, another `x`, and
-//!   counts again.
+//!   counts again. The synthetic coin and the synthetic share are pseudorandom functions of
+//!   the image too, so a repeated image repeats its share either way and shows nothing.
+//! - **The threshold grows with the account.** Decoding needs `r ≥ t + e/s` real shares with
+//!   `e` synthetic ones, and `e` grows as `p` times the images an account sends: with `t = 3`,
+//!   `s = 2`, `p = 0.1`, an account of 1,000 images needs about 53 real matches, not 3, and a
+//!   recovery attempt costs about `n⁴·s³` field operations in its `n` opened shares. Apple's
+//!   answer is to choose `s` for the expected synthetic count.
 //! - **The provider can stuff the table.** Nothing stops it from putting `ε·n` entries of its
 //!   own choosing in the empty slots (or replacing any): the table is `α`-blinded and no client
 //!   can check what is in it. Pinkas suggests certification by the list's source with
@@ -176,14 +186,19 @@ fn random_point(rng: &mut impl RngCore) -> RistrettoPoint {
     RistrettoPoint::from_uniform_bytes(&b)
 }
 
-fn slot(seed: &[u8; 32], which: u8, item: &[u8; 32], slots: usize) -> usize {
+/// The item's two slots, always distinct (so a real voucher has exactly one pair that can
+/// open, as a synthetic one does): `h₁` uniform, `h₂` uniform over the other slots.
+fn slots_of(seed: &[u8; 32], item: &[u8; 32], slots: usize) -> [usize; 2] {
     let d = Sha256::new()
-        .chain_update(b"scanlab-psi-slot-v1")
+        .chain_update(b"scanlab-psi-slot-v2")
         .chain_update(seed)
-        .chain_update([which])
         .chain_update(item)
         .finalize();
-    (u64::from_le_bytes(d[..8].try_into().expect("8 bytes")) % slots as u64) as usize
+    let word = |i: usize| u64::from_le_bytes(d[i..i + 8].try_into().expect("8 bytes"));
+    let n = slots as u64;
+    let h1 = word(0) % n;
+    let h2 = (h1 + 1 + word(8) % (n - 1)) % n;
+    [h1 as usize, h2 as usize]
 }
 
 fn outer_key(q: &CompressedRistretto, s: &RistrettoPoint) -> ChaCha20Poly1305 {
@@ -208,7 +223,7 @@ fn place(items: &[[u8; 32]], seed: &[u8; 32], slots: usize) -> (Slots, usize) {
     let mut left_out = 0;
     for item in items {
         let mut cur = *item;
-        let mut at = slot(seed, 0, &cur, slots);
+        let mut at = slots_of(seed, &cur, slots)[0];
         let mut placed = false;
         for _ in 0..500 {
             match table[at].replace(cur) {
@@ -218,7 +233,7 @@ fn place(items: &[[u8; 32]], seed: &[u8; 32], slots: usize) -> (Slots, usize) {
                 }
                 Some(evicted) => {
                     cur = evicted;
-                    let (a, b) = (slot(seed, 0, &cur, slots), slot(seed, 1, &cur, slots));
+                    let [a, b] = slots_of(seed, &cur, slots);
                     at = if a == at { b } else { a };
                 }
             }
@@ -334,20 +349,38 @@ impl Table {
     }
 
     /// Reads a published table, which must have exactly `slots` slots (the announced size).
+    ///
+    /// Every point is checked to decode (and `L` not to be the identity) here, once: a table
+    /// with a bad point at chosen slots would otherwise make a device fail exactly on images
+    /// that hash there, which tells the provider something of those images.
     pub fn from_bytes(b: &[u8], slots: usize) -> Result<Table, PsiError> {
-        if slots < 8 || b.len() != 64 + 32 * slots {
+        let want = slots.checked_mul(32).and_then(|n| n.checked_add(64));
+        if slots < 8 || want != Some(b.len()) {
             return Err(PsiError::Table(format!(
-                "{} bytes, not the {} of {slots} announced slots",
-                b.len(),
-                64usize.saturating_add(32usize.saturating_mul(slots))
+                "{} bytes, not the 64 + 32 × {slots} of the announced slots",
+                b.len()
             )));
         }
         let point = |c: &[u8]| CompressedRistretto(c.try_into().expect("32 bytes"));
-        Ok(Table {
+        let t = Table {
             l: point(&b[..32]),
             seed: b[32..64].try_into().expect("32 bytes"),
             points: b[64..].chunks_exact(32).map(point).collect(),
-        })
+        };
+        use curve25519_dalek::traits::Identity;
+        match t.l.decompress() {
+            Some(l) if l != RistrettoPoint::identity() => {}
+            _ => return Err(PsiError::Table("L is not a point of the group".into())),
+        }
+        use rayon::prelude::*;
+        if let Some(j) = t
+            .points
+            .par_iter()
+            .position_any(|p| p.decompress().is_none())
+        {
+            return Err(PsiError::Table(format!("slot {j} is not a point")));
+        }
+        Ok(t)
     }
 
     /// Bytes of the published table.
@@ -466,10 +499,9 @@ impl Device {
             .decompress()
             .ok_or_else(|| PsiError::Table("L is not a point".into()))?;
         let hy = h2g(item);
-        let n = table.points.len();
         let mut pairs = Vec::with_capacity(2);
-        for which in 0..2 {
-            let p = table.points[slot(&table.seed, which, item, n)]
+        for w in slots_of(&table.seed, item, table.points.len()) {
+            let p = table.points[w]
                 .decompress()
                 .ok_or_else(|| PsiError::Table("a slot is not a point".into()))?;
             let (beta, gamma) = (random_scalar(rng), random_scalar(rng));
@@ -480,15 +512,36 @@ impl Device {
         Ok(assemble(pairs, &inner, rng))
     }
 
-    /// A synthetic voucher: its outer layer opens at the provider, its share is random.
-    pub fn synthetic(&self, table: &Table, rng: &mut impl RngCore) -> Result<Vec<u8>, PsiError> {
+    /// Whether this device sends a synthetic voucher for `image` at rate `p`: a pseudorandom
+    /// coin of the image under the device's secret, the same every time the image is sent,
+    /// so a repeated image shows the provider nothing (a fresh coin per send would: a real
+    /// share repeats its `x`, a fresh synthetic one does not).
+    pub fn is_synthetic(&self, image: &[u8; 32], p: f64) -> bool {
+        let mut label = b"synthetic coin ".to_vec();
+        label.extend_from_slice(image);
+        let mut b = [0u8; 8];
+        kdf(&self.seed, &label, &mut b);
+        p > 0.0 && ((u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// A synthetic voucher for `image`: its outer layer opens at the provider, and its share
+    /// is pseudorandom under the device's secret (the same for every send of the image, like
+    /// a real share, and unrelated to the polynomials).
+    pub fn synthetic(
+        &self,
+        table: &Table,
+        image: &[u8; 32],
+        rng: &mut impl RngCore,
+    ) -> Result<Vec<u8>, PsiError> {
         let l = table
             .l
             .decompress()
             .ok_or_else(|| PsiError::Table("L is not a point".into()))?;
         let mut inner = Zeroizing::new(Vec::with_capacity(self.th.share_len() + ADCT_LEN));
-        for _ in 0..=self.th.s {
-            inner.extend_from_slice(random_scalar(rng).as_bytes());
+        for k in 0..=self.th.s {
+            let mut label = format!("synthetic share {k} ").into_bytes();
+            label.extend_from_slice(image);
+            inner.extend_from_slice(wide(&self.seed, &label).as_bytes());
         }
         let mut junk_key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(junk_key.as_mut());
@@ -613,20 +666,19 @@ impl ProviderKey {
             }
         }
         let Some(rkey) = rkey else { return Ok(None) };
-        let key: [u8; 32] = rkey.as_slice().try_into().map_err(|_| PsiError::Tampered)?;
-        let inner = ChaCha20Poly1305::new(&key.into())
+        let key: Zeroizing<[u8; 32]> =
+            Zeroizing::new(rkey.as_slice().try_into().map_err(|_| PsiError::Tampered)?);
+        let inner = ChaCha20Poly1305::new(key.as_ref().into())
             .decrypt(&ZERO_NONCE.into(), &voucher[2 * PAIR_LEN..])
             .map_err(|_| PsiError::Tampered)?;
         let n = th.share_len();
         let x = inner[..32].to_vec();
-        scalar(&x).ok_or_else(|| PsiError::Malformed("x is not a field element".into()))?;
+        // An opened inner layer that no honest device makes is tampering too (a different
+        // error here would tell the client its voucher opened).
+        scalar(&x).ok_or(PsiError::Tampered)?;
         let y = inner[32..n]
             .chunks_exact(32)
-            .map(|c| {
-                scalar(c)
-                    .map(|_| hex::encode(c))
-                    .ok_or_else(|| PsiError::Malformed("a share is not a field element".into()))
-            })
+            .map(|c| scalar(c).map(|_| hex::encode(c)).ok_or(PsiError::Tampered))
             .collect::<Result<_, _>>()?;
         Ok(Some(Share {
             x,
@@ -771,13 +823,15 @@ pub fn recover(shares: &[Share], th: &Threshold) -> Option<Recovered> {
         }
         let xs: Vec<Scalar> = real[..t].iter().map(|&i| parsed[i].0).collect();
         let ys: Vec<Scalar> = real[..t].iter().map(|&i| parsed[i].1[0]).collect();
-        let Some(secret) = at_zero(&xs, &ys) else {
+        let Some(mut secret) = at_zero(&xs, &ys) else {
             continue;
         };
         let adkey = adkey_of(&secret);
-        let opened: Vec<(usize, Vec<u8>)> = real
-            .iter()
-            .filter_map(|&i| open_derivative(&adkey, &shares[i].adct).map(|d| (i, d)))
+        secret.zeroize();
+        // The key decides which shares are real, not the locator: a degenerate solution can
+        // put a real share among its roots.
+        let opened: Vec<(usize, Vec<u8>)> = (0..n)
+            .filter_map(|i| open_derivative(&adkey, &shares[i].adct).map(|d| (i, d)))
             .collect();
         if opened.len() >= t {
             return Some(Recovered {
@@ -831,7 +885,7 @@ pub fn distinguisher(n: usize, seed: u64, broken: bool) -> Distinguished {
                 rng,
             )
         } else {
-            d.synthetic(&table, rng)
+            d.synthetic(&table, &item(rng), rng)
         }
         .expect("voucher");
         let mut share = key.open(&th, &v).expect("opens").expect("a match");
@@ -912,6 +966,12 @@ mod tests {
         rand_chacha::ChaCha8Rng::seed_from_u64(seed)
     }
 
+    fn item(r: &mut rand_chacha::ChaCha8Rng) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        r.fill_bytes(&mut b);
+        b
+    }
+
     fn items(n: usize, seed: u64) -> Vec<[u8; 32]> {
         let mut r = rng(seed);
         (0..n)
@@ -966,7 +1026,7 @@ mod tests {
         assert!(other.open(&TH, &v).unwrap().is_none());
         // Synthetic vouchers always open.
         for _ in 0..5 {
-            let v = device.synthetic(&table, &mut r).unwrap();
+            let v = device.synthetic(&table, &[0xAB; 32], &mut r).unwrap();
             assert!(key.open(&TH, &v).unwrap().is_some());
         }
     }
@@ -977,7 +1037,7 @@ mod tests {
         let mut r = rng(4);
         let mut shares = Vec::new();
         let synth = |shares: &mut Vec<Share>, r: &mut rand_chacha::ChaCha8Rng| {
-            let v = device.synthetic(&table, r).unwrap();
+            let v = device.synthetic(&table, &item(r), r).unwrap();
             shares.push(key.open(&TH, &v).unwrap().unwrap());
         };
         synth(&mut shares, &mut r);
@@ -1053,6 +1113,17 @@ mod tests {
             Err(PsiError::Table(_))
         ));
         assert_eq!(Table::from_bytes(&bytes, slots).unwrap(), table);
+        // A slot that is no point (a trap for images that hash there), or a huge slot count.
+        let mut bad = bytes.clone();
+        bad[64 + 32 * 5..64 + 32 * 6].copy_from_slice(&[0xff; 32]);
+        assert!(matches!(
+            Table::from_bytes(&bad, slots),
+            Err(PsiError::Table(_))
+        ));
+        assert!(matches!(
+            Table::from_bytes(&bytes, usize::MAX / 16),
+            Err(PsiError::Table(_))
+        ));
         assert!(matches!(
             Threshold { t: 0, s: 1 }.check(),
             Err(PsiError::Params(_))
@@ -1068,6 +1139,31 @@ mod tests {
         let canary = distinguisher(300, 1, true);
         assert!(canary.correct * 100 >= canary.guesses * 95, "{canary:?}");
         assert_eq!(canary.feature, "top byte of P1(x)");
+    }
+
+    #[test]
+    fn a_repeated_image_repeats_its_share_whether_real_or_synthetic() {
+        let (table, key, list, device) = setup();
+        let mut r = rng(12);
+        let share = |v: Vec<u8>| key.open(&TH, &v).unwrap().unwrap();
+        let a = share(device.synthetic(&table, &list[0], &mut r).unwrap());
+        let b = share(device.synthetic(&table, &list[0], &mut r).unwrap());
+        assert_eq!((a.x.clone(), a.y.clone()), (b.x, b.y));
+        let c = share(device.synthetic(&table, &list[1], &mut r).unwrap());
+        assert_ne!(a.x, c.x);
+        // The coin is the image's: the same for every send, at about the rate asked.
+        let coins: Vec<bool> = items(4000, 5)
+            .iter()
+            .map(|i| device.is_synthetic(i, 0.1))
+            .collect();
+        let rate = coins.iter().filter(|&&c| c).count() as f64 / coins.len() as f64;
+        assert!((rate - 0.1).abs() < 0.02, "{rate}");
+        assert!(
+            items(50, 5)
+                .iter()
+                .all(|i| device.is_synthetic(i, 0.1) == device.is_synthetic(i, 0.1))
+        );
+        assert!(!device.is_synthetic(&list[0], 0.0));
     }
 
     #[test]
@@ -1090,7 +1186,7 @@ mod tests {
                 .map(|&b| b as f64)
                 .sum::<f64>()
                 / 31.0;
-            let v = d.synthetic(&table, &mut r).unwrap();
+            let v = d.synthetic(&table, &item(&mut r), &mut r).unwrap();
             let sh = key.open(&TH, &v).unwrap().unwrap();
             synth_mean += hex::decode(&sh.y[0]).unwrap()[..31]
                 .iter()
