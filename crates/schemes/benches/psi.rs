@@ -60,8 +60,8 @@ fn bench(c: &mut Criterion) {
             key.open(&th, &v).unwrap().unwrap()
         })
         .collect();
-    for _ in 0..4 {
-        let v = device.synthetic(&table, &[9; 32], &mut rng).unwrap();
+    for image in items(4, 77) {
+        let v = device.synthetic(&table, &image, &mut rng).unwrap();
         shares.push(key.open(&th, &v).unwrap().unwrap());
     }
     g.bench_function("provider: recover, 8 real and 4 synthetic shares", |b| {
