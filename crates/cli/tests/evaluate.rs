@@ -170,6 +170,27 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
             "{name}"
         );
     }
+    // Accounts flagged, by list images sent: the rows account for every user; S0 flags no
+    // one, S3 flags accounts, and no scheme flags one that sent no list image.
+    let accounts = |name: &str| scheme(&r, name)["accounts_by_listed_sent"].clone();
+    for name in ["e2ee", "device-hash"] {
+        let rows = accounts(name);
+        let rows = rows.as_array().unwrap();
+        let sum: u64 = rows.iter().map(|x| u(x, "accounts")).sum();
+        assert_eq!(
+            sum,
+            r["workload"]["users"].as_u64().unwrap(),
+            "{name}: {rows:?}"
+        );
+        let flagged: u64 = rows.iter().map(|x| u(x, "flagged")).sum();
+        assert_eq!(flagged == 0, name == "e2ee", "{name}: {rows:?}");
+        for row in rows {
+            assert!(u(row, "flagged") <= u(row, "accounts"), "{row}");
+            if u(row, "listed_sent") == 0 {
+                assert_eq!(u(row, "flagged"), 0, "{name}: {row}");
+            }
+        }
+    }
     let on_device = scheme(&r, "on-device");
     assert_eq!(
         on_device["extra_bytes_per_image"], on_device["disclosed_bytes_per_image"],

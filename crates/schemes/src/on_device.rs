@@ -32,7 +32,6 @@
 //! be possible, and is not built). The evaluation counts the announcement's bytes as the
 //! state each device keeps.
 
-use crate::fingerprint::{Fingerprint, fingerprint};
 use crate::{Matcher, Scheme, SchemeError, SimInputs, Simulation};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -296,10 +295,7 @@ impl ClientScheme for Client {
         self.name
     }
     fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
-        let hash = match fingerprint(a.media, a.bytes)? {
-            Fingerprint::Image { hash, .. } => hash,
-            Fingerprint::Video { .. } => return Err(SchemeError::Media(a.media).into()),
-        };
+        let hash = crate::device_hash::own_hash(a)?;
         Ok(self
             .list
             .check(&hash)

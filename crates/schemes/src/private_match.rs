@@ -48,7 +48,6 @@
 //! ones below the threshold. The evaluation's provider view holds the opened bucket indices.
 //! It costs `k` vouchers per image.
 
-use crate::fingerprint::{Fingerprint, fingerprint};
 use crate::psi::{Device, ProviderKey, PsiError, Share, Table, Threshold};
 use crate::{Scheme, SchemeError, SimInputs, Simulation};
 use base64::Engine;
@@ -402,10 +401,7 @@ impl ClientScheme for Client {
         self.name
     }
     fn on_attachment(&mut self, ctx: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
-        let hash = match fingerprint(a.media, a.bytes)? {
-            Fingerprint::Image { hash, .. } => hash,
-            Fingerprint::Video { .. } => return Err(SchemeError::Media(a.media).into()),
-        };
+        let hash = crate::device_hash::own_hash(a)?;
         let device = self.device(ctx)?;
         let image = hash.to_bytes();
         let items = if self.projections.is_empty() {
