@@ -26,6 +26,11 @@ pub struct EvalArgs {
     /// The small workload (about 2 minutes on 2 cores), for CI.
     #[arg(long)]
     quick: bool,
+    /// Scheme configuration for this run, repeatable: the field as `scanlab serve --param`
+    /// names it (`--param threshold=5`). Every scheme run must take it in an evaluation, so
+    /// name them with --schemes.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
     /// Print the JSON Schema of results.json (the file in the repository's schema/ folder) and
     /// exit.
     #[arg(long)]
@@ -77,6 +82,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         },
         seed: a.seed,
         quick: a.quick,
+        params: crate::schemecmd::parse_params(&a.params)?,
         command,
     };
     let bar = Bar(Mutex::new(ProgressBar::hidden()));

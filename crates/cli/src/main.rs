@@ -57,6 +57,7 @@ const EVALUATE_EXAMPLES: &str = "Examples:
   scanlab evaluate --out evaluation           # the default run (about 4 minutes on 2 cores)
   scanlab evaluate --quick --out /tmp/e       # a smaller run (under a minute)
   scanlab evaluate --schemes e2ee,device-hash --seed 7 --out e7
+  scanlab evaluate --schemes private-match --param threshold=5 --out t5   # one scheme, reconfigured
   scanlab evaluate --print-schema > results.schema.json";
 
 const FP_EXAMPLES: &str = "Examples:

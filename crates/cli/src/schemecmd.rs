@@ -84,13 +84,7 @@ impl SchemeArgs {
         if !self.allow.is_empty() {
             c.insert("allow".into(), self.allow.clone().into());
         }
-        for kv in &self.params {
-            let (k, v) = kv
-                .split_once('=')
-                .with_context(|| format!("--param {kv:?}: expected KEY=VALUE"))?;
-            let v = serde_json::from_str(v).unwrap_or_else(|_| v.into());
-            c.insert(k.replace('-', "_"), v);
-        }
+        c.extend(parse_params(&self.params)?);
         Ok(c.into())
     }
 
@@ -99,6 +93,20 @@ impl SchemeArgs {
         let scheme = scanlab_schemes::registry().get(&self.scheme)?;
         Ok(scheme.provider(&self.config()?)?)
     }
+}
+
+/// `--param KEY=VALUE` flags as configuration fields: the value as JSON where it parses (a
+/// number, a boolean), else as a string; `-` in a key is `_`.
+pub fn parse_params(params: &[String]) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut c = serde_json::Map::new();
+    for kv in params {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--param {kv:?}: expected KEY=VALUE"))?;
+        let v = serde_json::from_str(v).unwrap_or_else(|_| v.into());
+        c.insert(k.replace('-', "_"), v);
+    }
+    Ok(c)
 }
 
 /// Parses the bytes of the list file `path`, reporting merged duplicates.

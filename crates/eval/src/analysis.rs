@@ -317,6 +317,8 @@ pub struct SchemeMeasures {
     pub user_list: UserListKnowledge,
     /// Accounts flagged, by the number of list images they sent.
     pub accounts_by_listed_sent: Vec<AccountsBySent>,
+    /// What the shape of the provider's records tells it about undisclosed sends.
+    pub distinguisher: crate::distinguish::Distinguisher,
 }
 
 /// What the provider's data yields about each blob in the honest scenario (no stolen keys).
@@ -616,8 +618,8 @@ fn reconstruction(
     })
 }
 
-/// Measures one run.
-pub fn measure(o: &Outcome, w: &Workload, seed: u64) -> SchemeMeasures {
+/// Measures one run; `edited_distance` is each edited copy's PDQ distance from its list image.
+pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) -> SchemeMeasures {
     let flagged: BTreeSet<&str> = o.reviews.iter().map(|r| r.blob.as_str()).collect();
     let is_flagged = |s: &crate::sim::Send| flagged.contains(s.blob.as_str());
 
@@ -858,6 +860,12 @@ pub fn measure(o: &Outcome, w: &Workload, seed: u64) -> SchemeMeasures {
         device_state_bytes: o.scheme_params_len,
         user_list: user_list_knowledge(o, w, seed),
         accounts_by_listed_sent: accounts_by_sent(o, 16),
+        distinguisher: crate::distinguish::measure(
+            o,
+            edited_distance,
+            scanlab_schemes::DEFAULT_RADIUS,
+            seed,
+        ),
     }
 }
 

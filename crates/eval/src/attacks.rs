@@ -77,10 +77,12 @@ fn deploy(scheme: &dyn Scheme, list: &scanlab_hashlist::HashList) -> Result<Depl
     let dir = tempfile::tempdir().map_err(|e| EvalError::Io(e.to_string()))?;
     let list_file = dir.path().join("list.csv");
     std::fs::write(&list_file, list.to_csv()).map_err(|e| EvalError::Io(e.to_string()))?;
+    // The scheme as it is deployed by default: the attacks are on its design.
     let sim = scheme.simulate(&SimInputs {
         list,
         list_file: &list_file,
         dir: dir.path(),
+        params: &serde_json::Map::new(),
     })?;
     let provider = Provider::with_scheme(
         Box::new(SqliteStore::open(&dir.path().join("provider"))?),

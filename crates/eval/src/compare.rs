@@ -78,6 +78,11 @@ pub struct Comparison {
     pub copies: usize,
     /// What these figures cannot show.
     pub limits: String,
+    /// PDQ distance of each edited copy (as [`Workload::edited`] orders them) from its list
+    /// image: what the distinguisher's distance question is scored on.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pdq_edited: Vec<u32>,
 }
 
 /// Every hash of [`phash::all`] of one image, in that order.
@@ -120,6 +125,7 @@ pub fn run(w: &Workload, tick: &(dyn Fn() + Sync)) -> Result<Comparison, crate::
     let n = originals.len();
     let pairs = (n * n.saturating_sub(1) / 2) as u64;
     let mut hashes = Vec::new();
+    let mut pdq_edited = Vec::new();
     for (f, hf) in fns.iter().enumerate() {
         let bits = hf.bits();
         let radius = hf.default_radius();
@@ -129,6 +135,9 @@ pub fn run(w: &Workload, tick: &(dyn Fn() + Sync)) -> Result<Comparison, crate::
             .iter()
             .map(|(_, _, i, h)| h[f].distance(&originals[w.list[*i]][f]))
             .collect();
+        if hf.name() == "pdq" {
+            pdq_edited = copy_d[w.list.len()..].to_vec();
+        }
         let mut pair_hist = vec![0u64; bits as usize + 1];
         for a in 0..n {
             for b in a + 1..n {
@@ -198,6 +207,7 @@ pub fn run(w: &Workload, tick: &(dyn Fn() + Sync)) -> Result<Comparison, crate::
             clopper_pearson(0, pairs)[1]
         ),
         hashes,
+        pdq_edited,
     })
 }
 

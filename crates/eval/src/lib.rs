@@ -22,6 +22,7 @@ pub mod analyst;
 pub mod attacks;
 pub mod audit;
 pub mod compare;
+pub mod distinguish;
 pub mod report;
 pub mod sim;
 pub mod stats;
@@ -56,6 +57,18 @@ pub enum EvalError {
     /// A scheme could not be deployed.
     #[error("scheme: {0}")]
     Scheme(#[from] scanlab_schemes::SchemeError),
+    /// A `--param` names a field a scheme of the run does not take in an evaluation.
+    #[error(
+        "--param {param}: {scheme} takes no such parameter in an evaluation (it takes: {takes}); run it with --schemes naming only schemes that do"
+    )]
+    Param {
+        /// The parameter.
+        param: String,
+        /// The scheme.
+        scheme: String,
+        /// What it takes.
+        takes: String,
+    },
 }
 
 /// An I/O or output failure, as an [`EvalError::Io`].
@@ -74,6 +87,9 @@ pub struct Config {
     pub seed: u64,
     /// The small, fast workload (CI).
     pub quick: bool,
+    /// Scheme configuration for this run (`--param KEY=VALUE`), given to every scheme run;
+    /// each must name the field in its [`Scheme::sim_params`].
+    pub params: serde_json::Map<String, serde_json::Value>,
     /// The command line that started this, for the report.
     pub command: String,
 }
@@ -186,6 +202,8 @@ pub struct Results {
     pub command: String,
     /// The seed.
     pub seed: u64,
+    /// Scheme configuration set for this run (`--param`), empty for the defaults.
+    pub params: serde_json::Map<String, serde_json::Value>,
     /// Quick run?
     pub quick: bool,
     /// The workload.
@@ -310,6 +328,18 @@ fn tile(title: &str, caption: &str, g: &image::GrayImage) -> Tile {
 /// Runs the evaluation.
 pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> {
     let started = std::time::Instant::now();
+    for s in &cfg.schemes {
+        if let Some(p) = cfg.params.keys().find(|p| !s.sim_params().contains(&p.as_str())) {
+            return Err(EvalError::Param {
+                param: p.clone(),
+                scheme: s.name().into(),
+                takes: match s.sim_params() {
+                    [] => "none".into(),
+                    t => t.join(", "),
+                },
+            });
+        }
+    }
     let (size, users) = sizes(cfg.quick);
     let per_image = size.strengths.len() * scanlab_imaging::EditKind::ALL.len();
     progress.phase(
@@ -343,7 +373,11 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
     let outcomes: Vec<sim::Outcome> = cfg
         .schemes
         .par_iter()
-        .map(|s| sim::run(&**s, &w, list.clone(), users, cfg.seed, &|| progress.tick()))
+        .map(|s| {
+            sim::run(&**s, &w, list.clone(), users, &cfg.params, cfg.seed, &|| {
+                progress.tick()
+            })
+        })
         .collect::<Result<_, _>>()?;
 
     progress.phase("comparing hashes", (w.list.len() + w.edited.len()) as u64);
@@ -352,7 +386,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
     let schemes: Vec<analysis::SchemeMeasures> = outcomes
         .par_iter()
         .map(|o| {
-            let m = analysis::measure(o, &w, cfg.seed);
+            let m = analysis::measure(o, &w, &comparison.pdq_edited, cfg.seed);
             progress.tick();
             m
         })
@@ -482,6 +516,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         version: env!("CARGO_PKG_VERSION").into(),
         command: cfg.command.clone(),
         seed: cfg.seed,
+        params: cfg.params.clone(),
         quick: cfg.quick,
         workload: WorkloadSummary {
             corpus_images: w.photos.len(),
@@ -528,4 +563,46 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         timings,
         gallery,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+    impl Progress for Quiet {
+        fn phase(&self, _: &str, _: u64) {}
+        fn tick(&self) {}
+    }
+
+    #[test]
+    fn a_param_a_scheme_does_not_take_is_refused_before_anything_runs() {
+        let r = scanlab_schemes::registry();
+        let cfg = |names: &[&str], key: &str| Config {
+            corpus: Vec::new(),
+            schemes: names.iter().map(|n| r.get(n).unwrap()).collect(),
+            seed: 1,
+            quick: true,
+            params: [(key.to_string(), serde_json::Value::from(5))].into_iter().collect(),
+            command: "test".into(),
+        };
+        // S0 takes no parameter; S7 takes a threshold but not S7f's bucket count.
+        for (names, key, scheme) in [
+            (&["e2ee"][..], "threshold", "e2ee"),
+            (&["private-match"][..], "tables", "private-match"),
+            (&["private-match-fuzzy", "device-hash"][..], "threshold", "device-hash"),
+        ] {
+            match run(&cfg(names, key), &Quiet) {
+                Err(EvalError::Param { param, scheme: s, .. }) => {
+                    assert_eq!((param.as_str(), s.as_str()), (key, scheme))
+                }
+                other => panic!("{names:?} {key}: {:?}", other.map(|_| ())),
+            }
+        }
+        // A parameter every scheme takes passes the check (and then fails on the empty corpus).
+        assert!(matches!(
+            run(&cfg(&["private-match", "private-match-fuzzy"], "threshold"), &Quiet),
+            Err(EvalError::Corpus(_))
+        ));
+    }
 }

@@ -72,6 +72,19 @@ fn chosen_cell(c: &crate::analysis::ChosenImages) -> String {
     )
 }
 
+fn guess_cell(g: Option<&crate::distinguish::Guess>) -> String {
+    match g {
+        None => "too few undisclosed sends".into(),
+        Some(g) => format!(
+            "{} ({}–{}), {} per class",
+            pct(g.accuracy),
+            pct(g.ci95[0]),
+            pct(g.ci95[1]),
+            g.per_class
+        ),
+    }
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
@@ -306,6 +319,40 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
                     pct(u.oracle_base_rate)
                 )
             }),
+        ),
+        (
+            "Provider guesses from the shape of its records, undisclosed sends, chance 50%: list images as sent vs unlisted".into(),
+            t(&|s| guess_cell(s.distinguisher.listed.as_ref())),
+        ),
+        (
+            "… edited copies within the radius vs unlisted".into(),
+            t(&|s| guess_cell(s.distinguisher.near_duplicates.as_ref())),
+        ),
+        (
+            "… real matches vs decoys: listed sends of the shape that most marks one vs unlisted sends of that shape".into(),
+            t(&|s| guess_cell(s.distinguisher.lookalikes.as_ref())),
+        ),
+        (
+            "… unlisted sends of that shape, the decoy rate (95% interval), of all unlisted; sends to estimate it within ±2 points".into(),
+            t(&|s| {
+                let d = &s.distinguisher;
+                match d.lookalike_rate {
+                    None => "no shape shared by listed and unlisted sends".into(),
+                    Some(r) => format!(
+                        "{} ({}–{}) of {}; {}",
+                        pct(r),
+                        pct(d.lookalike_ci95[0]),
+                        pct(d.lookalike_ci95[1]),
+                        d.background,
+                        d.sends_for_rate
+                            .map_or("—".into(), |n| n.to_string())
+                    ),
+                }
+            }),
+        ),
+        (
+            "… edited copies within half the radius vs beyond it: distance from the list".into(),
+            t(&|s| guess_cell(s.distinguisher.distance.as_ref())),
         ),
         (
             "Client ms per image (scheme half: the sender's and every recipient's hooks)".into(),

@@ -300,6 +300,7 @@ pub fn run(
     w: &Workload,
     list: scanlab_hashlist::HashList,
     users: usize,
+    params: &serde_json::Map<String, Value>,
     seed: u64,
     tick: &(dyn Fn() + Sync),
 ) -> Result<Outcome, EvalError> {
@@ -311,12 +312,13 @@ pub fn run(
         list: &list,
         list_file: &list_file,
         dir: data.path(),
+        params,
     })?;
     let half = sim.provider;
     let meter = Arc::new(Meter::default());
     let scheme_params = half.public_params();
     let scheme_params_len = scheme_params.to_string().len();
-    let scheme_params_len_grown = grown_params_len(scheme, &list, data.path(), seed)?;
+    let scheme_params_len_grown = grown_params_len(scheme, &list, data.path(), params, seed)?;
     let provider = Provider::with_scheme(
         Box::new(SqliteStore::open(&data.path().join("provider"))?),
         Limits::default(),
@@ -513,6 +515,7 @@ fn grown_params_len(
     scheme: &dyn Scheme,
     list: &scanlab_hashlist::HashList,
     dir: &std::path::Path,
+    params: &serde_json::Map<String, Value>,
     seed: u64,
 ) -> Result<usize, EvalError> {
     let mut grown = list.clone();
@@ -535,6 +538,7 @@ fn grown_params_len(
         list: &grown,
         list_file: &file,
         dir: &dir,
+        params,
     })?;
     Ok(sim.provider.public_params().to_string().len())
 }

@@ -364,6 +364,7 @@ fn a_scheme_defined_in_a_test_runs_in_evaluate_quick_and_reaches_the_matrix() {
         schemes: vec![r.get("e2ee").unwrap(), r.get("probe").unwrap()],
         seed: 3,
         quick: true,
+        params: Default::default(),
         command: "test".into(),
     };
     let results = scanlab_eval::run(&cfg, &Quiet).unwrap();

@@ -280,19 +280,21 @@ impl Scheme for PrivateMatch {
         Ok(Box::new(Client::new(self.name(), params, s)?))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
-        let secret = crate::load_or_create_secret(&inputs.dir.join("psi.key"))?;
-        Ok(Simulation::provider_only(Arc::new(Provider::new(
-            self.name(),
-            inputs.list,
-            Threshold {
-                t: default_t(),
-                s: default_s(),
-            },
-            default_p(),
-            default_epsilon(),
-            self.fuzzy,
-            &secret,
-        )?)))
+        // The served configuration, with the run's overrides: one path for both.
+        let mut c = inputs.params.clone();
+        c.insert("list".into(), inputs.list_file.display().to_string().into());
+        c.insert(
+            "key".into(),
+            inputs.dir.join("psi.key").display().to_string().into(),
+        );
+        Ok(Simulation::provider_only(self.provider(&Value::Object(c))?))
+    }
+    fn sim_params(&self) -> &'static [&'static str] {
+        if self.fuzzy.is_some() {
+            &["threshold", "interleave", "synthetic", "epsilon", "tables", "bits"]
+        } else {
+            &["threshold", "interleave", "synthetic", "epsilon"]
+        }
     }
 }
 

@@ -22,6 +22,10 @@ pub struct SimInputs<'a> {
     pub list_file: &'a Path,
     /// A directory the scheme may use for its parties' stores.
     pub dir: &'a Path,
+    /// Configuration fields set for this run (`scanlab evaluate --param KEY=VALUE`), named as
+    /// `scanlab serve --param` names them; only those in [`Scheme::sim_params`] (the
+    /// evaluation refuses any other before it starts).
+    pub params: &'a serde_json::Map<String, Value>,
 }
 
 /// A party of a deployment other than the provider (an enclave, a matching organisation),
@@ -92,6 +96,11 @@ pub trait Scheme: Send + Sync + 'static {
     /// A whole in-process deployment for simulations: the provider half, any other parties,
     /// and the secrets they hold.
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError>;
+    /// The configuration fields [`Scheme::simulate`] honours in [`SimInputs::params`], so that
+    /// an evaluation can sweep them (S7's threshold). The default is none.
+    fn sim_params(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// An ordered set of schemes.
