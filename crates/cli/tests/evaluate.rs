@@ -191,6 +191,25 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
             }
         }
     }
+    // The shape distinguisher. S0's provider has no record that names a send, so every guess
+    // ties: exactly chance, the control. S7f's provider records which buckets opened, which
+    // says how near a copy is to the list: the leak it must catch.
+    let d = |name: &str| scheme(&r, name)["distinguisher"].clone();
+    let s0 = d("e2ee");
+    for q in ["listed", "near_duplicates", "distance"] {
+        assert_eq!(s0[q]["accuracy"], 0.5, "{q}: {s0}");
+        assert_eq!(s0[q]["ties"], s0[q]["guesses"], "{q}: {s0}");
+    }
+    assert!(
+        s0["lookalike_rate"].is_null(),
+        "one shape for every send: {s0}"
+    );
+    let s7f = d("private-match-fuzzy");
+    let lower = |q: &str| s7f[q]["ci95"][0].as_f64().unwrap_or(0.0);
+    assert!(
+        lower("near_duplicates").max(lower("distance")) > 0.5,
+        "{s7f}"
+    );
     let on_device = scheme(&r, "on-device");
     assert_eq!(
         on_device["extra_bytes_per_image"], on_device["disclosed_bytes_per_image"],

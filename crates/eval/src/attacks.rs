@@ -83,6 +83,7 @@ fn deploy(scheme: &dyn Scheme, list: &scanlab_hashlist::HashList) -> Result<Depl
         list_file: &list_file,
         dir: dir.path(),
         params: &serde_json::Map::new(),
+        seed: 1,
     })?;
     let provider = Provider::with_scheme(
         Box::new(SqliteStore::open(&dir.path().join("provider"))?),

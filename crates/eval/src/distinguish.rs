@@ -31,8 +31,8 @@
 //! - **near-duplicates vs unlisted:** edited copies within the radius of their list image
 //!   against background images;
 //! - **decoys:** the *marking shape* is the shape most over-represented among listed sends (as
-//!   sent, or within the radius) against background sends, among the shapes both take (S7: an
-//!   opened voucher). The share of background sends that take it is the provider's estimate of
+//!   sent, or within the radius) against background sends, among the shapes both take and that
+//!   are significantly more common among listed sends (S7: an opened voucher). The share of background sends that take it is the provider's estimate of
 //!   the scheme's decoy rate (S7's synthetic vouchers), with the sends it needs to estimate that
 //!   rate within ±2 percentage points; and the classifier is asked to tell the listed sends of
 //!   that shape from the background sends of that shape (real matches from decoys);
@@ -48,8 +48,8 @@
 
 use crate::sim::{Outcome, Tag};
 use crate::stats::wilson;
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use scanlab_messenger::{RecordKind, ViewRecord};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -188,9 +188,9 @@ pub fn traces<T>(view: &[ViewRecord], blobs: &BTreeMap<String, T>) -> BTreeMap<S
         let mut tokens = Trace::new();
         record_tokens(r, &mut tokens);
         if r.kind == RecordKind::Received
-            && let Some(reply) = view[i + 1..].iter().find(|x| {
-                x.kind == RecordKind::Sent && x.endpoint == r.endpoint && x.who == r.who
-            })
+            && let Some(reply) = view[i + 1..]
+                .iter()
+                .find(|x| x.kind == RecordKind::Sent && x.endpoint == r.endpoint && x.who == r.who)
         {
             record_tokens(reply, &mut tokens);
         }
@@ -251,7 +251,11 @@ pub fn guess<'t>(a: &[&'t Trace], b: &[&'t Trace], seed: u64) -> Option<Guess> {
             for (cls, s) in score.iter_mut().enumerate() {
                 for (v, (tok, cnt)) in vocab.iter().enumerate() {
                     let p = ((cnt[cls] - fold_df[f][v][cls]) as f64 + 1.0) / (n + 2.0);
-                    *s += if t.contains(*tok) { p.ln() } else { (1.0 - p).ln() };
+                    *s += if t.contains(*tok) {
+                        p.ln()
+                    } else {
+                        (1.0 - p).ln()
+                    };
                 }
             }
             let d = score[0] - score[1];
@@ -283,8 +287,9 @@ fn shape(t: &Trace) -> Trace {
 }
 
 /// The shape that most marks a listed send: among the shapes both `marked` and `background`
-/// traces take, the one most over-represented in `marked`, with the number of `background`
-/// traces that take it.
+/// traces take and that are significantly more common in `marked` (a one-sided two-proportion
+/// z-test at 5%), the one most over-represented there, with the number of `background` traces
+/// that take it. `None` when no shape marks a listed send.
 pub fn marking_shape(marked: &[&Trace], background: &[&Trace]) -> Option<(Trace, usize)> {
     let mut counts: BTreeMap<Trace, [usize; 2]> = BTreeMap::new();
     for (c, items) in [marked, background].into_iter().enumerate() {
@@ -295,10 +300,21 @@ pub fn marking_shape(marked: &[&Trace], background: &[&Trace]) -> Option<(Trace,
     let ratio = |n: &[usize; 2]| {
         (n[0] as f64 / marked.len().max(1) as f64) / (n[1] as f64 / background.len().max(1) as f64)
     };
+    let over = |n: &[usize; 2]| {
+        let (a, b) = (marked.len() as f64, background.len() as f64);
+        let (p1, p2) = (n[0] as f64 / a, n[1] as f64 / b);
+        let p = (n[0] + n[1]) as f64 / (a + b);
+        let se = (p * (1.0 - p) * (1.0 / a + 1.0 / b)).sqrt();
+        se > 0.0 && (p1 - p2) / se > 1.645
+    };
     counts
         .into_iter()
-        .filter(|(_, n)| n[0] > 0 && n[1] > 0)
-        .max_by(|a, b| ratio(&a.1).total_cmp(&ratio(&b.1)).then(a.1[0].cmp(&b.1[0])))
+        .filter(|(_, n)| n[0] > 0 && n[1] > 0 && over(n))
+        .max_by(|a, b| {
+            ratio(&a.1)
+                .total_cmp(&ratio(&b.1))
+                .then(a.1[0].cmp(&b.1[0]))
+        })
         .map(|(s, n)| (s, n[1]))
 }
 
@@ -318,14 +334,23 @@ pub fn measure(o: &Outcome, edited_distance: &[u32], radius: u32, seed: u64) -> 
     let mut close = Vec::new();
     let mut far = Vec::new();
     let mut background = Vec::new();
-    for s in o.sends.iter().filter(|s| !disclosed.contains(s.blob.as_str())) {
+    for s in o
+        .sends
+        .iter()
+        .filter(|s| !disclosed.contains(s.blob.as_str()))
+    {
         let t = all.get(&s.blob).unwrap_or(&empty);
         match s.tag {
             Tag::Listed(_, None) => listed.push(t),
             Tag::Listed(_, Some(e)) => match edited_distance.get(e) {
                 Some(&d) if d <= radius => {
                     near.push(t);
-                    if d <= radius / 2 { &mut close } else { &mut far }.push(t);
+                    if d <= radius / 2 {
+                        &mut close
+                    } else {
+                        &mut far
+                    }
+                    .push(t);
                 }
                 _ => {}
             },
@@ -407,7 +432,11 @@ mod tests {
         let rare = |seed: u64| -> Vec<Trace> {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             (0..300)
-                .map(|_| (0..3).map(|_| format!("v len {}", rng.random_range(0..400))).collect())
+                .map(|_| {
+                    (0..3)
+                        .map(|_| format!("v len {}", rng.random_range(0..400)))
+                        .collect()
+                })
                 .collect()
         };
         let g = run(&rare(10), &rare(11), 12);
@@ -453,11 +482,17 @@ mod tests {
         let m: Vec<&Trace> = marked.iter().collect();
         let b: Vec<&Trace> = background.iter().collect();
         let (s, k) = marking_shape(&m, &b).unwrap();
-        assert_eq!((s, k), (Trace::from(["s opened array of 1".to_string()]), 20));
-        // One shape for everything: it is the mark, taken by every unlisted send.
+        assert_eq!(
+            (s, k),
+            (Trace::from(["s opened array of 1".to_string()]), 20)
+        );
+        // One shape for everything, or shapes as common in both: nothing marks a listed send.
         let flat: Vec<Trace> = (0..10).map(|_| Trace::new()).collect();
         let f: Vec<&Trace> = flat.iter().collect();
-        assert_eq!(marking_shape(&f, &f), Some((Trace::new(), 10)));
+        assert_eq!(marking_shape(&f, &f), None);
+        let same: Vec<Trace> = (0..200).map(|i| t(i % 10 == 0, i)).collect();
+        let s: Vec<&Trace> = same.iter().collect();
+        assert_eq!(marking_shape(&s[..100], &s[100..]), None);
         // Shapes the two never share: no mark.
         assert_eq!(marking_shape(&m[..1], &b[1..2]), None);
     }
@@ -497,15 +532,26 @@ mod tests {
         let view = vec![
             rec(1, RecordKind::Received, "PUT /v1/blobs", r#"{"blob":"b1"}"#),
             rec(2, RecordKind::Received, "POST /v1/scan", r#"{"blob":"b1"}"#),
-            rec(3, RecordKind::Derived, "POST /v1/scan", r#"{"blob":"b1","opened":[0]}"#),
+            rec(
+                3,
+                RecordKind::Derived,
+                "POST /v1/scan",
+                r#"{"blob":"b1","opened":[0]}"#,
+            ),
             rec(4, RecordKind::Sent, "POST /v1/scan", r#"{"match":true}"#),
             rec(5, RecordKind::Received, "POST /v1/scan", r#"{"blob":"b2"}"#),
         ];
         let blobs: BTreeMap<String, ()> = [("b1".into(), ()), ("b2".into(), ())].into();
         let t = traces(&view, &blobs);
         let b1 = &t["b1"];
-        assert!(b1.contains("s derived POST /v1/scan body.opened array of 1"), "{b1:?}");
-        assert!(b1.contains("s sent POST /v1/scan body.match = true"), "{b1:?}");
+        assert!(
+            b1.contains("s derived POST /v1/scan body.opened array of 1"),
+            "{b1:?}"
+        );
+        assert!(
+            b1.contains("s sent POST /v1/scan body.match = true"),
+            "{b1:?}"
+        );
         assert!(!b1.iter().any(|x| x.contains("/v1/blobs")), "{b1:?}");
         // b2's request has no reply after it: its trace is the request alone.
         assert!(!t["b2"].iter().any(|x| x.contains("sent")), "{:?}", t["b2"]);

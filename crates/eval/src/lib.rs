@@ -329,7 +329,11 @@ fn tile(title: &str, caption: &str, g: &image::GrayImage) -> Tile {
 pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> {
     let started = std::time::Instant::now();
     for s in &cfg.schemes {
-        if let Some(p) = cfg.params.keys().find(|p| !s.sim_params().contains(&p.as_str())) {
+        if let Some(p) = cfg
+            .params
+            .keys()
+            .find(|p| !s.sim_params().contains(&p.as_str()))
+        {
             return Err(EvalError::Param {
                 param: p.clone(),
                 scheme: s.name().into(),
@@ -374,9 +378,15 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         .schemes
         .par_iter()
         .map(|s| {
-            sim::run(&**s, &w, list.clone(), users, &cfg.params, cfg.seed, &|| {
-                progress.tick()
-            })
+            sim::run(
+                &**s,
+                &w,
+                list.clone(),
+                users,
+                &cfg.params,
+                cfg.seed,
+                &|| progress.tick(),
+            )
         })
         .collect::<Result<_, _>>()?;
 
@@ -583,17 +593,25 @@ mod tests {
             schemes: names.iter().map(|n| r.get(n).unwrap()).collect(),
             seed: 1,
             quick: true,
-            params: [(key.to_string(), serde_json::Value::from(5))].into_iter().collect(),
+            params: [(key.to_string(), serde_json::Value::from(5))]
+                .into_iter()
+                .collect(),
             command: "test".into(),
         };
         // S0 takes no parameter; S7 takes a threshold but not S7f's bucket count.
         for (names, key, scheme) in [
             (&["e2ee"][..], "threshold", "e2ee"),
             (&["private-match"][..], "tables", "private-match"),
-            (&["private-match-fuzzy", "device-hash"][..], "threshold", "device-hash"),
+            (
+                &["private-match-fuzzy", "device-hash"][..],
+                "threshold",
+                "device-hash",
+            ),
         ] {
             match run(&cfg(names, key), &Quiet) {
-                Err(EvalError::Param { param, scheme: s, .. }) => {
+                Err(EvalError::Param {
+                    param, scheme: s, ..
+                }) => {
                     assert_eq!((param.as_str(), s.as_str()), (key, scheme))
                 }
                 other => panic!("{names:?} {key}: {:?}", other.map(|_| ())),
@@ -601,7 +619,10 @@ mod tests {
         }
         // A parameter every scheme takes passes the check (and then fails on the empty corpus).
         assert!(matches!(
-            run(&cfg(&["private-match", "private-match-fuzzy"], "threshold"), &Quiet),
+            run(
+                &cfg(&["private-match", "private-match-fuzzy"], "threshold"),
+                &Quiet
+            ),
             Err(EvalError::Corpus(_))
         ));
     }

@@ -337,7 +337,7 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             t(&|s| {
                 let d = &s.distinguisher;
                 match d.lookalike_rate {
-                    None => "no shape shared by listed and unlisted sends".into(),
+                    None => "no shape marks a listed send".into(),
                     Some(r) => format!(
                         "{} ({}–{}) of {}; {}",
                         pct(r),
@@ -670,6 +670,32 @@ point; at full recall it is {:.0}–100%).</p>",
         r.workload.send_quality,
         100.0 * crate::stats::wilson(n, n)[0]
     );
+    // Every scheme side by side, per edit, all strengths pooled: the exact and fuzzy variants
+    // of a design read off one row.
+    h.push_str("<p>Recall by edit, all strengths pooled (copies flagged / sent):</p><table><tr><th>edit</th>");
+    for s in &r.schemes {
+        let _ = write!(h, "<th>{}</th>", esc(&s.code));
+    }
+    h.push_str("</tr>");
+    let mut edits: Vec<&str> = Vec::new();
+    for p in r.schemes.iter().flat_map(|s| &s.recall) {
+        if !edits.contains(&p.edit.as_str()) {
+            edits.push(&p.edit);
+        }
+    }
+    for e in edits {
+        let _ = write!(h, "<tr><td>{}</td>", esc(e));
+        for s in &r.schemes {
+            let (f, n) = s
+                .recall
+                .iter()
+                .filter(|p| p.edit == e)
+                .fold((0, 0), |(f, n), p| (f + p.flagged, n + p.sent));
+            let _ = write!(h, "<td>{f}/{n}</td>");
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
 
     let fp = &r.false_positives;
     h.push_str("<h2>False positives</h2>");

@@ -313,6 +313,7 @@ pub fn run(
         list_file: &list_file,
         dir: data.path(),
         params,
+        seed,
     })?;
     let half = sim.provider;
     let meter = Arc::new(Meter::default());
@@ -539,6 +540,7 @@ fn grown_params_len(
         list_file: &file,
         dir: &dir,
         params,
+        seed,
     })?;
     Ok(sim.provider.public_params().to_string().len())
 }

@@ -280,18 +280,29 @@ impl Scheme for PrivateMatch {
         Ok(Box::new(Client::new(self.name(), params, s)?))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
-        // The served configuration, with the run's overrides: one path for both.
+        // The served configuration, with the run's overrides: one path for both. The secret
+        // (α, and S7f's projections) is drawn from the run's seed, so a run repeats (drawn at
+        // random, S7f's buckets and so its recall changed between runs of one seed).
+        let key = inputs.dir.join("psi.key");
+        let mut secret = Zeroizing::new([0u8; 32]);
+        rand_chacha::ChaCha20Rng::seed_from_u64(inputs.seed ^ 0x7073_692d_6b65_7921)
+            .fill_bytes(secret.as_mut());
+        crate::write_secret_file(&key, Zeroizing::new(hex::encode(*secret)).as_bytes())?;
         let mut c = inputs.params.clone();
         c.insert("list".into(), inputs.list_file.display().to_string().into());
-        c.insert(
-            "key".into(),
-            inputs.dir.join("psi.key").display().to_string().into(),
-        );
+        c.insert("key".into(), key.display().to_string().into());
         Ok(Simulation::provider_only(self.provider(&Value::Object(c))?))
     }
     fn sim_params(&self) -> &'static [&'static str] {
         if self.fuzzy.is_some() {
-            &["threshold", "interleave", "synthetic", "epsilon", "tables", "bits"]
+            &[
+                "threshold",
+                "interleave",
+                "synthetic",
+                "epsilon",
+                "tables",
+                "bits",
+            ]
         } else {
             &["threshold", "interleave", "synthetic", "epsilon"]
         }

@@ -26,6 +26,9 @@ pub struct SimInputs<'a> {
     /// `scanlab serve --param` names them; only those in [`Scheme::sim_params`] (the
     /// evaluation refuses any other before it starts).
     pub params: &'a serde_json::Map<String, Value>,
+    /// The run's seed: a scheme whose provider draws secrets that shape its matching (S7f's
+    /// bucket projections) draws them from it, so that a run repeats. Never a deployment's.
+    pub seed: u64,
 }
 
 /// A party of a deployment other than the provider (an enclave, a matching organisation),
