@@ -10,10 +10,14 @@
 //! many items their arrays held, which flags were set?
 //!
 //! # The procedure, the same for every scheme
-//! 1. **A send's trace:** every provider record whose JSON (body or metadata) names the send's
-//!    blob id, and the response that answered each such request (the next `sent` record on the
-//!    same endpoint to the same account). The blob's own upload and downloads are left out: S0
-//!    has them too, and their padded sizes depend on the photo, not on the scheme.
+//! 1. **A send's trace:** every provider record whose JSON (body or metadata) or endpoint names
+//!    the send's blob id and no other, and the response that answered each such request (the
+//!    next `sent` record on the same endpoint to the same account). A record naming several
+//!    blobs (an account's state) is about none of them alone and is left out; blob ids and the
+//!    account's name in an endpoint become placeholders. The blob's own upload and downloads
+//!    are left out: S0 has them too, and their padded sizes depend on the photo, not on the
+//!    scheme. The simulation sends list, edited and background images in one seeded random
+//!    order, so a counter that grows with an account's traffic does not separate the classes.
 //! 2. **Its tokens**, read without knowing the scheme. *Shape* tokens: each record's kind and
 //!    endpoint; every JSON leaf's path (array positions dropped) and type; the length of every
 //!    array; the value of every boolean and null. *Value* tokens: each record's length in bytes,
@@ -41,7 +45,13 @@
 //!
 //! # What it cannot show
 //! Naive Bayes on these tokens is one distinguisher, not the best possible one: an accuracy at
-//! chance bounds nothing, while one above chance proves a leak. It reads no contents (the
+//! chance bounds nothing. The Wilson interval treats the guesses as independent, which they
+//! are not (the folds' training sets overlap, and edited copies share 24 originals), and the
+//! matrix asks several questions of ten schemes: an accuracy just outside its interval is a
+//! lead, not a proof. Edited copies are re-encoded at another JPEG quality than background
+//! images as sent, so a scheme whose records reflect encoding would separate the
+//! near-duplicate question without knowing the list; the distance question compares edited
+//! copies with edited copies. It reads no contents (the
 //! hash values, the ciphertext bytes: the analyst's decoders and [`scanlab_schemes::psi`]'s own
 //! distinguisher do) and no timing. Balanced classes measure separability, not what a guess is
 //! worth at a real base rate, where listed images are rare.
@@ -93,7 +103,8 @@ pub struct Distinguisher {
     /// sends of that shape: real matches against decoys.
     pub lookalikes: Option<Guess>,
     /// Background sends of the marking shape (the shape most over-represented among listed
-    /// sends): the provider's estimate of the decoy rate. `None` when no shape is taken by both.
+    /// sends): the provider's estimate of the decoy rate. `None` when no shape taken by both
+    /// classes is significantly more common among listed sends.
     pub lookalike_rate: Option<f64>,
     /// Its Wilson 95% interval.
     pub lookalike_ci95: [f64; 2],
@@ -138,8 +149,36 @@ fn leaf_tokens(v: &Value, path: &str, out: &mut Trace) {
     }
 }
 
-fn record_tokens(r: &ViewRecord, out: &mut Trace) {
-    let head = format!("{} {}", r.kind.as_str(), r.endpoint);
+/// `endpoint` with each blob id and the account's name replaced by a placeholder, so that a
+/// per-account state row or a per-blob path is one token for every send, not a token of its
+/// own.
+fn endpoint<T>(r: &ViewRecord, blobs: &BTreeMap<String, T>) -> String {
+    let e: Vec<&str> = r
+        .endpoint
+        .split(' ')
+        .map(|w| {
+            if r.who.as_deref() == Some(w) {
+                "<account>"
+            } else {
+                w
+            }
+        })
+        .collect();
+    e.join(" ")
+        .split('/')
+        .map(|seg| {
+            if blobs.contains_key(seg) {
+                "<blob>"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn record_tokens<T>(r: &ViewRecord, blobs: &BTreeMap<String, T>, out: &mut Trace) {
+    let head = format!("{} {}", r.kind.as_str(), endpoint(r, blobs));
     out.insert(format!("s {head}"));
     out.insert(format!("v {head} {} bytes", r.len));
     if let Some(v) = r.json() {
@@ -166,7 +205,13 @@ pub fn traces<T>(view: &[ViewRecord], blobs: &BTreeMap<String, T>) -> BTreeMap<S
         if r.endpoint.contains("/v1/blobs") {
             continue;
         }
-        let mut named = Vec::new();
+        // An endpoint can name a blob too (`GET /v1/scan/receipt/ID`).
+        let mut named: BTreeSet<String> = r
+            .endpoint
+            .split(['/', ' '])
+            .filter(|p| blobs.contains_key(*p))
+            .map(str::to_string)
+            .collect();
         for v in [
             r.json(),
             r.extra.as_ref().and_then(|e| serde_json::from_str(e).ok()),
@@ -182,17 +227,20 @@ pub fn traces<T>(view: &[ViewRecord], blobs: &BTreeMap<String, T>) -> BTreeMap<S
                     .map(str::to_string),
             );
         }
-        if named.is_empty() {
+        // A record about several sends (an account's state, listing every blob it holds a
+        // share of) is about none of them alone: followed, it would give each send a shape of
+        // its own, its rank in the account.
+        if named.len() != 1 {
             continue;
         }
         let mut tokens = Trace::new();
-        record_tokens(r, &mut tokens);
+        record_tokens(r, blobs, &mut tokens);
         if r.kind == RecordKind::Received
             && let Some(reply) = view[i + 1..]
                 .iter()
                 .find(|x| x.kind == RecordKind::Sent && x.endpoint == r.endpoint && x.who == r.who)
         {
-            record_tokens(reply, &mut tokens);
+            record_tokens(reply, blobs, &mut tokens);
         }
         for b in named {
             out.entry(b).or_default().extend(tokens.iter().cloned());
@@ -540,6 +588,12 @@ mod tests {
             ),
             rec(4, RecordKind::Sent, "POST /v1/scan", r#"{"match":true}"#),
             rec(5, RecordKind::Received, "POST /v1/scan", r#"{"blob":"b2"}"#),
+            // An account's state, naming both blobs: about neither alone.
+            rec(6, RecordKind::State, "s account u000", r#"{"shares":["b1","b2"]}"#),
+            // A per-account row naming one blob: the account becomes a placeholder.
+            rec(7, RecordKind::State, "s account u000", r#"{"last":"b2"}"#),
+            // A per-blob path.
+            rec(8, RecordKind::Received, "GET /v1/scan/receipt/b2", ""),
         ];
         let blobs: BTreeMap<String, ()> = [("b1".into(), ()), ("b2".into(), ())].into();
         let t = traces(&view, &blobs);
@@ -553,7 +607,11 @@ mod tests {
             "{b1:?}"
         );
         assert!(!b1.iter().any(|x| x.contains("/v1/blobs")), "{b1:?}");
-        // b2's request has no reply after it: its trace is the request alone.
-        assert!(!t["b2"].iter().any(|x| x.contains("sent")), "{:?}", t["b2"]);
+        // b2's request has no reply after it.
+        let b2 = &t["b2"];
+        assert!(!b2.iter().any(|x| x.contains("sent")), "{b2:?}");
+        assert!(!b1.iter().chain(b2).any(|x| x.contains("shares")), "{b1:?} {b2:?}");
+        assert!(b2.contains("s state s account <account>"), "{b2:?}");
+        assert!(b2.contains("s received GET /v1/scan/receipt/<blob>"), "{b2:?}");
     }
 }

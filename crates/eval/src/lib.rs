@@ -202,7 +202,8 @@ pub struct Results {
     pub command: String,
     /// The seed.
     pub seed: u64,
-    /// Scheme configuration set for this run (`--param`), empty for the defaults.
+    /// Scheme configuration set for this run (`--param`), empty for the defaults. The
+    /// provider-attack rows deploy each scheme with its defaults whatever this holds.
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Quick run?
     pub quick: bool,

@@ -9,16 +9,17 @@
 //! after each phase.
 //!
 //! # The traffic, in order
-//! 1. each list image as is, and each edited copy, from a seeded user to one of their chats;
-//! 2. each background image once;
-//! 3. the leaked document: a seeded user sends it, and every holder forwards it, with
+//! 1. each list image as is, each edited copy and each background image once, from a seeded
+//!    user to one of their chats, all in one seeded random order;
+//! 2. the leaked document: a seeded user sends it, and every holder forwards it, with
 //!    probability [`FORWARD_P`], to their other chat, for [`CASCADE_HOPS`] hops; a forward is
 //!    re-encoded (JPEG quality [`RECOMPRESS_QUALITY`]) with probability [`RECOMPRESS_P`], as a user's save-and-send
 //!    does;
-//! 4. the protest poster, in a cascade of its own.
+//! 3. the protest poster, in a cascade of its own.
 
 use crate::EvalError;
 use crate::workload::Workload;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use scanlab_messenger::client::{Client, LocalTransport};
 use scanlab_messenger::mls::Media;
@@ -386,36 +387,36 @@ pub fn run(
         Ok(to)
     };
 
-    // 1. List images and their edited copies.
+    // 1. List images, their edited copies and the background, each to a seeded user's
+    // chat (drawn in that order, so every send keeps its sender), sent in a seeded random
+    // order: sent list-first, anything that grows with an account's traffic (a count of its
+    // opened vouchers) would tell listed sends from background ones by time alone.
     let pick = |rng: &mut rand_chacha::ChaCha8Rng| {
         let u = rng.random_range(0..users);
         (u, chats_of[u][rng.random_range(0..chats_of[u].len())])
     };
+    let mut plan: Vec<(usize, usize, &[u8], Tag)> = Vec::new();
     for (i, &p) in w.list.iter().enumerate() {
         let (u, c) = pick(&mut rng);
-        send(&mut clients, u, c, &w.photos[p].sent, Tag::Listed(i, None))?;
+        plan.push((u, c, &w.photos[p].sent, Tag::Listed(i, None)));
     }
     for (e, ed) in w.edited.iter().enumerate() {
         let (u, c) = pick(&mut rng);
-        send(
-            &mut clients,
-            u,
-            c,
-            &ed.bytes,
-            Tag::Listed(ed.list_index, Some(e)),
-        )?;
-        if e % 64 == 63 {
+        plan.push((u, c, &ed.bytes, Tag::Listed(ed.list_index, Some(e))));
+    }
+    for (j, &p) in w.background.iter().enumerate() {
+        let (u, c) = pick(&mut rng);
+        plan.push((u, c, &w.photos[p].sent, Tag::Background(j)));
+    }
+    plan.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6f72_6465_72));
+    for (k, (u, c, bytes, tag)) in plan.into_iter().enumerate() {
+        send(&mut clients, u, c, bytes, tag)?;
+        if k % 64 == 63 {
             drain(&mut clients)?;
         }
     }
     drain(&mut clients)?;
-    // 2. Background.
-    for (j, &p) in w.background.iter().enumerate() {
-        let (u, c) = pick(&mut rng);
-        send(&mut clients, u, c, &w.photos[p].sent, Tag::Background(j))?;
-    }
-    drain(&mut clients)?;
-    // 3 and 4. The cascades.
+    // 2 and 3. The cascades.
     let mut holders = Vec::new();
     for (which, photo) in [(0, w.leaked), (1, w.poster)] {
         let original = w.photos[photo].sent.clone();
