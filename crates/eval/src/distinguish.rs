@@ -589,7 +589,12 @@ mod tests {
             rec(4, RecordKind::Sent, "POST /v1/scan", r#"{"match":true}"#),
             rec(5, RecordKind::Received, "POST /v1/scan", r#"{"blob":"b2"}"#),
             // An account's state, naming both blobs: about neither alone.
-            rec(6, RecordKind::State, "s account u000", r#"{"shares":["b1","b2"]}"#),
+            rec(
+                6,
+                RecordKind::State,
+                "s account u000",
+                r#"{"shares":["b1","b2"]}"#,
+            ),
             // A per-account row naming one blob: the account becomes a placeholder.
             rec(7, RecordKind::State, "s account u000", r#"{"last":"b2"}"#),
             // A per-blob path.
@@ -610,8 +615,14 @@ mod tests {
         // b2's request has no reply after it.
         let b2 = &t["b2"];
         assert!(!b2.iter().any(|x| x.contains("sent")), "{b2:?}");
-        assert!(!b1.iter().chain(b2).any(|x| x.contains("shares")), "{b1:?} {b2:?}");
+        assert!(
+            !b1.iter().chain(b2).any(|x| x.contains("shares")),
+            "{b1:?} {b2:?}"
+        );
         assert!(b2.contains("s state s account <account>"), "{b2:?}");
-        assert!(b2.contains("s received GET /v1/scan/receipt/<blob>"), "{b2:?}");
+        assert!(
+            b2.contains("s received GET /v1/scan/receipt/<blob>"),
+            "{b2:?}"
+        );
     }
 }

@@ -83,7 +83,8 @@ fn guess_cell(g: Option<&crate::distinguish::Guess>) -> String {
             g.per_class,
             match g.ties {
                 0 => String::new(),
-                t if t == g.guesses => ", every score tied (no records tell the sends apart)".into(),
+                t if t == g.guesses =>
+                    ", every score tied (no records tell the sends apart)".into(),
                 t => format!(", {t} ties"),
             }
         ),
@@ -335,7 +336,10 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
         ),
         (
             "… real matches vs decoys: listed sends of the shape that most marks one vs unlisted sends of that shape".into(),
-            t(&|s| guess_cell(s.distinguisher.lookalikes.as_ref())),
+            t(&|s| match s.distinguisher.lookalike_rate {
+                None => "no shape marks a listed send".into(),
+                Some(_) => guess_cell(s.distinguisher.lookalikes.as_ref()),
+            }),
         ),
         (
             "… unlisted sends of that shape, the decoy rate (95% interval), of all unlisted; sends to estimate it within ±2 points".into(),

@@ -408,7 +408,9 @@ pub fn run(
         let (u, c) = pick(&mut rng);
         plan.push((u, c, &w.photos[p].sent, Tag::Background(j)));
     }
-    plan.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6f72_6465_72));
+    plan.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed ^ 0x006f_7264_6572,
+    ));
     for (k, (u, c, bytes, tag)) in plan.into_iter().enumerate() {
         send(&mut clients, u, c, bytes, tag)?;
         if k % 64 == 63 {
