@@ -38,6 +38,8 @@ fn setup() -> &'static Setup {
                     list: &list,
                     list_file: &list_file,
                     dir: &d,
+                    params: &Default::default(),
+                    seed: 1,
                 })
                 .unwrap();
             let p = Provider::with_scheme(
