@@ -144,7 +144,8 @@ fn f32s(b: &[u8]) -> Option<Vec<f32>> {
     v.iter().all(|f| f.is_finite()).then_some(v)
 }
 
-fn strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+/// Every string leaf of `v`, in order.
+pub(crate) fn strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
     match v {
         Value::String(s) => out.push(s),
         Value::Array(a) => a.iter().for_each(|x| strings(x, out)),

@@ -56,6 +56,7 @@
 //! distinguisher do) and no timing. Balanced classes measure separability, not what a guess is
 //! worth at a real base rate, where listed images are rare.
 
+use crate::analyst::strings;
 use crate::sim::{Outcome, Tag};
 use crate::stats::wilson;
 use rand::SeedableRng;
@@ -189,15 +190,6 @@ fn record_tokens<T>(r: &ViewRecord, blobs: &BTreeMap<String, T>, out: &mut Trace
     }
 }
 
-fn strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
-    match v {
-        Value::String(s) => out.push(s),
-        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
-        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
-        _ => {}
-    }
-}
-
 /// Every blob's trace in `view`, keyed by blob id (blob ids are the keys of `blobs`).
 pub fn traces<T>(view: &[ViewRecord], blobs: &BTreeMap<String, T>) -> BTreeMap<String, Trace> {
     let mut out: BTreeMap<String, Trace> = BTreeMap::new();
@@ -289,12 +281,13 @@ pub fn guess<'t>(a: &[&'t Trace], b: &[&'t Trace], seed: u64) -> Option<Guess> {
             }
         }
     }
-    let fold_size = |f: usize| (0..m).filter(|&i| fold_of(i) == f).count();
+    let mut fold_size = vec![0; k];
+    (0..m).for_each(|i| fold_size[fold_of(i)] += 1);
     let (mut correct, mut ties) = (0, 0);
     for (c, items) in classes.iter().enumerate() {
         for (i, t) in items.iter().enumerate() {
             let f = fold_of(i);
-            let n = (m - fold_size(f)) as f64;
+            let n = (m - fold_size[f]) as f64;
             let mut score = [0.0f64; 2];
             for (cls, s) in score.iter_mut().enumerate() {
                 for (v, (tok, cnt)) in vocab.iter().enumerate() {
