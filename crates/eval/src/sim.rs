@@ -154,6 +154,9 @@ impl ClientScheme for TimedClient {
     fn inner_fields(&mut self, ctx: &ClientCtx, chat: &str) -> CResult<Option<Value>> {
         timed(&self.1.client_ns, None, || self.0.inner_fields(ctx, chat))
     }
+    fn aad(&mut self, ctx: &ClientCtx, chat: &str, plaintext: &[u8]) -> CResult<Option<Vec<u8>>> {
+        timed(&self.1.client_ns, None, || self.0.aad(ctx, chat, plaintext))
+    }
     fn message_fields(&mut self, ctx: &ClientCtx, m: &OutgoingMessage) -> CResult<Option<Value>> {
         // Per message, not per image: counted into the image's cost since every image send
         // is one message here.
@@ -202,6 +205,9 @@ impl ProviderScheme for TimedProvider {
     }
     fn on_report(&self, ctx: &ScanCtx, body: &Value) -> PResult<ScanOutcome> {
         timed(&self.1.provider_ns, None, || self.0.on_report(ctx, body))
+    }
+    fn stamp(&self, ctx: &ScanCtx, m: &IncomingMessage, at: u64) -> PResult<Option<Value>> {
+        timed(&self.1.provider_ns, None, || self.0.stamp(ctx, m, at))
     }
 }
 

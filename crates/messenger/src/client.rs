@@ -1104,7 +1104,11 @@ impl<T: Transport> Client<T> {
             body["scheme"] = inner;
         }
         let body = Zeroizing::new(serde_json::to_vec(&body).map_err(st)?);
-        let ct = self.mls.encrypt(chat, &body)?;
+        let aad = self
+            .with_scheme(|s, ctx| s.aad(ctx, chat, &body))?
+            .flatten()
+            .unwrap_or_default();
+        let ct = self.mls.encrypt_with_aad(chat, &aad, &body)?;
         let fields = self
             .with_scheme(|s, ctx| {
                 s.message_fields(
@@ -1392,8 +1396,12 @@ impl<T: Transport> Client<T> {
             ))
             .into());
         }
-        let (sender, plaintext) = match self.process_mls(gid, mls)? {
-            Incoming::Application { sender, plaintext } => (sender, plaintext),
+        let (sender, plaintext, aad) = match self.process_mls(gid, mls)? {
+            Incoming::Application {
+                sender,
+                plaintext,
+                aad,
+            } => (sender, plaintext, aad),
             Incoming::Commit { by, .. } if by != from => {
                 return Err(ClientError::Identity(format!(
                     "commit {id} came from account {from:?} but is signed by {by:?}"
@@ -1453,6 +1461,7 @@ impl<T: Transport> Client<T> {
             fields,
             ciphertext_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(mls)),
             sender_key,
+            aad,
             attachment: attachment.as_ref().map(|(img, _)| img.to_vec()),
         };
         // The client half checks the message before anything of it is kept (a refused one

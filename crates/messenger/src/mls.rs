@@ -103,6 +103,10 @@ pub struct Framing {
     pub epoch: u64,
     /// Whether it is a handshake message (commit or proposal) rather than application data.
     pub handshake: bool,
+    /// The authenticated data a private message carries in the clear (empty for a public
+    /// message): unverified here, authenticated by the recipients' decryption (S9 carries its
+    /// franking tag there).
+    pub aad: Vec<u8>,
 }
 
 /// Reads a protocol message's [`Framing`]; a welcome or key package is malformed here.
@@ -112,10 +116,15 @@ pub fn framing(message: &[u8]) -> Result<Framing, MlsError> {
     let p = m
         .try_into_protocol_message()
         .map_err(|e| MlsError::Malformed(e.to_string()))?;
+    let aad = match &p {
+        ProtocolMessage::PrivateMessage(m) => m.aad().to_vec(),
+        ProtocolMessage::PublicMessage(_) => Vec::new(),
+    };
     Ok(Framing {
         group: p.group_id().as_slice().to_vec(),
         epoch: p.epoch().as_u64(),
         handshake: p.is_handshake_message(),
+        aad,
     })
 }
 
@@ -325,6 +334,8 @@ pub enum Incoming {
         sender: String,
         /// Decrypted bytes.
         plaintext: Vec<u8>,
+        /// The message's authenticated data, verified by its decryption.
+        aad: Vec<u8>,
     },
     /// A commit was merged (membership or keys changed); `removed_self` when it removed us.
     Commit {
@@ -628,8 +639,21 @@ impl MlsClient {
 
     /// Encrypts an application message to the group.
     pub fn encrypt(&self, group: &str, plaintext: &[u8]) -> Result<Vec<u8>, MlsError> {
+        self.encrypt_with_aad(group, &[], plaintext)
+    }
+
+    /// Encrypts an application message to the group with `aad` as its authenticated data
+    /// (RFC 9420 §6.3.1): sent in the clear, bound to the ciphertext and the sender's
+    /// signature, so the provider reads it and recipients know the sender meant it.
+    pub fn encrypt_with_aad(
+        &self,
+        group: &str,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, MlsError> {
         self.atomic(|| {
             let mut g = self.load(group)?;
+            g.set_aad(aad.to_vec());
             g.create_message(&self.provider, &self.signer, plaintext)
                 .map_err(protocol)?
                 .to_bytes()
@@ -650,10 +674,12 @@ impl MlsClient {
                 .map_err(|e| MlsError::Malformed(format!("{e:?}")))?;
             let processed = g.process_message(&self.provider, pm).map_err(protocol)?;
             let sender = member_name(processed.credential());
+            let aad = processed.aad().to_vec();
             match processed.into_content() {
                 ProcessedMessageContent::ApplicationMessage(m) => Ok(Incoming::Application {
                     sender,
                     plaintext: m.into_bytes(),
+                    aad,
                 }),
                 ProcessedMessageContent::StagedCommitMessage(c) => {
                     let mut names: Vec<String> =
@@ -1037,7 +1063,8 @@ mod tests {
                 c.process("chat", &m, &any).unwrap(),
                 Incoming::Application {
                     sender: "alice".into(),
-                    plaintext: b"hello both".to_vec()
+                    plaintext: b"hello both".to_vec(),
+                    aad: Vec::new()
                 }
             );
         }
@@ -1078,7 +1105,8 @@ mod tests {
             bob.process("chat", &secret, &any).unwrap(),
             Incoming::Application {
                 sender: "alice".into(),
-                plaintext: b"only bob".to_vec()
+                plaintext: b"only bob".to_vec(),
+                aad: Vec::new()
             }
         );
         assert!(
@@ -1112,7 +1140,8 @@ mod tests {
             bob.process("chat", &m, &any).unwrap(),
             Incoming::Application {
                 sender: "alice".into(),
-                plaintext: b"ok".to_vec()
+                plaintext: b"ok".to_vec(),
+                aad: Vec::new()
             },
             "padding is stripped on receipt"
         );

@@ -790,25 +790,42 @@ async fn send(
         }
         _ => None,
     };
+    let mut fields = r.scheme.clone();
     if let Some(scheme) = p.scheme.clone() {
         let c = ctx(&p, &me, &pending, "POST /v1/messages");
-        let fields = r.scheme.clone();
+        let sent = fields.clone();
+        let aad = framing.as_ref().map(|f| f.aad.clone()).unwrap_or_default();
         let (group, payload) = (r.group.clone(), payload.clone());
-        blocking(move || {
+        let stamp = blocking(move || {
             let m = crate::scan::IncomingMessage {
                 group: &group,
                 kind,
                 ciphertext: payload.get(1..).unwrap_or_default(),
-                fields: fields.as_ref(),
+                fields: sent.as_ref(),
+                aad: &aad,
             };
             if let Some(d) = scheme.on_message(&c, &m)? {
                 c.derive(&d);
             }
-            Ok(())
+            let stamp = scheme.stamp(&c, &m, now_ms() as u64)?;
+            if let Some(s) = &stamp {
+                c.derive(&serde_json::json!({ "stamp": s }));
+            }
+            Ok(stamp)
         })
         .await?;
+        // The provider's stamp replaces whatever the sender put under its name.
+        if let Some(stamp) = stamp {
+            let mut f = match fields.take() {
+                Some(serde_json::Value::Object(o)) => o,
+                Some(other) => serde_json::Map::from_iter([("sender".to_string(), other)]),
+                None => serde_json::Map::new(),
+            };
+            f.insert("stamp".into(), stamp);
+            fields = Some(serde_json::Value::Object(f));
+        }
     }
-    let fields = r.scheme.as_ref().map(|f| f.to_string());
+    let fields = fields.as_ref().map(|f| f.to_string());
     let id = pending
         .write_with(&p.db, move |s| {
             for name in &r.recipients {

@@ -214,6 +214,19 @@ pub trait ProviderScheme: Send + Sync + 'static {
     fn on_report(&self, _ctx: &ScanCtx, _report: &Value) -> Result<ScanOutcome, ScanError> {
         Err(ScanError::Unsupported)
     }
+    /// The provider's stamp on a message it accepts (after [`ProviderScheme::on_message`]),
+    /// delivered to the recipients with it under `stamp` in its fields, in place of anything
+    /// the sender put there (S9's franking: the provider binds the sender's tag to sender,
+    /// chat and time). `accepted_ms` is the time the provider accepts it. The stamp is
+    /// recorded as derived.
+    fn stamp(
+        &self,
+        _ctx: &ScanCtx,
+        _m: &IncomingMessage,
+        _accepted_ms: u64,
+    ) -> Result<Option<Value>, ScanError> {
+        Ok(None)
+    }
 }
 
 /// What a client half may use: its account name and its durable state, scoped to its scheme
@@ -372,6 +385,10 @@ pub struct IncomingMessage<'a> {
     pub ciphertext: &'a [u8],
     /// The scheme fields beside it, if any.
     pub fields: Option<&'a Value>,
+    /// The authenticated data in its clear framing (empty if none, or if it does not parse):
+    /// what the sender's client half put there ([`ClientScheme::aad`]), unverified by the
+    /// provider, verified by every recipient's decryption.
+    pub aad: &'a [u8],
 }
 
 /// What a client half decides for one outgoing attachment.
@@ -404,6 +421,9 @@ pub struct Delivered {
     /// The sender's identity key, from its verified MLS credential, hex.
     #[serde(default)]
     pub sender_key: String,
+    /// The message's MLS authenticated data, verified by its decryption.
+    #[serde(default, with = "hex::serde")]
+    pub aad: Vec<u8>,
     /// The decrypted attachment, if any (not kept with the stored message).
     #[serde(skip)]
     pub attachment: Option<Vec<u8>>,
@@ -439,6 +459,17 @@ pub trait ClientScheme: Send {
         _ctx: &ClientCtx,
         _chat: &str,
     ) -> Result<Option<Value>, crate::client::ClientError> {
+        Ok(None)
+    }
+    /// Called for each application message after its plaintext is final and before it is
+    /// encrypted: bytes to carry in the MLS authenticated data, in the clear beside the
+    /// ciphertext and authenticated by it (S9's franking tag), or `None`.
+    fn aad(
+        &mut self,
+        _ctx: &ClientCtx,
+        _chat: &str,
+        _plaintext: &[u8],
+    ) -> Result<Option<Vec<u8>>, crate::client::ClientError> {
         Ok(None)
     }
     /// Called for each application message after encryption, with its plaintext and its

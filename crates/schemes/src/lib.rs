@@ -12,6 +12,7 @@
 //! | S5 | [`enclave`] | an HPKE capsule to an attested enclave, and its verdict | the enclave forwards the image |
 //! | S7 | [`private_match`] | one threshold-PSI voucher; whether it opened | at t matches, the provider decrypts their thumbnails |
 //! | S6, S6f | [`on_device`] | nothing per image; every device holds the list (hashes, or a filter of them) | the device discloses the image |
+//! | S9 | [`user_report`] | a 36-byte franking tag per message; a reported message, verified | not applicable: no scanning; a recipient's report queues the image |
 //!
 //! Each scheme is a plugin ([`Scheme`]): its descriptor, its typed configuration and its two
 //! halves live in its own file, and one line of [`registry`] lists it. A deployment picks one
@@ -39,6 +40,7 @@ pub mod psi;
 pub mod registry;
 pub mod seal;
 pub mod server_side;
+pub mod user_report;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;

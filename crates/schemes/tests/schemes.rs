@@ -1440,3 +1440,238 @@ fn s7_simulations_are_a_function_of_their_seed() {
     assert_eq!(a, announce(7));
     assert_ne!(a, announce(8));
 }
+
+/// Alice and Bob under S9 on a provider of its own; Alice has sent the three images, each with
+/// its text, and Bob has received them. Returns the provider, both clients and Bob's message ids
+/// by text.
+fn franked(
+    dir: &Path,
+) -> (
+    Arc<Provider>,
+    Client<HttpTransport>,
+    Client<HttpTransport>,
+    std::collections::BTreeMap<String, i64>,
+) {
+    let images = images();
+    let (provider, url) = deploy(
+        "user-report",
+        |d| json!({ "key": d.join("frank.key") }),
+        dir,
+    );
+    let (mut alice, mut bob) = pair(dir, &url);
+    for (text, img) in [
+        ("listed", &images.listed[2]),
+        ("benign", &images.benign),
+        ("edited", &images.edited),
+    ] {
+        alice.send("pair", Some(text), Some(img)).unwrap();
+    }
+    let ids = bob
+        .recv()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.unwrap())
+        .map(|m| (m.text.unwrap(), m.id))
+        .collect();
+    (provider, alice, bob, ids)
+}
+
+/// Every byte of the provider's view and review queue.
+fn everything(provider: &Provider) -> Vec<u8> {
+    let mut all = Vec::new();
+    for r in provider.view().unwrap() {
+        all.extend(r.body.unwrap_or_default());
+        all.extend(r.extra.unwrap_or_default().into_bytes());
+    }
+    for r in provider.reviews().unwrap() {
+        all.extend(r.image);
+    }
+    all
+}
+
+#[test]
+fn s9_nothing_reaches_the_provider_until_a_recipient_reports_and_then_only_that_message() {
+    let images = images();
+    let tmp = tempfile::tempdir().unwrap();
+    let (provider, _alice, mut bob, ids) = franked(tmp.path());
+    assert_eq!(ids.len(), 3, "all three delivered and verified by Bob");
+    assert!(provider.reviews().unwrap().is_empty(), "no scanning");
+    let view = provider.view().unwrap();
+    let all = everything(&provider);
+    for img in [&images.listed[2], &images.benign, &images.edited] {
+        assert!(!holds(&all, img), "no image bytes before a report");
+        let h = pdq_of(img).unwrap().hash.to_string();
+        assert!(!all.windows(64).any(|w| w == h.as_bytes()), "no hash");
+    }
+    // What the provider derived: one stamp per message and nothing else.
+    let derived: Vec<&ViewRecord> = view
+        .iter()
+        .filter(|r| r.kind == RecordKind::Derived)
+        .collect();
+    assert!(
+        derived
+            .iter()
+            .all(|r| r.json().unwrap().get("stamp").is_some())
+    );
+    assert_eq!(derived.len(), 3, "a stamp per application message");
+
+    let answer = bob.report(ids["listed"], "abuse").unwrap();
+    assert_eq!(answer["verified"], true);
+    assert_eq!(answer["sender"], "alice");
+    let reviews = provider.reviews().unwrap();
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(
+        reviews[0].image, images.listed[2],
+        "the reported image, exactly"
+    );
+    assert_eq!(reviews[0].submitter, "report");
+    let all = everything(&provider);
+    assert!(
+        holds(&all, &images.listed[2]),
+        "the canary: a report is seen"
+    );
+    assert!(!holds(&all, &images.benign) && !holds(&all, &images.edited));
+}
+
+/// A modified sender's client half: it franks another text than the one it sends (what the
+/// MIMI hub cannot check, and only recipients can).
+struct FranksAnotherText(Box<dyn scanlab_messenger::scan::ClientScheme>);
+
+impl scanlab_messenger::scan::ClientScheme for FranksAnotherText {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn inner_fields(
+        &mut self,
+        ctx: &scanlab_messenger::scan::ClientCtx,
+        chat: &str,
+    ) -> Result<Option<Value>, scanlab_messenger::client::ClientError> {
+        self.0.inner_fields(ctx, chat)
+    }
+    fn aad(
+        &mut self,
+        ctx: &scanlab_messenger::scan::ClientCtx,
+        chat: &str,
+        plaintext: &[u8],
+    ) -> Result<Option<Vec<u8>>, scanlab_messenger::client::ClientError> {
+        let mut v: Value = serde_json::from_slice(plaintext).unwrap();
+        v["text"] = json!("something else");
+        self.0.aad(ctx, chat, &serde_json::to_vec(&v).unwrap())
+    }
+}
+
+#[test]
+fn s9_forged_reports_unsent_messages_denials_and_false_tags_each_fail() {
+    use scanlab_schemes::user_report::{
+        FrankError, Keys, Report, salt_of, tag, verify_report, verify_stamp,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (provider, mut alice, mut bob, ids) = franked(tmp.path());
+    bob.report(ids["benign"], "a test").unwrap();
+    let real: Report = provider
+        .view()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r.kind == RecordKind::Received && r.endpoint == "POST /v1/report")
+        .map(|r| serde_json::from_value(r.json().unwrap()).unwrap())
+        .unwrap();
+    let post = |r: &Report| {
+        bob.transport()
+            .post("/v1/report", Some(bob.token()), &json!(r))
+            .map_err(|e| e.to_string())
+    };
+    let refused = |r: &Report, why: &str| {
+        let e = post(r).unwrap_err();
+        assert!(e.contains("does not verify"), "{why}: {e}");
+    };
+    assert_eq!(post(&real).unwrap()["verified"], true, "the canary");
+    // A forged stamp.
+    let mut forged = real.clone();
+    forged.stamp.frank[0] ^= 1;
+    refused(&forged, "a forged stamp");
+    // The sender's denial: the message attributed to another member, or its content altered,
+    // does not verify; what verifies is what Alice sent, and names her.
+    let mut other = real.clone();
+    other.sender = "carol".into();
+    refused(&other, "another sender");
+    let content = B64.decode(&real.content).unwrap();
+    let mut v: Value = serde_json::from_slice(&content).unwrap();
+    v["text"] = json!("I never said that");
+    let mut altered = real.clone();
+    altered.content = B64.encode(serde_json::to_vec(&v).unwrap());
+    refused(&altered, "altered content");
+    // A message never sent: fresh content and salt under a real stamp.
+    v["scheme"]["frank"]["salt"] = json!(hex::encode([7u8; 32]));
+    let mut unsent = real.clone();
+    unsent.content = B64.encode(serde_json::to_vec(&v).unwrap());
+    refused(&unsent, "a message never sent");
+    // A third party checks the stamp under the announced key: it names Alice and this chat.
+    let key = bob.scheme_info().unwrap()["params"]["franking_key"]
+        .as_str()
+        .map(|h| hex::decode(h).unwrap())
+        .unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key.try_into().unwrap()).unwrap();
+    let t = tag(&salt_of(&content).unwrap(), &real.group, "alice", &content);
+    assert_eq!(
+        verify_stamp(&key, &t, &real.stamp, "alice", &real.group),
+        Ok(())
+    );
+    assert_eq!(
+        verify_stamp(&key, &t, &real.stamp, "carol", &real.group),
+        Err(FrankError::BadStamp)
+    );
+
+    // A sender that franks one text and sends another: Bob refuses it, so it is never
+    // stored for a report; and one that sends no tag is refused by the provider.
+    let half = registry()
+        .client_half(&alice.scheme_info().unwrap())
+        .unwrap();
+    alice.set_scheme(Box::new(FranksAnotherText(half))).unwrap();
+    alice.send("pair", Some("hello"), None).unwrap();
+    let got = bob.recv().unwrap();
+    let e = got[0].as_ref().unwrap_err().to_string();
+    assert!(e.contains("franking tag does not match"), "{e}");
+    let e = alice
+        .send_raw(
+            "pair",
+            scanlab_messenger::scan::Envelope::Application,
+            &json!({ "text": "unfranked" }),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no franking tag"), "{e}");
+
+    // Attachments: a report whose reference does not open the blob it names (another
+    // file's key, a wrong digest) fails, even with a valid stamp (a colluding provider key).
+    let keys = Keys::derive(&[9u8; 32]);
+    let (blob1, r1) = scanlab_messenger::mls::seal_attachment(b"first file", "alice", "g").unwrap();
+    let (_, r2) = scanlab_messenger::mls::seal_attachment(b"second file", "alice", "g").unwrap();
+    let report_of = |r: &scanlab_messenger::mls::AttachmentRef| {
+        let salt = [3u8; 32];
+        let p = serde_json::to_vec(&json!({
+            "text": null, "attachment": r, "scheme": { "frank": { "salt": hex::encode(salt) } }
+        }))
+        .unwrap();
+        let t = tag(&salt, "g", "alice", &p);
+        Report {
+            group: "g".into(),
+            sender: "alice".into(),
+            content: B64.encode(&p),
+            stamp: keys.stamp(&t, "alice", "g", 1),
+            reason: "test".into(),
+        }
+    };
+    let blob = |_: &str| Ok(Some(blob1.clone()));
+    let ok = verify_report(&keys, &report_of(&r1), blob).unwrap();
+    assert_eq!(ok.attachment.unwrap().1, b"first file", "the canary");
+    let mut swapped = r1.clone();
+    swapped.key = r2.key.clone();
+    let e = verify_report(&keys, &report_of(&swapped), blob).unwrap_err();
+    assert!(e.to_string().contains("does not open"), "{e}");
+    let mut digest = r1.clone();
+    digest.sha256 = r2.sha256.clone();
+    let e = verify_report(&keys, &report_of(&digest), blob).unwrap_err();
+    assert!(e.to_string().contains("digest mismatch"), "{e}");
+}
