@@ -210,6 +210,26 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
         lower("near_duplicates").max(lower("distance")) > 0.5,
         "{s7f}"
     );
+    // S9: recipients report list images; each of the chat's three other members reports with
+    // probability p, independently, so a send reaches review with probability 1 - (1 - p)^3:
+    // the known answer the curve's intervals must hold. A scheme without reporting has none.
+    let curve = scheme(&r, "user-report")["report_curve"].clone();
+    assert_eq!(curve.as_array().unwrap().len(), 5, "{curve}");
+    for p in curve.as_array().unwrap() {
+        let rate = p["rate"].as_f64().unwrap();
+        let want = 1.0 - (1.0 - rate).powi(3);
+        let (k, n) = (
+            p["reviewed"].as_f64().unwrap(),
+            p["sends"].as_f64().unwrap(),
+        );
+        // Within 3.29 standard errors (99.9%: five rates, and any seed or corpus, must pass).
+        let tol = 3.29 * (want * (1.0 - want) / n).sqrt() + 1.0 / n;
+        assert!(
+            (k / n - want).abs() <= tol,
+            "rate {rate}: {k}/{n} against {want}"
+        );
+    }
+    assert_eq!(scheme(&r, "e2ee")["report_curve"], serde_json::json!([]));
     let on_device = scheme(&r, "on-device");
     assert_eq!(
         on_device["extra_bytes_per_image"], on_device["disclosed_bytes_per_image"],

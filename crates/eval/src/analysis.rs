@@ -248,6 +248,59 @@ pub struct AccountsBySent {
     pub ci95: [f64; 2],
 }
 
+/// Recall under user reports at one reporting rate: list images (as sent and edited) that
+/// reached the review queue through a verified report whose draw fell under the rate.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ReportPoint {
+    /// The probability that a recipient reports a list image it received.
+    pub rate: f64,
+    /// List-image sends that reached review through such a report.
+    pub reviewed: usize,
+    /// List-image sends.
+    pub sends: usize,
+    /// Wilson 95% interval of `reviewed / sends`.
+    pub ci95: [f64; 2],
+}
+
+/// The reporting rates of [`ReportPoint`]s, up to the simulation's own.
+pub const REPORT_RATES: [f64; 5] = [0.05, 0.1, 0.2, 0.3, crate::sim::REPORT_P];
+
+/// Recall against the reporting rate, from one run's reports (draws coupled: a recipient that
+/// reports at rate `p` reports at every higher rate). Empty if no report was accepted.
+fn report_curve(o: &Outcome) -> Vec<ReportPoint> {
+    if !o.reports.iter().any(|r| r.accepted) {
+        return Vec::new();
+    }
+    let reviewed: BTreeSet<&str> = o.reviews.iter().map(|r| r.blob.as_str()).collect();
+    let listed = o
+        .sends
+        .iter()
+        .filter(|s| matches!(s.tag, Tag::Listed(..)))
+        .count();
+    REPORT_RATES
+        .iter()
+        .map(|&rate| {
+            let k = o
+                .sends
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| {
+                    reviewed.contains(s.blob.as_str())
+                        && o.reports
+                            .iter()
+                            .any(|r| r.send == *i && r.accepted && r.u < rate)
+                })
+                .count();
+            ReportPoint {
+                rate,
+                reviewed: k,
+                sends: listed,
+                ci95: wilson(k, listed),
+            }
+        })
+        .collect()
+}
+
 /// Rows of [`AccountsBySent`] for a run, `0 … cap` (the last is "cap or more").
 fn accounts_by_sent(o: &Outcome, cap: usize) -> Vec<AccountsBySent> {
     let flagged: BTreeSet<&str> = o.reviews.iter().map(|r| r.blob.as_str()).collect();
@@ -319,6 +372,9 @@ pub struct SchemeMeasures {
     pub accounts_by_listed_sent: Vec<AccountsBySent>,
     /// What the shape of the provider's records tells it about undisclosed sends.
     pub distinguisher: crate::distinguish::Distinguisher,
+    /// Recall through recipients' verified reports, by reporting rate (empty for a scheme
+    /// with no reporting).
+    pub report_curve: Vec<ReportPoint>,
 }
 
 /// What the provider's data yields about each blob in the honest scenario (no stolen keys).
@@ -860,6 +916,7 @@ pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) ->
         device_state_bytes: o.scheme_params_len,
         user_list: user_list_knowledge(o, w, seed),
         accounts_by_listed_sent: accounts_by_sent(o, 16),
+        report_curve: report_curve(o),
         distinguisher: crate::distinguish::measure(
             o,
             edited_distance,

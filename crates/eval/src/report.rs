@@ -278,6 +278,28 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             t(&|s| s.device_state_bytes.to_string()),
         ),
         (
+            "List images reaching review through recipients' verified reports, by reporting rate (95% interval)".into(),
+            t(&|s| {
+                if s.report_curve.is_empty() {
+                    return "— (no reporting)".into();
+                }
+                s.report_curve
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "p={}: {}/{} ({}–{})",
+                            p.rate,
+                            p.reviewed,
+                            p.sends,
+                            pct(p.ci95[0]),
+                            pct(p.ci95[1])
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            }),
+        ),
+        (
             "Accounts flagged, by list images they sent (k: flagged / accounts)".into(),
             t(&|s| {
                 s.accounts_by_listed_sent

@@ -16,6 +16,13 @@
 //!    re-encoded (JPEG quality [`RECOMPRESS_QUALITY`]) with probability [`RECOMPRESS_P`], as a user's save-and-send
 //!    does;
 //! 3. the protest poster, in a cascade of its own.
+//!
+//! After the traffic, each recipient of a list image (as sent or edited: the stand-ins for abuse
+//! imagery) reports it with probability [`REPORT_P`], through the scheme's report hook
+//! (S9's franking); a scheme that has no reporting refuses the first report and none follows.
+//! Each report's draw `u` is kept, so recall under a lower reporting rate `p` is read from
+//! the same run: the reports with `u < p`. Nobody reports a background image: false reports
+//! are not modelled.
 
 use crate::EvalError;
 use crate::workload::Workload;
@@ -45,6 +52,22 @@ pub const CASCADE_HOPS: usize = 3;
 pub const RECOMPRESS_P: f64 = 0.3;
 /// JPEG quality of a re-encoded forward.
 pub const RECOMPRESS_QUALITY: i32 = 75;
+/// Probability that a recipient reports a list image it received (an assumption: no
+/// published reporting rate for abuse imagery exists that we could use).
+pub const REPORT_P: f64 = 0.5;
+
+/// One report a recipient made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportMade {
+    /// Index into [`Outcome::sends`].
+    pub send: usize,
+    /// The reporting recipient.
+    pub by: usize,
+    /// Its uniform draw (it reported because `u < REPORT_P`).
+    pub u: f64,
+    /// Whether the provider accepted (verified) it.
+    pub accepted: bool,
+}
 
 /// What one image send was, for scoring.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,6 +106,8 @@ pub struct Send {
     pub blob: String,
     /// Bytes sent.
     pub len: usize,
+    /// The message's id at the provider (what its recipients know it by).
+    pub id: i64,
 }
 
 /// Wall time spent in a scheme's halves, in nanoseconds, and the images they handled.
@@ -219,6 +244,8 @@ pub struct Outcome {
     pub name: String,
     /// Every image send, in order.
     pub sends: Vec<Send>,
+    /// The recipients' reports, in order.
+    pub reports: Vec<ReportMade>,
     /// The provider view.
     pub view: Vec<ViewRecord>,
     /// The review queue.
@@ -388,6 +415,7 @@ pub fn run(
             to: to.clone(),
             blob: sent.blob.unwrap_or_default(),
             len: bytes.len(),
+            id: sent.id,
         });
         tick();
         Ok(to)
@@ -467,6 +495,34 @@ pub fn run(
         holders.push(held);
     }
 
+    // Reports, from a stream of draws of their own (the traffic's stays as it was).
+    let mut reports = Vec::new();
+    let mut draws = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7265_706f_7274);
+    'reporting: for (k, s) in sends.iter().enumerate() {
+        if !matches!(s.tag, Tag::Listed(..)) {
+            continue;
+        }
+        for &r in &s.to {
+            let u: f64 = draws.random();
+            if u >= REPORT_P {
+                continue;
+            }
+            let accepted = match clients[r].report(s.id, "reported by a recipient") {
+                Ok(_) => true,
+                // The client half has no reporting: nothing was sent, and none will be.
+                Err(scanlab_messenger::client::ClientError::Scheme(_)) if reports.is_empty() => {
+                    break 'reporting;
+                }
+                Err(_) => false,
+            };
+            reports.push(ReportMade {
+                send: k,
+                by: r,
+                u,
+                accepted,
+            });
+        }
+    }
     // What user 0's device decides alone about every list image and background image.
     let mut probes = Vec::new();
     for (listed, photos) in [(true, &w.list), (false, &w.background)] {
@@ -502,6 +558,7 @@ pub fn run(
         code: scheme.code().into(),
         name: scheme.name().into(),
         sends,
+        reports,
         view,
         reviews,
         blobs,
