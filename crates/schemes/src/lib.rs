@@ -189,6 +189,33 @@ pub(crate) fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> Result<
     std::io::Write::write_all(&mut opts.open(path).map_err(err)?, bytes).map_err(err)
 }
 
+/// A provider's 32-byte secret: kept in `path` ([`load_or_create_secret`]), or, with no path,
+/// fresh for this process.
+pub fn secret_or_fresh(
+    path: Option<&std::path::Path>,
+) -> Result<zeroize::Zeroizing<[u8; 32]>, SchemeError> {
+    match path {
+        Some(path) => load_or_create_secret(path),
+        None => {
+            use rand::RngCore;
+            let mut s = zeroize::Zeroizing::new([0u8; 32]);
+            rand::rng().fill_bytes(s.as_mut());
+            Ok(s)
+        }
+    }
+}
+
+/// A client half's 32-byte seed: expanded from `seed` (ChaCha20) for simulations, or fresh.
+pub(crate) fn client_seed(seed: Option<u64>) -> [u8; 32] {
+    use rand::{RngCore, SeedableRng};
+    let mut s = [0u8; 32];
+    match seed {
+        Some(seed) => rand_chacha::ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut s),
+        None => rand::rng().fill_bytes(&mut s),
+    }
+    s
+}
+
 /// A 32-byte secret kept in `path` as hex: read if the file exists, else drawn at random and
 /// written there (0600).
 pub fn load_or_create_secret(

@@ -243,14 +243,7 @@ impl Scheme for PrivateMatch {
             None => None,
         };
         let list = crate::read_list(&c.list)?;
-        let secret = match &c.key {
-            Some(path) => crate::load_or_create_secret(path)?,
-            None => {
-                let mut s = Zeroizing::new([0u8; 32]);
-                rand::rng().fill_bytes(s.as_mut());
-                s
-            }
-        };
+        let secret = crate::secret_or_fresh(c.key.as_deref())?;
         let th = Threshold {
             t: c.threshold,
             s: c.interleave,
@@ -266,18 +259,22 @@ impl Scheme for PrivateMatch {
         )?))
     }
     fn client(&self, params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
-        let mut seed = [0u8; 32];
-        rand::rng().fill_bytes(&mut seed);
-        Ok(Box::new(Client::new(self.name(), params, seed)?))
+        Ok(Box::new(Client::new(
+            self.name(),
+            params,
+            crate::client_seed(None),
+        )?))
     }
     fn client_seeded(
         &self,
         params: &Value,
         seed: u64,
     ) -> Result<Box<dyn ClientScheme>, SchemeError> {
-        let mut s = [0u8; 32];
-        rand_chacha::ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut s);
-        Ok(Box::new(Client::new(self.name(), params, s)?))
+        Ok(Box::new(Client::new(
+            self.name(),
+            params,
+            crate::client_seed(Some(seed)),
+        )?))
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
         // The served configuration, with the run's overrides: one path for both. The secret

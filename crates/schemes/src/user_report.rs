@@ -69,7 +69,7 @@ use scanlab_messenger::scan::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -357,31 +357,20 @@ impl Scheme for UserReport {
     }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
-        let secret = match &c.key {
-            Some(path) => crate::load_or_create_secret(path)?,
-            None => {
-                let mut s = Zeroizing::new([0u8; 32]);
-                rand::rng().fill_bytes(s.as_mut());
-                s
-            }
-        };
+        let secret = crate::secret_or_fresh(c.key.as_deref())?;
         Ok(Arc::new(Provider {
             keys: Keys::derive(&secret),
         }))
     }
     fn client(&self, params: &Value) -> Result<Box<dyn ClientScheme>, SchemeError> {
-        let mut seed = [0u8; 32];
-        rand::rng().fill_bytes(&mut seed);
-        Client::new(params, seed).map(|c| Box::new(c) as _)
+        Client::new(params, crate::client_seed(None)).map(|c| Box::new(c) as _)
     }
     fn client_seeded(
         &self,
         params: &Value,
         seed: u64,
     ) -> Result<Box<dyn ClientScheme>, SchemeError> {
-        let mut s = [0u8; 32];
-        rand_chacha::ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut s);
-        Client::new(params, s).map(|c| Box::new(c) as _)
+        Client::new(params, crate::client_seed(Some(seed))).map(|c| Box::new(c) as _)
     }
     fn simulate(&self, inputs: &SimInputs) -> Result<Simulation, SchemeError> {
         let mut secret = Zeroizing::new([0u8; 32]);
@@ -396,7 +385,7 @@ impl Scheme for UserReport {
 /// S9's client half: franks what it sends, checks what it receives, reports on request.
 pub struct Client {
     key: VerifyingKey,
-    rng: Mutex<rand_chacha::ChaCha20Rng>,
+    rng: rand_chacha::ChaCha20Rng,
 }
 
 impl Client {
@@ -414,7 +403,7 @@ impl Client {
             })?;
         Ok(Client {
             key,
-            rng: Mutex::new(rand_chacha::ChaCha20Rng::from_seed(seed)),
+            rng: rand_chacha::ChaCha20Rng::from_seed(seed),
         })
     }
 
@@ -445,10 +434,7 @@ impl ClientScheme for Client {
     }
     fn inner_fields(&mut self, _: &ClientCtx, _: &str) -> Result<Option<Value>, ClientError> {
         let mut salt = Zeroizing::new([0u8; 32]);
-        self.rng
-            .lock()
-            .map_err(|_| ClientError::Scheme("franking: poisoned rng".into()))?
-            .fill_bytes(salt.as_mut());
+        self.rng.fill_bytes(salt.as_mut());
         Ok(Some(json!({ "frank": { "salt": hex::encode(*salt) } })))
     }
     fn aad(
