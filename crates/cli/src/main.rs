@@ -131,6 +131,24 @@ enum Cmd {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Run the matching organisation of scheme S8 as its own process (see `serve --matcher`).
+    ///
+    /// Prints `listening on http://ADDR`, `key HEX` and `caller token FILE` once ready; the
+    /// provider passes FILE as `serve --matcher-token`.
+    Matcher {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8733")]
+        listen: String,
+        /// The hash list the organisation matches against.
+        #[arg(long)]
+        list: PathBuf,
+        /// Match radius in bits.
+        #[arg(long, default_value_t = scanlab_schemes::DEFAULT_RADIUS)]
+        radius: u32,
+        /// The organisation's data directory: its key (`matcher.key`) and its view.
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// The escrow authority of scheme S2: make its keys, or read everything with them.
     Escrow {
         #[command(subcommand)]
@@ -320,6 +338,12 @@ fn main() -> ExitCode {
             radius,
             data,
         } => schemecmd::cmd_enclave(&listen, &list, radius, &data),
+        Cmd::Matcher {
+            listen,
+            list,
+            radius,
+            data,
+        } => schemecmd::cmd_matcher(&listen, &list, radius, &data),
         Cmd::Escrow { cmd } => schemecmd::cmd_escrow(cmd),
         Cmd::View { data, json } => cmd_view(&data, json, false),
         Cmd::ProviderView {

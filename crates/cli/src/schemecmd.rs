@@ -1,4 +1,4 @@
-//! The scheme side of the command line: `serve --scheme`, `enclave`, and `escrow`.
+//! The scheme side of the command line: `serve --scheme`, `enclave`, `matcher` and `escrow`.
 
 use anyhow::{Context, Result, bail};
 use scanlab_hashlist::HashList;
@@ -43,6 +43,12 @@ pub struct SchemeArgs {
     /// enclave's own.
     #[arg(long)]
     allow: Vec<String>,
+    /// Base URL of a running `scanlab matcher` (scheme third-party).
+    #[arg(long)]
+    matcher: Option<String>,
+    /// The matching organisation's caller token file (`caller.token` in its data directory).
+    #[arg(long)]
+    matcher_token: Option<PathBuf>,
     /// Any other configuration field of the scheme, as KEY=VALUE (VALUE is read as JSON if it
     /// parses, else as a string); repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
@@ -80,6 +86,12 @@ impl SchemeArgs {
         }
         if let Some(p) = &self.enclave_token {
             c.insert("enclave_token".into(), path(p));
+        }
+        if let Some(u) = &self.matcher {
+            c.insert("matcher".into(), u.clone().into());
+        }
+        if let Some(p) = &self.matcher_token {
+            c.insert("matcher_token".into(), path(p));
         }
         if !self.allow.is_empty() {
             c.insert("allow".into(), self.allow.clone().into());
@@ -151,6 +163,30 @@ pub fn cmd_enclave(listen: &str, list_path: &Path, radius: u32, data: &Path) -> 
     let (service, _token) = EnclaveService::open(enclave, data)
         .with_context(|| format!("opening the enclave's view in {}", data.display()))?;
     crate::serve_http(listen, scanlab_schemes::enclave::router(service), &ready)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `scanlab matcher`: scheme S8's matching organisation as its own process. Its HPKE key
+/// persists in `DATA/matcher.key` (0600), so clients that pinned it keep working across
+/// restarts; its caller token is fresh at every start.
+pub fn cmd_matcher(listen: &str, list_path: &Path, radius: u32, data: &Path) -> Result<ExitCode> {
+    use scanlab_schemes::third_party::{KEY_FILE, Organisation, OrganisationService, router};
+    let bytes = crate::files::read_input(list_path)?;
+    let list = parse_list(list_path, &bytes)?;
+    let secret = scanlab_schemes::load_or_create_secret(&data.join(KEY_FILE))?;
+    let keys = Arc::new(KeyPair::from_secret(secret.as_ref())?);
+    let org = Arc::new(Organisation::new(Matcher::new(list, radius)?, keys));
+    let ready = [
+        format!("key {}", org.params().key),
+        format!(
+            "caller token {}",
+            data.join(scanlab_schemes::party::CALLER_TOKEN_FILE)
+                .display()
+        ),
+    ];
+    let (service, _token) = OrganisationService::open(org, data)
+        .with_context(|| format!("opening the organisation's view in {}", data.display()))?;
+    crate::serve_http(listen, router(service), &ready)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,5 @@
 //! The schemes through the command line, each part its own process: `serve --scheme`,
-//! `enclave`, `escrow keygen|decrypt`, the client, and `provider-view --reviews`.
+//! `enclave`, `matcher`, `escrow keygen|decrypt`, the client, and `provider-view --reviews`.
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -277,6 +277,86 @@ fn escrow_authority_decrypts_the_providers_data() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("benign"));
+}
+
+#[test]
+fn matcher_process_sees_every_hash_and_only_its_notice_leads_to_review() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("provider");
+    let l = list(root.path());
+    let mdata = root.path().join("matcher");
+    let start = || {
+        spawn(
+            &[
+                "matcher",
+                "--listen",
+                "127.0.0.1:0",
+                "--list",
+                &l,
+                "--data",
+                mdata.to_str().unwrap(),
+            ],
+            3,
+        )
+    };
+    let (org, lines) = start();
+    let key = lines[1].strip_prefix("key ").unwrap().to_string();
+    assert_eq!(key.len(), 64);
+    let token = lines[2].strip_prefix("caller token ").unwrap().to_string();
+    let (srv, url) = serve(
+        &data,
+        &[
+            "--scheme",
+            "third-party",
+            "--matcher",
+            &url_of(&lines[0]),
+            "--matcher-token",
+            &token,
+        ],
+    );
+    converse(root.path(), &url);
+    drop(srv);
+    let r = reviews(&data);
+    assert_eq!(r.len(), 1, "the listed image only: {r:?}");
+    assert_eq!(r[0]["submitter"], "alice");
+    // The organisation's own view: two sealed hashes received, two hashes derived (the
+    // listed image's and the benign one's), one match.
+    drop(org);
+    let ov = json_lines(&ok(bin()
+        .args(["view", "--json", "--data", mdata.to_str().unwrap()])
+        .output()
+        .unwrap()));
+    let of = |kind: &str| {
+        ov.iter()
+            .filter(|v| v["kind"] == kind && v["endpoint"] == "POST /match")
+            .count()
+    };
+    assert_eq!((of("received"), of("derived")), (2, 2));
+    // The provider's view holds the capsules, never a hash of the benign image.
+    let bodies = |view: &[Value]| -> String {
+        view.iter()
+            .filter_map(|v| v["body"].as_array())
+            .map(|b| {
+                let bytes: Vec<u8> = b.iter().map(|x| x.as_u64().unwrap() as u8).collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+            .collect()
+    };
+    let pv = bodies(&json_lines(&ok(bin()
+        .args(["provider-view", "--json", "--data", data.to_str().unwrap()])
+        .output()
+        .unwrap())));
+    let benign = ok(bin()
+        .args(["hash", image("q2821").to_str().unwrap()])
+        .output()
+        .unwrap());
+    let benign = benign.split(',').next().unwrap();
+    assert_eq!(benign.len(), 64);
+    assert!(!pv.contains(benign), "the provider holds the benign hash");
+    assert!(bodies(&ov).contains(benign), "the organisation does");
+    // Restarted, the organisation keeps its key (clients pinned it) but not its token.
+    let (_org, again) = start();
+    assert_eq!(again[1], lines[1]);
 }
 
 #[test]

@@ -257,7 +257,7 @@ pub fn db_file(party: &str) -> String {
 }
 
 /// The parties whose stores `scanlab view` recognises, in the order it looks for them.
-pub const PARTIES: [&str; 4] = ["provider", "enclave", "authority", "party"];
+pub const PARTIES: [&str; 5] = ["provider", "enclave", "authority", "third-party", "party"];
 
 impl SqliteStore {
     /// Opens (creating if needed) the provider's `DIR/provider.sqlite`.

@@ -54,11 +54,12 @@
 //!   (here, expiry stands in for revocation) are outside it too. The simulation shows what
 //!   the design *promises* under its own assumptions, and where those assumptions sit.
 
+use crate::party::{Guard, Link};
 use crate::seal::{self, KeyPair};
 use crate::{Matcher, Party, Scheme, SchemeError, Secret, SimInputs, Simulation, b64, b64_field};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use scanlab_hashlist::ListRoot;
-use scanlab_messenger::client::{ClientError, LocalTransport, Transport};
+use scanlab_messenger::client::ClientError;
 use scanlab_messenger::commit::Db;
 use scanlab_messenger::record::{Pending, Recorded};
 use scanlab_messenger::scan::{
@@ -304,11 +305,10 @@ impl Enclave {
 pub struct EnclaveService {
     enclave: Arc<Enclave>,
     db: Db,
-    caller_digest: [u8; 32],
+    guard: Guard,
 }
 
-/// The caller token's file name in the enclave's data directory.
-pub const CALLER_TOKEN_FILE: &str = "caller.token";
+pub use crate::party::CALLER_TOKEN_FILE;
 
 impl EnclaveService {
     /// The enclave recording into `data`, with a fresh caller token written to
@@ -317,17 +317,11 @@ impl EnclaveService {
         enclave: Arc<Enclave>,
         data: &Path,
     ) -> Result<(Arc<EnclaveService>, Zeroizing<String>), SchemeError> {
-        use rand::RngCore;
-        let mut raw = Zeroizing::new([0u8; 32]);
-        rand::rng().fill_bytes(raw.as_mut());
-        let token = Zeroizing::new(hex::encode(raw.as_ref()));
-        std::fs::create_dir_all(data)
-            .map_err(|e| SchemeError::Config(format!("{}: {e}", data.display())))?;
-        crate::write_secret_file(&data.join(CALLER_TOKEN_FILE), token.as_bytes())?;
+        let (guard, token) = Guard::issue(data)?;
         let service = Arc::new(EnclaveService {
             enclave,
             db: Db::start(Box::new(SqliteStore::open_party(data, "enclave")?)),
-            caller_digest: Sha256::digest(token.as_bytes()).into(),
+            guard,
         });
         Ok((service, token))
     }
@@ -344,17 +338,7 @@ impl Recorded for EnclaveService {
         path == "/scan"
     }
     async fn who(&self, parts: &axum::http::request::Parts) -> Result<Option<String>, StoreError> {
-        use subtle::ConstantTimeEq;
-        let Some(token) = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return Ok(None);
-        };
-        let d: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        Ok(bool::from(d.ct_eq(&self.caller_digest)).then(|| "provider".to_string()))
+        Ok(self.guard.who(parts))
     }
 }
 
@@ -415,42 +399,22 @@ pub fn router(service: Arc<EnclaveService>) -> axum::Router {
 
 /// How the provider reaches its enclave, and the caller token it authenticates with.
 #[derive(Clone)]
-pub struct EnclaveLink {
-    to: Route,
-    token: Arc<Zeroizing<String>>,
-}
-
-#[derive(Clone)]
-enum Route {
-    Local(Arc<LocalTransport>),
-    Http(String),
-}
-
-/// Runs a blocking call on its own thread, so it is safe from async code too.
-fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    std::thread::scope(|s| s.spawn(f).join().expect("HTTP thread panicked"))
-}
+pub struct EnclaveLink(Link);
 
 fn enclave_err(e: impl std::fmt::Display) -> SchemeError {
-    SchemeError::Enclave(e.to_string())
+    SchemeError::Party(e.to_string())
 }
 
 impl EnclaveLink {
     /// An in-process link to `service` (simulations), through the enclave's own router and
     /// recording layer, minus the socket.
     pub fn local(service: Arc<EnclaveService>, token: Zeroizing<String>) -> EnclaveLink {
-        EnclaveLink {
-            to: Route::Local(Arc::new(LocalTransport::from_router(router(service)))),
-            token: Arc::new(token),
-        }
+        EnclaveLink(Link::local(router(service), token))
     }
 
     /// A separate `scanlab enclave` process, by base URL, with its caller token.
     pub fn http(url: &str, token: Zeroizing<String>) -> EnclaveLink {
-        EnclaveLink {
-            to: Route::Http(url.trim_end_matches('/').to_string()),
-            token: Arc::new(token),
-        }
+        EnclaveLink(Link::http(url, token))
     }
 
     /// A fresh attestation answering a random nonce, checked to answer it.
@@ -459,15 +423,7 @@ impl EnclaveLink {
         let mut nonce = [0u8; 32];
         rand::rng().fill_bytes(&mut nonce);
         let path = format!("/attestation?nonce={}", hex::encode(nonce));
-        let a: Attestation = off_runtime(|| match &self.to {
-            Route::Local(t) => serde_json::from_value(t.get(&path, None).map_err(enclave_err)?)
-                .map_err(enclave_err),
-            Route::Http(url) => reqwest::blocking::get(format!("{url}{path}"))
-                .map_err(|e| SchemeError::EnclaveUnreachable(e.to_string()))?
-                .error_for_status()
-                .and_then(|r| r.json())
-                .map_err(enclave_err),
-        })?;
+        let a: Attestation = serde_json::from_value(self.0.get(&path)?).map_err(enclave_err)?;
         if a.nonce != nonce {
             return Err(refuse(
                 "the enclave's attestation answers another nonce (a replay)",
@@ -482,31 +438,7 @@ impl EnclaveLink {
             blob: blob.to_string(),
             sealed: b64(capsule),
         };
-        let token: &str = &self.token;
-        off_runtime(|| match &self.to {
-            Route::Local(t) => serde_json::from_value(
-                t.post("/scan", Some(token), &json!(req))
-                    .map_err(enclave_err)?,
-            )
-            .map_err(enclave_err),
-            Route::Http(url) => reqwest::blocking::Client::new()
-                .post(format!("{url}/scan"))
-                .bearer_auth(token)
-                .json(&req)
-                .send()
-                .map_err(|e| SchemeError::EnclaveUnreachable(e.to_string()))
-                .and_then(|r| {
-                    if r.status().is_success() {
-                        r.json().map_err(enclave_err)
-                    } else {
-                        Err(SchemeError::Enclave(format!(
-                            "{}: {}",
-                            r.status(),
-                            r.text().unwrap_or_default()
-                        )))
-                    }
-                }),
-        })
+        serde_json::from_value(self.0.post("/scan", &json!(req))?).map_err(enclave_err)
     }
 }
 
@@ -555,17 +487,7 @@ impl Scheme for EnclaveScheme {
     }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
-        let token = Zeroizing::new(
-            std::fs::read_to_string(&c.enclave_token)
-                .map_err(|e| {
-                    SchemeError::Config(format!(
-                        "reading the enclave's caller token {}: {e} (--enclave-token)",
-                        c.enclave_token.display()
-                    ))
-                })?
-                .trim()
-                .to_string(),
-        );
+        let token = crate::party::read_token(&c.enclave_token, "--enclave-token")?;
         Ok(Arc::new(Provider::new(
             EnclaveLink::http(&c.enclave, token),
             c.allow,
@@ -796,6 +718,7 @@ mod hex_array {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scanlab_messenger::client::{LocalTransport, Transport};
 
     fn enclave() -> Enclave {
         let m = Matcher::new(Default::default(), 31).unwrap();

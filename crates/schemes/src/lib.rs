@@ -12,6 +12,7 @@
 //! | S5 | [`enclave`] | an HPKE capsule to an attested enclave, and its verdict | the enclave forwards the image |
 //! | S7 | [`private_match`] | one threshold-PSI voucher; whether it opened | at t matches, the provider decrypts their thumbnails |
 //! | S6, S6f | [`on_device`] | nothing per image; every device holds the list (hashes, or a filter of them) | the device discloses the image |
+//! | S8 | [`third_party`] | an HPKE capsule of the hash to a matching organisation; whether it sent a notice | the client uploads the plaintext on the organisation's notice |
 //! | S9 | [`user_report`] | a 36-byte franking tag per message; a reported message, verified | not applicable: no scanning; a recipient's report queues the image |
 //!
 //! Each scheme is a plugin ([`Scheme`]): its descriptor, its typed configuration and its two
@@ -35,11 +36,13 @@ pub mod fingerprint;
 pub mod matcher;
 pub mod on_device;
 pub mod partial_hash;
+pub mod party;
 pub mod private_match;
 pub mod psi;
 pub mod registry;
 pub mod seal;
 pub mod server_side;
+pub mod third_party;
 pub mod user_report;
 
 use base64::Engine;
@@ -77,12 +80,12 @@ pub enum SchemeError {
     /// The enclave's attestation did not verify; nothing was sent to it.
     #[error("attestation rejected: {0}")]
     Attestation(String),
-    /// The enclave could not be reached.
-    #[error("enclave unreachable: {0}")]
-    EnclaveUnreachable(String),
-    /// The enclave answered with an error.
-    #[error("enclave: {0}")]
-    Enclave(String),
+    /// A third party (the enclave, a matching organisation) could not be reached.
+    #[error("third party unreachable: {0}")]
+    PartyUnreachable(String),
+    /// A third party answered with an error.
+    #[error("third party: {0}")]
+    Party(String),
     /// Reading or writing a party's storage failed.
     #[error(transparent)]
     Store(#[from] scanlab_messenger::StoreError),
@@ -93,8 +96,8 @@ impl From<SchemeError> for ScanError {
         match e {
             SchemeError::Store(s) => ScanError::Store(s),
             SchemeError::Config(m) => ScanError::Internal(m),
-            SchemeError::EnclaveUnreachable(m) => ScanError::Unavailable(m),
-            SchemeError::Enclave(m) => ScanError::Upstream(m),
+            SchemeError::PartyUnreachable(m) => ScanError::Unavailable(m),
+            SchemeError::Party(m) => ScanError::Upstream(m),
             SchemeError::Attestation(m) => ScanError::Refused(m),
             e @ (SchemeError::Image(_)
             | SchemeError::TooSmall

@@ -131,6 +131,7 @@ pub fn registry() -> Registry {
         .with(Arc::new(crate::private_match::PrivateMatch {
             fuzzy: Some(crate::private_match::Fuzzy::DEFAULT),
         }))
+        .with(Arc::new(crate::third_party::ThirdParty))
         .with(Arc::new(crate::user_report::UserReport))
 }
 

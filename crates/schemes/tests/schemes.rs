@@ -584,6 +584,69 @@ fn enclave_config(images: &Images, dir: &Path) -> Value {
     json!({ "enclave": url, "enclave_token": dir.join(scanlab_schemes::enclave::CALLER_TOKEN_FILE) })
 }
 
+/// Starts S8's matching organisation over HTTP, recording into `dir/org`; returns the
+/// provider's configuration for it.
+fn org_config(images: &Images, dir: &Path) -> Value {
+    use scanlab_schemes::third_party::{Organisation, OrganisationService, router};
+    let org = Organisation::new(
+        Matcher::new(list(images), 31).unwrap(),
+        Arc::new(KeyPair::generate()),
+    );
+    let data = dir.join("org");
+    let (service, _) = OrganisationService::open(Arc::new(org), &data).unwrap();
+    let url = scanlab_messenger::spawn_loopback(router(service)).unwrap();
+    json!({ "matcher": url, "matcher_token": data.join(scanlab_schemes::party::CALLER_TOKEN_FILE) })
+}
+
+#[test]
+fn s8_third_party_sees_every_hash_the_provider_none_and_notices_are_checked() {
+    let images = images();
+    let org_dir = tempfile::tempdir().unwrap();
+    let config = org_config(&images, org_dir.path());
+    let r = run("third-party", |_| config, &images);
+    assert_flagged_exactly_list_and_edited(&r, &images, "alice");
+    // The provider holds no hash and no image of the benign photo: only a capsule. (Of the
+    // matched ones it holds the image, and the notice's list entry.)
+    let all = r.provider_bytes();
+    let h = pdq_of(&images.benign).unwrap().hash;
+    assert!(!all.windows(64).any(|w| w == h.to_string().as_bytes()));
+    assert!(!all.windows(32).any(|w| w == h.to_bytes()));
+    assert!(!holds(&all, &images.benign));
+    // It learns which images drew a notice.
+    let d = r.derived();
+    let notified: Vec<bool> = d.iter().map(|d| d["notified"].as_bool().unwrap()).collect();
+    assert_eq!(notified, [true, false, true]);
+    // The organisation's own view: the three capsules exactly as relayed, and the three
+    // hashes it derived, listed or not; nothing else received but its key being read.
+    let (mut store, party) = SqliteStore::open_existing(&org_dir.path().join("org")).unwrap();
+    assert_eq!(party, "third-party");
+    let ov = store.view().unwrap();
+    assert_eq!(
+        jsons(&of_kind(&ov, RecordKind::Received, "POST /match")),
+        r.bodies("POST /v1/scan")
+    );
+    let hashes: Vec<String> = jsons(&of_kind(&ov, RecordKind::Derived, "POST /match"))
+        .iter()
+        .map(|v| v["hash"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = [&images.listed[2], &images.benign, &images.edited]
+        .iter()
+        .map(|i| pdq_of(i).unwrap().hash.to_string())
+        .collect();
+    assert_eq!(hashes, want);
+    assert_eq!(
+        ov.iter().filter(|r| r.kind == RecordKind::Received).count(),
+        4,
+        "GET /key and three capsules"
+    );
+    // The organisation holds no image, and so neither does anyone who steals its key.
+    let mut org_bytes = Vec::new();
+    for rec in &ov {
+        org_bytes.extend(rec.body.clone().unwrap_or_default());
+    }
+    assert!(!holds(&org_bytes, &images.benign));
+}
+
 fn with(mut config: Value, key: &str, value: Value) -> Value {
     config[key] = value;
     config
@@ -990,6 +1053,7 @@ fn a_forged_disclose_fetches_no_image_under_any_scheme() {
             "private-match",
             Box::new(|d| json!({ "list": list_file(&images, d) })),
         ),
+        ("third-party", Box::new(|d| org_config(&images, d))),
     ];
     for (name, config) in cases {
         let (sent, asked) = with_forged_scan_reply(name, config, bare.clone(), &images);
@@ -1000,7 +1064,7 @@ fn a_forged_disclose_fetches_no_image_under_any_scheme() {
         // Schemes that may disclose on a match refuse the bare request loudly; the others
         // ignore it and deliver.
         match name {
-            "device-hash" | "partial-hash" => {
+            "device-hash" | "partial-hash" | "third-party" => {
                 let e = sent.unwrap_err().to_string();
                 assert!(e.contains("without naming the list entry"), "{name}: {e}");
             }
@@ -1020,12 +1084,15 @@ fn a_forged_disclose_fetches_no_image_under_any_scheme() {
         (far, announced.prove(&far).unwrap(), "bits away"),
         (own, private.prove(&own).unwrap(), "announced list"),
     ];
-    for name in ["device-hash", "partial-hash"] {
+    for name in ["device-hash", "partial-hash", "third-party"] {
         for (entry, proof, why) in &lies {
             let lie = json!({"match": true, "disclose": true, "entry": entry.to_string(), "proof": proof});
             let (sent, asked) = with_forged_scan_reply(
                 name,
-                |d| json!({ "list": list_file(&images, d) }),
+                |d| match name {
+                    "third-party" => org_config(&images, d),
+                    _ => json!({ "list": list_file(&images, d) }),
+                },
                 lie,
                 &images,
             );
