@@ -252,6 +252,28 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
             "{name}"
         );
     }
+    // Each party beside the provider, on its own view with its own key: the enclave holds every
+    // innocent image, S8's organisation every innocent hash and no image, and the provider of
+    // S8 none of either. A scheme with no other party has no such row.
+    let own = |name: &str, party: &str| scheme(&r, name)["exposure"]["parties"][party].clone();
+    assert_eq!(own("enclave", "enclave")["plaintext"], 1.0);
+    let org = own("third-party", "third party");
+    assert_eq!(
+        (org["hash"].as_f64(), org["plaintext"].as_f64()),
+        (Some(1.0), Some(0.0))
+    );
+    let s8 = &scheme(&r, "third-party")["exposure"];
+    assert_eq!(
+        (
+            s8["provider_hash"].as_f64(),
+            s8["provider_plaintext"].as_f64()
+        ),
+        (Some(0.0), Some(0.0))
+    );
+    assert_eq!(
+        scheme(&r, "device-hash")["exposure"]["parties"],
+        serde_json::json!({})
+    );
     // Poisoning is caught only when targeted.
     assert_eq!(r["audit"]["targeted_split_view_detected"], true);
     assert_eq!(r["audit"]["global_with_vouchers_detected"], false);

@@ -74,6 +74,20 @@ pub struct Exposure {
     /// `escrow authority`), the images whose plaintext the provider's data yields to whoever
     /// steals or compels that key.
     pub stolen_key: BTreeMap<String, f64>,
+    /// For each party beside the provider (by role: `enclave`, `third party`), what its own
+    /// recorded view yields, read with the keys it holds itself.
+    pub parties: BTreeMap<String, PartyExposure>,
+}
+
+/// What one party's own records yield, as fractions of the innocent images sent.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct PartyExposure {
+    /// Images whose full plaintext it holds or can open.
+    pub plaintext: f64,
+    /// Images of which it holds a thumbnail (64×64 luminance or its DCT).
+    pub thumbnail: f64,
+    /// Images of which it holds a perceptual hash (within the radius of the image's own).
+    pub hash: f64,
 }
 
 /// The best reconstruction the provider can make of the unmatched background images, scored
@@ -765,7 +779,7 @@ pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) ->
         Tag::Leaked { .. } => Some(w.photos[w.leaked].hash),
         _ => None,
     };
-    let of_image = |s: &crate::sim::Send| -> Option<Knowledge> {
+    let about = |known: &BTreeMap<String, Knowledge>, s: &crate::sim::Send| {
         let mut k = known.get(&s.blob)?.clone();
         if let Some(t) = truth(s) {
             k.hashes
@@ -773,6 +787,7 @@ pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) ->
         }
         Some(k)
     };
+    let of_image = |s: &crate::sim::Send| about(&known, s);
 
     // Reconstruction of every unmatched background image, against the nulls.
     let originals: Vec<Gray> = w
@@ -881,6 +896,25 @@ pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) ->
     let plaintext = count(&|s| has(s, &|k| k.plaintext.is_some()));
     let thumbnail = count(&|s| has(s, &|k| k.luma64.is_some() || k.dct16.is_some()));
     let hashed = count(&|s| has(s, &|k| !k.hashes.is_empty()));
+    // Each other party on its own: its view, read with its own keys, the same way.
+    let parties: BTreeMap<String, PartyExposure> = o
+        .parties
+        .iter()
+        .map(|(name, view)| {
+            let keys: Vec<&scanlab_schemes::Secret> =
+                o.secrets.iter().filter(|k| &k.holder == name).collect();
+            let known = Analyst::new(&o.blobs, keys).read(view, &[]);
+            let of = |f: &dyn Fn(&Knowledge) -> bool| {
+                frac(count(&|s| about(&known, s).is_some_and(|k| f(&k))))
+            };
+            let exposure = PartyExposure {
+                plaintext: of(&|k| k.plaintext.is_some()),
+                thumbnail: of(&|k| k.luma64.is_some() || k.dct16.is_some()),
+                hash: of(&|k| !k.hashes.is_empty()),
+            };
+            (name.clone(), exposure)
+        })
+        .collect();
     // Each secret a party holds, stolen: the same analyst, now holding that key.
     let stolen_key: BTreeMap<String, f64> = o
         .secrets
@@ -912,6 +946,7 @@ pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) ->
             provider_thumbnail: frac(thumbnail),
             provider_hash: frac(hashed),
             stolen_key,
+            parties,
         },
         device_state_bytes: o.scheme_params_len,
         user_list: user_list_knowledge(o, w, seed),

@@ -252,6 +252,30 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             }),
         ));
     }
+    // One row per party beside the provider, read from its own view with its own keys.
+    let parties: std::collections::BTreeSet<&String> = r
+        .schemes
+        .iter()
+        .flat_map(|s| s.exposure.parties.keys())
+        .collect();
+    for p in parties {
+        rows.push((
+            format!("The {p}'s own view holds (innocent images): plaintext / thumbnail / hash"),
+            t(&|s| {
+                s.exposure
+                    .parties
+                    .get(p)
+                    .map_or("— (no such party)".into(), |e| {
+                        format!(
+                            "{} / {} / {}",
+                            pct(e.plaintext),
+                            pct(e.thumbnail),
+                            pct(e.hash)
+                        )
+                    })
+            }),
+        ));
+    }
     // The enclave's assumptions, one row per scenario, filled for the scheme they were run on.
     if let Some(tr) = &r.enclave_trust {
         for row in &tr.rows {
