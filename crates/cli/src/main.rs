@@ -148,6 +148,9 @@ enum Cmd {
         /// The organisation's data directory: its key (`matcher.key`) and its view.
         #[arg(long)]
         data: PathBuf,
+        /// Be one of scheme third-party-multi's two organisations (point-function shares).
+        #[arg(long)]
+        multi: bool,
     },
     /// The escrow authority of scheme S2: make its keys, or read everything with them.
     Escrow {
@@ -343,7 +346,8 @@ fn main() -> ExitCode {
             list,
             radius,
             data,
-        } => schemecmd::cmd_matcher(&listen, &list, radius, &data),
+            multi,
+        } => schemecmd::cmd_matcher(&listen, &list, radius, &data, multi),
         Cmd::Escrow { cmd } => schemecmd::cmd_escrow(cmd),
         Cmd::View { data, json } => cmd_view(&data, json, false),
         Cmd::ProviderView {

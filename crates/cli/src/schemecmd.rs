@@ -43,12 +43,14 @@ pub struct SchemeArgs {
     /// enclave's own.
     #[arg(long)]
     allow: Vec<String>,
-    /// Base URL of a running `scanlab matcher` (scheme third-party).
+    /// Base URL of a running `scanlab matcher` (scheme third-party); repeated, in order, for
+    /// third-party-multi's organisations.
     #[arg(long)]
-    matcher: Option<String>,
-    /// The matching organisation's caller token file (`caller.token` in its data directory).
+    matcher: Vec<String>,
+    /// The matching organisation's caller token file (`caller.token` in its data directory);
+    /// repeated in the same order as --matcher.
     #[arg(long)]
-    matcher_token: Option<PathBuf>,
+    matcher_token: Vec<PathBuf>,
     /// Any other configuration field of the scheme, as KEY=VALUE (VALUE is read as JSON if it
     /// parses, else as a string); repeatable.
     #[arg(long = "param", value_name = "KEY=VALUE")]
@@ -87,11 +89,19 @@ impl SchemeArgs {
         if let Some(p) = &self.enclave_token {
             c.insert("enclave_token".into(), path(p));
         }
-        if let Some(u) = &self.matcher {
-            c.insert("matcher".into(), u.clone().into());
+        // One organisation is a field, several a list: each scheme's configuration says which.
+        match self.matcher.as_slice() {
+            [] => {}
+            [one] => drop(c.insert("matcher".into(), one.clone().into())),
+            many => drop(c.insert("matcher".into(), many.to_vec().into())),
         }
-        if let Some(p) = &self.matcher_token {
-            c.insert("matcher_token".into(), path(p));
+        match self.matcher_token.as_slice() {
+            [] => {}
+            [one] => drop(c.insert("matcher_token".into(), path(one))),
+            many => drop(c.insert(
+                "matcher_token".into(),
+                many.iter().map(path).collect::<Vec<_>>().into(),
+            )),
         }
         if !self.allow.is_empty() {
             c.insert("allow".into(), self.allow.clone().into());
@@ -169,24 +179,45 @@ pub fn cmd_enclave(listen: &str, list_path: &Path, radius: u32, data: &Path) -> 
 /// `scanlab matcher`: scheme S8's matching organisation as its own process. Its HPKE key
 /// persists in `DATA/matcher.key` (0600), so clients that pinned it keep working across
 /// restarts; its caller token is fresh at every start.
-pub fn cmd_matcher(listen: &str, list_path: &Path, radius: u32, data: &Path) -> Result<ExitCode> {
-    use scanlab_schemes::third_party::{KEY_FILE, Organisation, OrganisationService, router};
+///
+/// With `multi`, it is one of scheme third-party-multi's organisations instead, which
+/// answers point-function keys with shares.
+pub fn cmd_matcher(
+    listen: &str,
+    list_path: &Path,
+    radius: u32,
+    data: &Path,
+    multi: bool,
+) -> Result<ExitCode> {
+    use scanlab_schemes::third_party::{KEY_FILE, Organisation, OrganisationService};
+    use scanlab_schemes::third_party_multi as m;
     let bytes = crate::files::read_input(list_path)?;
     let list = parse_list(list_path, &bytes)?;
     let secret = scanlab_schemes::load_or_create_secret(&data.join(KEY_FILE))?;
     let keys = Arc::new(KeyPair::from_secret(secret.as_ref())?);
-    let org = Arc::new(Organisation::new(Matcher::new(list, radius)?, keys));
+    let matcher = Matcher::new(list, radius)?;
+    let (key, router) = if multi {
+        let org = Arc::new(m::Organisation::new(matcher, keys));
+        let key = org.params().key;
+        let (service, _token) = OrganisationService::open(org, data)
+            .with_context(|| format!("opening the organisation's view in {}", data.display()))?;
+        (key, m::router(service))
+    } else {
+        let org = Arc::new(Organisation::new(matcher, keys));
+        let key = org.params().key;
+        let (service, _token) = OrganisationService::open(org, data)
+            .with_context(|| format!("opening the organisation's view in {}", data.display()))?;
+        (key, scanlab_schemes::third_party::router(service))
+    };
     let ready = [
-        format!("key {}", org.params().key),
+        format!("key {key}"),
         format!(
             "caller token {}",
             data.join(scanlab_schemes::party::CALLER_TOKEN_FILE)
                 .display()
         ),
     ];
-    let (service, _token) = OrganisationService::open(org, data)
-        .with_context(|| format!("opening the organisation's view in {}", data.display()))?;
-    crate::serve_http(listen, router(service), &ready)?;
+    crate::serve_http(listen, router, &ready)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -77,6 +77,9 @@ pub struct Exposure {
     /// For each party beside the provider (by role: `enclave`, `third party`), what its own
     /// recorded view yields, read with the keys it holds itself.
     pub parties: BTreeMap<String, PartyExposure>,
+    /// For each coalition of two or more of those parties (named `a + b`), what their views
+    /// read together yield, with all their keys.
+    pub coalitions: BTreeMap<String, PartyExposure>,
 }
 
 /// What one party's own records yield, as fractions of the innocent images sent.
@@ -896,23 +899,39 @@ pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) ->
     let plaintext = count(&|s| has(s, &|k| k.plaintext.is_some()));
     let thumbnail = count(&|s| has(s, &|k| k.luma64.is_some() || k.dct16.is_some()));
     let hashed = count(&|s| has(s, &|k| !k.hashes.is_empty()));
-    // Each other party on its own: its view, read with its own keys, the same way.
-    let parties: BTreeMap<String, PartyExposure> = o
-        .parties
-        .iter()
-        .map(|(name, view)| {
-            let keys: Vec<&scanlab_schemes::Secret> =
-                o.secrets.iter().filter(|k| &k.holder == name).collect();
-            let known = Analyst::new(&o.blobs, keys).read(view, &[]);
-            let of = |f: &dyn Fn(&Knowledge) -> bool| {
-                frac(count(&|s| about(&known, s).is_some_and(|k| f(&k))))
-            };
-            let exposure = PartyExposure {
-                plaintext: of(&|k| k.plaintext.is_some()),
-                thumbnail: of(&|k| k.luma64.is_some() || k.dct16.is_some()),
-                hash: of(&|k| !k.hashes.is_empty()),
-            };
-            (name.clone(), exposure)
+    // Each other party on its own, and each coalition of them: their views read together, with
+    // their own keys, the same way.
+    let exposure_of = |members: &[usize]| -> PartyExposure {
+        let names: Vec<&String> = members.iter().map(|&i| &o.parties[i].0).collect();
+        let keys: Vec<&scanlab_schemes::Secret> = o
+            .secrets
+            .iter()
+            .filter(|k| names.contains(&&k.holder))
+            .collect();
+        let view: Vec<scanlab_messenger::ViewRecord> = members
+            .iter()
+            .flat_map(|&i| o.parties[i].1.iter().cloned())
+            .collect();
+        let known = Analyst::new(&o.blobs, keys).read(&view, &[]);
+        let of = |f: &dyn Fn(&Knowledge) -> bool| {
+            frac(count(&|s| about(&known, s).is_some_and(|k| f(&k))))
+        };
+        PartyExposure {
+            plaintext: of(&|k| k.plaintext.is_some()),
+            thumbnail: of(&|k| k.luma64.is_some() || k.dct16.is_some()),
+            hash: of(&|k| !k.hashes.is_empty()),
+        }
+    };
+    let np = o.parties.len();
+    let parties: BTreeMap<String, PartyExposure> = (0..np)
+        .map(|i| (o.parties[i].0.clone(), exposure_of(&[i])))
+        .collect();
+    let coalitions: BTreeMap<String, PartyExposure> = (1u32..1 << np.min(8))
+        .filter(|m| m.count_ones() >= 2)
+        .map(|m| {
+            let members: Vec<usize> = (0..np).filter(|i| m >> i & 1 == 1).collect();
+            let name: Vec<&str> = members.iter().map(|&i| o.parties[i].0.as_str()).collect();
+            (name.join(" + "), exposure_of(&members))
         })
         .collect();
     // Each secret a party holds, stolen: the same analyst, now holding that key.
@@ -947,6 +966,7 @@ pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) ->
             provider_hash: frac(hashed),
             stolen_key,
             parties,
+            coalitions,
         },
         device_state_bytes: o.scheme_params_len,
         user_list: user_list_knowledge(o, w, seed),

@@ -13,7 +13,11 @@
 //! - **images**: base64 strings whose bytes start like a JPEG, PNG, GIF, WebP or BMP file;
 //! - **sealed capsules**: in a scenario that hands the party a key, every base64 string is tried
 //!   as an HPKE capsule under that key, with each other string of the same record as associated
-//!   data; what opens is decoded again with the same decoders.
+//!   data; what opens is decoded again with the same decoders;
+//! - **point-function keys** ([`scanlab_schemes::dpf::KeyShare`], prio's IDPF): one key says
+//!   nothing, but the two keys of one function, found anywhere in the records read together
+//!   (a coalition's views), give its point, which is bits of a larger value at the offset the
+//!   key names. Bits that together cover all 256 bits of a value for one blob are a hash.
 //!
 //! What it finds in a record is attributed to every blob id that record (or what opened inside
 //! it) names. So a scheme it has never seen, hiding a hash or a thumbnail in any field, is read
@@ -25,6 +29,7 @@ use scanlab_messenger::mls::{AttachmentRef, open_attachment};
 use scanlab_messenger::{Review, ViewRecord};
 use scanlab_pdq::Hash256;
 use scanlab_schemes::Secret;
+use scanlab_schemes::dpf::{self, KeyShare};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -121,6 +126,7 @@ struct Found {
     refs: BTreeSet<String>,
     knowledge: Knowledge,
     by_ref: Vec<(String, Knowledge)>,
+    dpf: Vec<KeyShare>,
 }
 
 const IMAGE_MAGIC: [&[u8]; 6] = [
@@ -173,6 +179,7 @@ impl<'a> Analyst<'a> {
                 }
             }
         };
+        let mut keys: Vec<(BTreeSet<String>, KeyShare)> = Vec::new();
         for r in view {
             let mut refs = BTreeSet::new();
             // An endpoint can name a blob too (`GET /v1/blobs/ID`).
@@ -188,8 +195,18 @@ impl<'a> Analyst<'a> {
             .into_iter()
             .flatten()
             {
-                add(self.walk(&v, 0), &refs);
+                let f = self.walk(&v, 0);
+                for k in &f.dpf {
+                    keys.push((f.refs.union(&refs).cloned().collect(), k.clone()));
+                }
+                add(f, &refs);
             }
+        }
+        for (blob, h) in combine_point_functions(&keys) {
+            out.entry(blob).or_default().merge(Knowledge {
+                hashes: vec![h],
+                ..Default::default()
+            });
         }
         for rv in reviews {
             let mut k = Knowledge::default();
@@ -231,6 +248,10 @@ impl<'a> Analyst<'a> {
     fn visit(&self, v: &Value, context: &[&str], depth: usize, f: &mut Found) {
         match v {
             Value::Object(o) => {
+                if let Ok(k) = serde_json::from_value::<KeyShare>(v.clone()) {
+                    f.dpf.push(k);
+                    return;
+                }
                 if let Ok(a) = serde_json::from_value::<AttachmentRef>(v.clone())
                     && let Some(ct) = self.blobs.get(&a.blob)
                     && let Ok(img) = open_attachment(ct, &a)
@@ -312,12 +333,52 @@ impl<'a> Analyst<'a> {
                     let inner = self.walk(&v, depth + 1);
                     f.refs.extend(inner.refs);
                     f.by_ref.extend(inner.by_ref);
+                    f.dpf.extend(inner.dpf);
                     f.knowledge.merge(inner.knowledge);
                 }
                 return;
             }
         }
     }
+}
+
+/// Pairs the point-function keys found (by their shared public part), recovers each pair's
+/// point, and assembles, per blob the keys were found with, the 256-bit values whose bits the
+/// points cover completely.
+fn combine_point_functions(keys: &[(BTreeSet<String>, KeyShare)]) -> Vec<(String, Hash256)> {
+    let mut pairs: BTreeMap<&str, [Option<&(BTreeSet<String>, KeyShare)>; 2]> = BTreeMap::new();
+    for k in keys {
+        if k.1.agg <= 1 {
+            pairs.entry(k.1.public.as_str()).or_default()[k.1.agg as usize] = Some(k);
+        }
+    }
+    // Per blob: the bits known, by position.
+    let mut bits: BTreeMap<String, BTreeMap<usize, bool>> = BTreeMap::new();
+    for [a, b] in pairs.into_values() {
+        let (Some(a), Some(b)) = (a, b) else { continue };
+        let (Ok(ka), Ok(kb)) = (a.1.open(), b.1.open()) else {
+            continue;
+        };
+        let Some(point) = dpf::recover(&ka, &kb) else {
+            continue;
+        };
+        for blob in a.0.union(&b.0) {
+            let known = bits.entry(blob.clone()).or_default();
+            for (i, bit) in point.iter().enumerate() {
+                known.insert(a.1.offset as usize + i, *bit);
+            }
+        }
+    }
+    bits.into_iter()
+        .filter(|(_, known)| (0..256).all(|i| known.contains_key(&i)))
+        .map(|(blob, known)| {
+            let mut h = [0u8; 32];
+            for (i, bit) in known.into_iter().filter(|(i, _)| *i < 256) {
+                h[i / 8] |= u8::from(bit) << (7 - i % 8);
+            }
+            (blob, Hash256::from_bytes(h))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -407,5 +468,39 @@ mod tests {
             ..secret
         };
         assert!(Analyst::new(&bl, vec![&wrong]).read(&view, &[]).is_empty());
+    }
+
+    #[test]
+    fn point_function_keys_give_a_hash_only_when_both_halves_of_every_chunk_are_read() {
+        let h = Hash256::from_bytes(std::array::from_fn(|i| (i * 41 + 7) as u8));
+        let other = Hash256::from_bytes([0x5a; 32]);
+        // Each hash cut into 16 chunks of 16 bits; each chunk's two keys go to two views.
+        let split = |h: &Hash256, blob: &str| -> [ViewRecord; 2] {
+            let mut halves = [Vec::new(), Vec::new()];
+            for c in 0..16 {
+                let p = dpf::bits_of(&h.to_bytes(), c * 16, 16);
+                let pair = dpf::split(&p, (c * 16) as u16).unwrap();
+                for (half, k) in halves.iter_mut().zip(pair) {
+                    half.push(k);
+                }
+            }
+            halves.map(|keys| rec(json!({ "blob": blob, "keys": keys })))
+        };
+        let [a1, b1] = split(&h, "b1");
+        let [a2, b2] = split(&other, "b2");
+        let bl = blobs();
+        let read = |v: Vec<ViewRecord>| Analyst::new(&bl, vec![]).read(&v, &[]);
+        // One organisation's view, however much of it: nothing.
+        assert!(read(vec![a1.clone(), a2.clone()]).is_empty());
+        // Both halves: the hash, for its blob only.
+        let k = read(vec![a1.clone(), b1.clone(), a2.clone()]);
+        assert_eq!(k["b1"].hashes, vec![h]);
+        assert!(!k.contains_key("b2"));
+        // Halves of two different splits never pair: nothing.
+        assert!(read(vec![a1.clone(), b2.clone()]).is_empty());
+        // Fifteen chunks of sixteen are not a hash.
+        let mut v: Value = a1.json().unwrap();
+        v["keys"].as_array_mut().unwrap().pop();
+        assert!(read(vec![rec(v), b1]).is_empty());
     }
 }

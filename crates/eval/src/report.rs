@@ -276,6 +276,21 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             }),
         ));
     }
+    let coalitions: std::collections::BTreeSet<&String> = r
+        .schemes
+        .iter()
+        .flat_map(|s| s.exposure.coalitions.keys())
+        .collect();
+    for c in coalitions {
+        rows.push((
+            format!("Coalition {c}, views and keys together (innocent images): plaintext / thumbnail / hash"),
+            t(&|s| {
+                s.exposure.coalitions.get(c).map_or("— (no such coalition)".into(), |e| {
+                    format!("{} / {} / {}", pct(e.plaintext), pct(e.thumbnail), pct(e.hash))
+                })
+            }),
+        ));
+    }
     // The enclave's assumptions, one row per scenario, filled for the scheme they were run on.
     if let Some(tr) = &r.enclave_trust {
         for row in &tr.rows {

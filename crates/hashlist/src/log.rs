@@ -437,6 +437,11 @@ impl SortedCommitment {
         }
     }
 
+    /// The distinct hashes, in the sorted order the commitment's leaves have.
+    pub fn sorted(&self) -> &[Hash256] {
+        &self.sorted
+    }
+
     /// The proof that `hash` is listed, or `None` if it is not.
     pub fn prove(&self, hash: &Hash256) -> Option<EntryProof> {
         let i = self.sorted.binary_search(hash).ok()?;

@@ -13,6 +13,7 @@
 //! | S7 | [`private_match`] | one threshold-PSI voucher; whether it opened | at t matches, the provider decrypts their thumbnails |
 //! | S6, S6f | [`on_device`] | nothing per image; every device holds the list (hashes, or a filter of them) | the device discloses the image |
 //! | S8 | [`third_party`] | an HPKE capsule of the hash to a matching organisation; whether it sent a notice | the client uploads the plaintext on the organisation's notice |
+//! | S8m | [`third_party_multi`] | an HPKE capsule of point-function keys to each of two organisations; per chunk, how many entries agree | the client uploads the plaintext for a candidate within the radius |
 //! | S9 | [`user_report`] | a 36-byte franking tag per message; a reported message, verified | not applicable: no scanning; a recipient's report queues the image |
 //!
 //! Each scheme is a plugin ([`Scheme`]): its descriptor, its typed configuration and its two
@@ -29,6 +30,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod device_hash;
+pub mod dpf;
 pub mod e2ee;
 pub mod enclave;
 pub mod exceptional_access;
@@ -43,6 +45,7 @@ pub mod registry;
 pub mod seal;
 pub mod server_side;
 pub mod third_party;
+pub mod third_party_multi;
 pub mod user_report;
 
 use base64::Engine;

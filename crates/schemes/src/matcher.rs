@@ -84,6 +84,12 @@ impl Matcher {
         self.commitment.prove(hash)
     }
 
+    /// The list's distinct hashes in the commitment's sorted order: a position in it is the
+    /// same for every holder of the same list, whatever order its file had.
+    pub fn sorted(&self) -> &[Hash256] {
+        self.commitment.sorted()
+    }
+
     /// The radius.
     pub fn radius(&self) -> u32 {
         self.radius

@@ -132,6 +132,7 @@ pub fn registry() -> Registry {
             fuzzy: Some(crate::private_match::Fuzzy::DEFAULT),
         }))
         .with(Arc::new(crate::third_party::ThirdParty))
+        .with(Arc::new(crate::third_party_multi::ThirdPartyMulti))
         .with(Arc::new(crate::user_report::UserReport))
 }
 

@@ -123,21 +123,23 @@ impl Organisation {
     }
 }
 
-/// The organisation as a recorded service (`DIR/third-party.sqlite`): only the caller holding
-/// its token may match.
-pub struct OrganisationService {
-    org: Arc<Organisation>,
+/// An organisation (`O`: S8's [`Organisation`], or one of S8 multi's) as a recorded service
+/// (`DIR/third-party.sqlite`): only the caller holding its token may use any route but
+/// `GET /key`.
+pub struct OrganisationService<O = Organisation> {
+    /// The organisation.
+    pub org: Arc<O>,
     db: Db,
     guard: Guard,
 }
 
-impl OrganisationService {
+impl<O: Send + Sync + 'static> OrganisationService<O> {
     /// The organisation recording into `data`, with a fresh caller token in
     /// `data/caller.token`; returns the service and the token.
     pub fn open(
-        org: Arc<Organisation>,
+        org: Arc<O>,
         data: &Path,
-    ) -> Result<(Arc<OrganisationService>, zeroize::Zeroizing<String>), SchemeError> {
+    ) -> Result<(Arc<OrganisationService<O>>, zeroize::Zeroizing<String>), SchemeError> {
         let (guard, token) = Guard::issue(data)?;
         Ok((
             Arc::new(OrganisationService {
@@ -150,7 +152,7 @@ impl OrganisationService {
     }
 }
 
-impl Recorded for OrganisationService {
+impl<O: Send + Sync + 'static> Recorded for OrganisationService<O> {
     fn db(&self) -> &Db {
         &self.db
     }
@@ -158,7 +160,7 @@ impl Recorded for OrganisationService {
         64 << 10
     }
     fn requires_auth(&self, path: &str) -> bool {
-        path == "/match"
+        path != "/key"
     }
     async fn who(&self, parts: &axum::http::request::Parts) -> Result<Option<String>, StoreError> {
         Ok(self.guard.who(parts))
