@@ -107,6 +107,28 @@ fn converse(root: &Path, url: &str) {
     assert_eq!(messages, 2, "both delivered");
 }
 
+/// Every recorded body of a `view --json` listing, as text.
+fn body_text(view: &[Value]) -> String {
+    view.iter()
+        .filter_map(|v| v["body"].as_array())
+        .map(|b| {
+            let bytes: Vec<u8> = b.iter().map(|x| x.as_u64().unwrap() as u8).collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .collect()
+}
+
+/// The PDQ hash of a test image, as `scanlab hash` prints it.
+fn hash_of(name: &str) -> String {
+    let out = ok(bin()
+        .args(["hash", image(name).to_str().unwrap()])
+        .output()
+        .unwrap());
+    let h = out.split(',').next().unwrap().to_string();
+    assert_eq!(h.len(), 64);
+    h
+}
+
 fn list(root: &Path) -> String {
     let l = root.join("list.csv");
     ok(bin()
@@ -333,30 +355,73 @@ fn matcher_process_sees_every_hash_and_only_its_notice_leads_to_review() {
     };
     assert_eq!((of("received"), of("derived")), (2, 2));
     // The provider's view holds the capsules, never a hash of the benign image.
-    let bodies = |view: &[Value]| -> String {
-        view.iter()
-            .filter_map(|v| v["body"].as_array())
-            .map(|b| {
-                let bytes: Vec<u8> = b.iter().map(|x| x.as_u64().unwrap() as u8).collect();
-                String::from_utf8_lossy(&bytes).into_owned()
-            })
-            .collect()
-    };
-    let pv = bodies(&json_lines(&ok(bin()
+    let pv = body_text(&json_lines(&ok(bin()
         .args(["provider-view", "--json", "--data", data.to_str().unwrap()])
         .output()
         .unwrap())));
-    let benign = ok(bin()
-        .args(["hash", image("q2821").to_str().unwrap()])
-        .output()
-        .unwrap());
-    let benign = benign.split(',').next().unwrap();
-    assert_eq!(benign.len(), 64);
-    assert!(!pv.contains(benign), "the provider holds the benign hash");
-    assert!(bodies(&ov).contains(benign), "the organisation does");
+    let benign = hash_of("q2821");
+    assert!(!pv.contains(&benign), "the provider holds the benign hash");
+    assert!(body_text(&ov).contains(&benign), "the organisation does");
     // Restarted, the organisation keeps its key (clients pinned it) but not its token.
     let (_org, again) = start();
     assert_eq!(again[1], lines[1]);
+}
+
+#[test]
+fn two_matcher_processes_match_a_hash_neither_holds() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("provider");
+    let l = list(root.path());
+    let mut procs = Vec::new();
+    let mut flags: Vec<String> = vec!["--scheme".into(), "third-party-multi".into()];
+    let mut dirs = Vec::new();
+    for i in 1..=2 {
+        let d = root.path().join(format!("org-{i}"));
+        let (p, lines) = spawn(
+            &[
+                "matcher",
+                "--multi",
+                "--listen",
+                "127.0.0.1:0",
+                "--list",
+                &l,
+                "--data",
+                d.to_str().unwrap(),
+            ],
+            3,
+        );
+        flags.extend(["--matcher".into(), url_of(&lines[0])]);
+        flags.extend([
+            "--matcher-token".into(),
+            lines[2].strip_prefix("caller token ").unwrap().to_string(),
+        ]);
+        procs.push(p);
+        dirs.push(d);
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (srv, url) = serve(&data, &flags);
+    converse(root.path(), &url);
+    drop(srv);
+    drop(procs);
+    let r = reviews(&data);
+    assert_eq!(r.len(), 1, "the listed image only: {r:?}");
+    let benign = hash_of("q2821");
+    for d in &dirs {
+        let v = ok(bin()
+            .args(["view", "--json", "--data", d.to_str().unwrap()])
+            .output()
+            .unwrap());
+        let view = json_lines(&v);
+        let received = view
+            .iter()
+            .filter(|v| v["kind"] == "received" && v["endpoint"] == "POST /match")
+            .count();
+        assert_eq!(received, 2, "one capsule per image");
+        assert!(
+            !body_text(&view).contains(&benign),
+            "an organisation holds the benign hash"
+        );
+    }
 }
 
 #[test]

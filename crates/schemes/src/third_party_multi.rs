@@ -115,12 +115,18 @@ pub struct Named {
     pub entry: Hash256,
     /// Its inclusion proof under the announced list root.
     pub proof: EntryProof,
+    /// The entry's id in the list.
+    pub id: u64,
+    /// The entry's label.
+    pub label: String,
 }
 
 /// The provider's reply to the device.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reply {
-    /// Entries that agree with the image on a whole chunk.
+    /// Entries that agree with the image on a whole chunk (none if absent: a bare
+    /// "disclose" from the provider names nothing, so discloses nothing).
+    #[serde(default)]
     pub candidates: Vec<Named>,
 }
 
@@ -215,7 +221,16 @@ impl Organisation {
             .matcher
             .prove(&entry)
             .ok_or_else(|| SchemeError::Malformed("unprovable entry".into()))?;
-        Ok(Named { entry, proof })
+        let info = self
+            .matcher
+            .check(&entry)
+            .ok_or_else(|| SchemeError::Malformed("an entry that matches nothing".into()))?;
+        Ok(Named {
+            entry,
+            proof,
+            id: info.entry,
+            label: info.label,
+        })
     }
 }
 
@@ -440,10 +455,17 @@ impl ClientScheme for Client {
                 }
                 continue;
             }
+            let reason = crate::MatchInfo {
+                entry: c.id,
+                label: c.label,
+                distance: own.distance(&c.entry),
+                hash: c.entry,
+            }
+            .reason();
             let as_s3 = MatchReply {
                 matched: true,
                 disclose: true,
-                reason: None,
+                reason: Some(reason),
                 entry: Some(c.entry),
                 proof: Some(c.proof),
             };

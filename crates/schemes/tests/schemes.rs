@@ -647,6 +647,136 @@ fn s8_third_party_sees_every_hash_the_provider_none_and_notices_are_checked() {
     assert!(!holds(&org_bytes, &images.benign));
 }
 
+/// Starts S8 multi's two organisations over HTTP, recording into `dir/org-1` and `dir/org-2`;
+/// returns the provider's configuration for them.
+fn orgs_config(images: &Images, dir: &Path) -> Value {
+    use scanlab_schemes::third_party::OrganisationService;
+    use scanlab_schemes::third_party_multi::{Organisation, router};
+    let (mut urls, mut tokens) = (Vec::new(), Vec::new());
+    for i in 1..=2 {
+        let org = Organisation::new(
+            Matcher::new(list(images), 31).unwrap(),
+            Arc::new(KeyPair::generate()),
+        );
+        let data = dir.join(format!("org-{i}"));
+        let (service, _) = OrganisationService::open(Arc::new(org), &data).unwrap();
+        urls.push(scanlab_messenger::spawn_loopback(router(service)).unwrap());
+        tokens.push(data.join(scanlab_schemes::party::CALLER_TOKEN_FILE));
+    }
+    json!({ "matcher": urls, "matcher_token": tokens })
+}
+
+#[test]
+fn s8_multi_neither_organisation_sees_a_hash_and_matches_still_reach_review() {
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let config = orgs_config(&images, dir.path());
+    let r = run("third-party-multi", |_| config, &images);
+    assert_flagged_exactly_list_and_edited(&r, &images, "alice");
+    let hashes: Vec<scanlab_pdq::Hash256> = [&images.listed[2], &images.benign, &images.edited]
+        .iter()
+        .map(|i| pdq_of(i).unwrap().hash)
+        .collect();
+    // Neither organisation's store holds the benign image's hash or the edited copy's: each
+    // holds sealed keys and its shares (and organisation 1 the entries it was asked to name,
+    // which is the listed image's own hash here).
+    let mut views = Vec::new();
+    for i in 1..=2 {
+        let (mut store, party) =
+            SqliteStore::open_existing(&dir.path().join(format!("org-{i}"))).unwrap();
+        assert_eq!(party, "third-party");
+        let v = store.view().unwrap();
+        let mut bytes = Vec::new();
+        for rec in &v {
+            bytes.extend(rec.body.clone().unwrap_or_default());
+        }
+        for h in &hashes[1..] {
+            assert!(!bytes.windows(64).any(|w| w == h.to_string().as_bytes()));
+            assert!(!bytes.windows(32).any(|w| w == h.to_bytes()));
+        }
+        // Three capsules received, one per image, each exactly the one the client sealed to it.
+        let got = jsons(&of_kind(&v, RecordKind::Received, "POST /match"));
+        let sent: Vec<Value> = r
+            .bodies("POST /v1/scan")
+            .iter()
+            .map(|b| json!({ "blob": b["blob"], "sealed": b["sealed"][i - 1] }))
+            .collect();
+        assert_eq!(got, sent);
+        views.push(v);
+    }
+    let all = r.provider_bytes();
+    let benign = hashes[1];
+    assert!(!all.windows(64).any(|w| w == benign.to_string().as_bytes()));
+    assert!(!holds(&all, &images.benign));
+    // What the provider derived: per chunk, how many entries agree. The listed image agrees
+    // with its entry on all 16 chunks; the benign one with nothing.
+    let d = r.derived();
+    assert!(d[0]["agreeing"].as_array().unwrap().iter().all(|c| c == 1));
+    assert!(d[1]["agreeing"].as_array().unwrap().iter().all(|c| c == 0));
+    assert_eq!(d[1]["candidates"], json!([]));
+    // Each organisation's shares alone are not the counts; their sum is.
+    let shares = |v: &[ViewRecord]| jsons(&of_kind(v, RecordKind::Derived, "POST /match"));
+    let (a, b) = (shares(&views[0]), shares(&views[1]));
+    assert_ne!(a[0]["shares"][0][0], 1);
+    let p = 0xFFFF_FFFF_0000_0001u128;
+    let sum = (a[0]["shares"][0][0].as_u64().unwrap() as u128
+        + b[0]["shares"][0][0].as_u64().unwrap() as u128)
+        % p;
+    assert_eq!(sum, 1);
+}
+
+#[test]
+fn s8_multi_refuses_organisations_with_different_lists_and_a_capsule_short_of_one() {
+    use scanlab_schemes::third_party::OrganisationService;
+    use scanlab_schemes::third_party_multi::{Organisation, router};
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = images.listed.clone();
+    other.pop();
+    let lists = [
+        list(&images),
+        list(&Images {
+            listed: other,
+            benign: images.benign.clone(),
+            edited: images.edited.clone(),
+        }),
+    ];
+    let (mut urls, mut tokens) = (Vec::new(), Vec::new());
+    for (i, l) in lists.into_iter().enumerate() {
+        let org = Organisation::new(Matcher::new(l, 31).unwrap(), Arc::new(KeyPair::generate()));
+        let data = dir.path().join(format!("org-{i}"));
+        let (service, _) = OrganisationService::open(Arc::new(org), &data).unwrap();
+        urls.push(scanlab_messenger::spawn_loopback(router(service)).unwrap());
+        tokens.push(data.join(scanlab_schemes::party::CALLER_TOKEN_FILE));
+    }
+    let scheme = registry().get("third-party-multi").unwrap();
+    let e = scheme
+        .provider(&json!({ "matcher": urls, "matcher_token": tokens }))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("different lists"), "{e}");
+    let e = scheme
+        .provider(&json!({ "matcher": [&urls[0]], "matcher_token": [&tokens[0]] }))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("2 organisations"), "{e}");
+    // A well-deployed provider refuses a request with one capsule: 400.
+    let config = orgs_config(&images, &dir.path().join("ok"));
+    let (_p, url) = deploy("third-party-multi", |_| config, &dir.path().join("ok"));
+    let c = Client::connect(&dir.path().join("eve"), "eve", HttpTransport::new(&url)).unwrap();
+    let e = c
+        .transport()
+        .post(
+            "/v1/scan",
+            Some(c.token()),
+            &json!({ "blob": "x", "sealed": [B64.encode([7u8; 64])] }),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("400"), "{e}");
+}
+
 fn with(mut config: Value, key: &str, value: Value) -> Value {
     config[key] = value;
     config
@@ -1054,6 +1184,7 @@ fn a_forged_disclose_fetches_no_image_under_any_scheme() {
             Box::new(|d| json!({ "list": list_file(&images, d) })),
         ),
         ("third-party", Box::new(|d| org_config(&images, d))),
+        ("third-party-multi", Box::new(|d| orgs_config(&images, d))),
     ];
     for (name, config) in cases {
         let (sent, asked) = with_forged_scan_reply(name, config, bare.clone(), &images);
