@@ -179,7 +179,7 @@ impl<'a> Analyst<'a> {
                 }
             }
         };
-        let mut keys: Vec<(BTreeSet<String>, KeyShare)> = Vec::new();
+        let mut keys: Vec<FoundKey> = Vec::new();
         for r in view {
             let mut refs = BTreeSet::new();
             // An endpoint can name a blob too (`GET /v1/blobs/ID`).
@@ -342,11 +342,14 @@ impl<'a> Analyst<'a> {
     }
 }
 
+/// A point-function key, with the blobs named where it was found.
+type FoundKey = (BTreeSet<String>, KeyShare);
+
 /// Pairs the point-function keys found (by their shared public part), recovers each pair's
 /// point, and assembles, per blob the keys were found with, the 256-bit values whose bits the
 /// points cover completely.
-fn combine_point_functions(keys: &[(BTreeSet<String>, KeyShare)]) -> Vec<(String, Hash256)> {
-    let mut pairs: BTreeMap<&str, [Option<&(BTreeSet<String>, KeyShare)>; 2]> = BTreeMap::new();
+fn combine_point_functions(keys: &[FoundKey]) -> Vec<(String, Hash256)> {
+    let mut pairs: BTreeMap<&str, [Option<&FoundKey>; 2]> = BTreeMap::new();
     for k in keys {
         if k.1.agg <= 1 {
             pairs.entry(k.1.public.as_str()).or_default()[k.1.agg as usize] = Some(k);

@@ -168,13 +168,13 @@ pub fn recover(a: &Key, b: &Key) -> Option<Vec<bool>> {
     if a.agg == b.agg || a.bits != b.bits {
         return None;
     }
-    let mut x = Vec::with_capacity(a.bits);
-    for _ in 0..a.bits {
-        x.push(false);
-        let at = |x: &[bool]| -> Option<u64> { Some(add(a.eval(x).ok()?, b.eval(x).ok()?)) };
-        if at(&x)? != 1 {
-            *x.last_mut()? = true;
-            if at(&x)? != 1 {
+    let at = |x: &[bool]| -> Option<u64> { Some(add(a.eval(x).ok()?, b.eval(x).ok()?)) };
+    let mut x = vec![false; a.bits];
+    for level in 0..a.bits {
+        // The path takes the 0 child unless only the 1 child is on it.
+        if at(&x[..=level])? != 1 {
+            x[level] = true;
+            if at(&x[..=level])? != 1 {
                 return None;
             }
         }

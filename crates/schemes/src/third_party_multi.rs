@@ -410,26 +410,7 @@ impl ClientScheme for Client {
     }
     fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
         let blob = &a.attachment.blob;
-        let h = own_hash(a)?.to_bytes();
-        let mut per_org: Vec<Vec<KeyShare>> = vec![Vec::with_capacity(CHUNKS); ORGS];
-        for c in 0..CHUNKS {
-            let point = dpf::bits_of(&h, c * CHUNK_BITS, CHUNK_BITS);
-            let pair = dpf::split(&point, (c * CHUNK_BITS) as u16)?;
-            for (org, k) in per_org.iter_mut().zip(pair) {
-                org.push(k);
-            }
-        }
-        let mut sealed = Vec::with_capacity(ORGS);
-        for (key, keys) in self.keys.iter().zip(per_org) {
-            let body = serde_json::to_vec(&Keys {
-                blob: blob.clone(),
-                keys,
-            })
-            .map_err(|e| ClientError::Scheme(e.to_string()))?;
-            let capsule =
-                seal::seal(key, INFO, blob.as_bytes(), &body).map_err(SchemeError::from)?;
-            sealed.push(b64(&capsule));
-        }
+        let sealed = seal_hash(&self.keys, blob, &own_hash(a)?)?;
         Ok(ScanAction::Request(json!(Request {
             blob: blob.clone(),
             sealed,
@@ -473,6 +454,35 @@ impl ClientScheme for Client {
         }
         Ok(None)
     }
+}
+
+/// The device's work for one image: `hash` cut into chunks, each chunk's point-function keys
+/// made, and each organisation's keys sealed to it for `blob`; the capsules, base64, in the
+/// organisations' order.
+pub fn seal_hash(
+    org_keys: &[[u8; 32]],
+    blob: &str,
+    hash: &Hash256,
+) -> Result<Vec<String>, SchemeError> {
+    let h = hash.to_bytes();
+    let mut per_org: Vec<Vec<KeyShare>> = vec![Vec::with_capacity(CHUNKS); org_keys.len()];
+    for c in 0..CHUNKS {
+        let point = dpf::bits_of(&h, c * CHUNK_BITS, CHUNK_BITS);
+        let pair = dpf::split(&point, (c * CHUNK_BITS) as u16)?;
+        for (org, k) in per_org.iter_mut().zip(pair) {
+            org.push(k);
+        }
+    }
+    let mut sealed = Vec::with_capacity(org_keys.len());
+    for (key, keys) in org_keys.iter().zip(per_org) {
+        let body = serde_json::to_vec(&Keys {
+            blob: blob.to_string(),
+            keys,
+        })
+        .map_err(|e| SchemeError::Malformed(e.to_string()))?;
+        sealed.push(b64(&seal::seal(key, INFO, blob.as_bytes(), &body)?));
+    }
+    Ok(sealed)
 }
 
 /// The provider half: relays each capsule to its organisation and adds their shares.
@@ -611,25 +621,11 @@ mod tests {
         let target = listed[2].to_bytes();
         let mut q = [0u8; 32];
         q[..8].copy_from_slice(&target[..8]);
-        let mut per_org = vec![Vec::new(), Vec::new()];
-        for c in 0..CHUNKS {
-            let pair = dpf::split(
-                &dpf::bits_of(&q, c * CHUNK_BITS, CHUNK_BITS),
-                (c * 16) as u16,
-            )
-            .unwrap();
-            for (o, k) in per_org.iter_mut().zip(pair) {
-                o.push(k);
-            }
-        }
+        let keys: Vec<[u8; 32]> = orgs.iter().map(|o| o.keys.public()).collect();
+        let sealed = seal_hash(&keys, "b", &Hash256::from_bytes(q)).unwrap();
         let mut total = vec![[0u64; 2]; CHUNKS];
-        for (org, keys) in orgs.iter().zip(per_org) {
-            let body = serde_json::to_vec(&Keys {
-                blob: "b".into(),
-                keys,
-            })
-            .unwrap();
-            let capsule = seal::seal(&org.keys.public(), INFO, b"b", &body).unwrap();
+        for (org, capsule) in orgs.iter().zip(sealed) {
+            let capsule = b64_field(&json!({ "c": capsule }), "c").unwrap();
             let (s, _) = org.answer("b", &capsule).unwrap();
             // One share alone is not the count.
             assert!(s.shares.iter().any(|x| x[0] > 1));
