@@ -71,8 +71,9 @@ fn json_lines(s: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Alice and Bob chat through `url`; Alice sends `q0746` (listed) and `q2821` (not).
-fn converse(root: &Path, url: &str) {
+/// Alice and Bob chat through `url`; Alice sends `q0746` (listed) and `q2821` (not). Returns
+/// the messages Bob received.
+fn converse(root: &Path, url: &str) -> Vec<Value> {
     let client = |who: &str, args: &[&str]| {
         ok(bin()
             .args([
@@ -103,8 +104,12 @@ fn converse(root: &Path, url: &str) {
         );
     }
     let got = json_lines(&client("bob", &["recv"]));
-    let messages = got.iter().filter(|l| l.get("change").is_none()).count();
-    assert_eq!(messages, 2, "both delivered");
+    let messages: Vec<Value> = got
+        .into_iter()
+        .filter(|l| l.get("change").is_none())
+        .collect();
+    assert_eq!(messages.len(), 2, "both delivered");
+    messages
 }
 
 /// Every recorded body of a `view --json` listing, as text.
@@ -422,6 +427,42 @@ fn two_matcher_processes_match_a_hash_neither_holds() {
             "an organisation holds the benign hash"
         );
     }
+}
+
+#[test]
+fn a_franked_message_reaches_review_only_when_its_recipient_reports_it() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("provider");
+    let (srv, url) = serve(&data, &["--scheme", "user-report"]);
+    let got = converse(root.path(), &url);
+    assert!(reviews(&data).is_empty(), "nothing before a report");
+    let listed = got.iter().find(|m| m["text"] == "listed").unwrap();
+    let id = listed["id"].as_i64().unwrap().to_string();
+    let bob = root.path().join("bob");
+    let report = |who: &Path| {
+        bin()
+            .args([
+                "client",
+                "--home",
+                who.to_str().unwrap(),
+                "--server",
+                &url,
+                "report",
+                &id,
+            ])
+            .output()
+            .unwrap()
+    };
+    ok(report(&bob));
+    // Alice never received her own message, so she has nothing to report.
+    let alice = report(&root.path().join("alice"));
+    assert!(!alice.status.success());
+    let why = String::from_utf8_lossy(&alice.stderr);
+    assert!(!why.contains("connect"), "{why}");
+    drop(srv);
+    let r = reviews(&data);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["submitter"], "report");
 }
 
 #[test]

@@ -74,6 +74,9 @@ pub struct Exposure {
     /// `escrow authority`), the images whose plaintext the provider's data yields to whoever
     /// steals or compels that key.
     pub stolen_key: BTreeMap<String, f64>,
+    /// The same, for the images whose perceptual hash (within the radius of the image's own)
+    /// that key opens from the provider's data: what a matching organisation's key opens.
+    pub stolen_key_hash: BTreeMap<String, f64>,
     /// For each party beside the provider (by role: `enclave`, `third party`), what its own
     /// recorded view yields, read with the keys it holds itself.
     pub parties: BTreeMap<String, PartyExposure>,
@@ -935,15 +938,15 @@ pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) ->
         })
         .collect();
     // Each secret a party holds, stolen: the same analyst, now holding that key.
-    let stolen_key: BTreeMap<String, f64> = o
-        .secrets
-        .iter()
-        .map(|secret| {
-            let k = Analyst::new(&o.blobs, vec![secret]).read(&o.view, &o.reviews);
-            let opened = count(&|s| k.get(&s.blob).is_some_and(|k| k.plaintext.is_some()));
-            (secret.holder.clone(), frac(opened))
-        })
-        .collect();
+    let mut stolen_key = BTreeMap::new();
+    let mut stolen_key_hash = BTreeMap::new();
+    for secret in &o.secrets {
+        let k = Analyst::new(&o.blobs, vec![secret]).read(&o.view, &o.reviews);
+        let opened = count(&|s| k.get(&s.blob).is_some_and(|k| k.plaintext.is_some()));
+        let hashed = count(&|s| about(&k, s).is_some_and(|k| !k.hashes.is_empty()));
+        stolen_key.insert(secret.holder.clone(), frac(opened));
+        stolen_key_hash.insert(secret.holder.clone(), frac(hashed));
+    }
 
     SchemeMeasures {
         code: o.code.clone(),
@@ -965,6 +968,7 @@ pub fn measure(o: &Outcome, w: &Workload, edited_distance: &[u32], seed: u64) ->
             provider_thumbnail: frac(thumbnail),
             provider_hash: frac(hashed),
             stolen_key,
+            stolen_key_hash,
             parties,
             coalitions,
         },

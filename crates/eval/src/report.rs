@@ -243,12 +243,13 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
         .collect();
     for h in holders {
         rows.push((
-            format!("Stolen or compelled key of the {h} opens (innocent images)"),
+            format!("Stolen or compelled key of the {h} opens from the provider's data (innocent images): plaintext / hash"),
             t(&|s| {
-                s.exposure
-                    .stolen_key
-                    .get(h)
-                    .map_or("— (no such key)".into(), |&v| pct(v))
+                let e = &s.exposure;
+                match (e.stolen_key.get(h), e.stolen_key_hash.get(h)) {
+                    (Some(&p), Some(&k)) => format!("{} / {}", pct(p), pct(k)),
+                    _ => "— (no such key)".into(),
+                }
             }),
         ));
     }
