@@ -274,6 +274,49 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
         scheme(&r, "device-hash")["exposure"]["parties"],
         serde_json::json!({})
     );
+    // Non-compliant senders. A device-side scheme catches an honest sender's list images and
+    // none from a client that skips its scan or scans a decoy; the provider sees the skip (no
+    // scan request) but not the decoy; only S5's recipient re-checks and refuses both. S1
+    // decrypts the real attachment itself, so a decoy changes nothing there, and S6 receives
+    // nothing per image, so it cannot see a skip.
+    let nc = r["noncompliant"]["rows"].as_array().unwrap();
+    let row = |code: &str, client: &str| {
+        nc.iter()
+            .find(|x| x["scheme"] == code && x["client"] == client)
+            .unwrap_or_else(|| panic!("{code} {client}"))
+            .clone()
+    };
+    for code in ["S3", "S4", "S5", "S8", "S8m"] {
+        let honest = row(code, "honest");
+        assert_eq!(honest["reached_review"], honest["sent"], "{code}");
+        for client in ["skips the scan", "scans a decoy"] {
+            assert_eq!(row(code, client)["reached_review"], 0, "{code} {client}");
+        }
+        assert_eq!(
+            row(code, "skips the scan")["visible_to_provider"],
+            true,
+            "{code}"
+        );
+        assert_eq!(
+            row(code, "scans a decoy")["visible_to_provider"],
+            false,
+            "{code}"
+        );
+    }
+    assert_eq!(
+        row("S5", "scans a decoy")["refused_by_recipient"],
+        row("S5", "scans a decoy")["sent"]
+    );
+    assert_eq!(row("S3", "scans a decoy")["refused_by_recipient"], 0);
+    assert_eq!(
+        row("S1", "scans a decoy")["reached_review"],
+        row("S1", "honest")["sent"]
+    );
+    assert_eq!(row("S6", "skips the scan")["visible_to_provider"], false);
+    assert_eq!(
+        row("S6", "honest")["reached_review"],
+        row("S6", "honest")["sent"]
+    );
     // Poisoning is caught only when targeted.
     assert_eq!(r["audit"]["targeted_split_view_detected"], true);
     assert_eq!(r["audit"]["global_with_vouchers_detected"], false);

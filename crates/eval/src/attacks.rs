@@ -67,13 +67,17 @@ pub struct Attacks {
 
 type Malicious = Tampering<LocalTransport>;
 
-struct Deployed {
-    provider: Arc<Provider>,
-    dir: tempfile::TempDir,
+pub(crate) struct Deployed {
+    pub(crate) provider: Arc<Provider>,
+    pub(crate) dir: tempfile::TempDir,
     info: Value,
 }
 
-fn deploy(scheme: &dyn Scheme, list: &scanlab_hashlist::HashList) -> Result<Deployed, EvalError> {
+/// Deploys `scheme` as it is deployed by default, over `list`, on a fresh provider.
+pub(crate) fn deploy(
+    scheme: &dyn Scheme,
+    list: &scanlab_hashlist::HashList,
+) -> Result<Deployed, EvalError> {
     let dir = tempfile::tempdir().map_err(|e| EvalError::Io(e.to_string()))?;
     let list_file = dir.path().join("list.csv");
     std::fs::write(&list_file, list.to_csv()).map_err(|e| EvalError::Io(e.to_string()))?;

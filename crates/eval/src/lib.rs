@@ -23,6 +23,7 @@ pub mod attacks;
 pub mod audit;
 pub mod compare;
 pub mod distinguish;
+pub mod noncompliant;
 pub mod report;
 pub mod sim;
 pub mod stats;
@@ -221,6 +222,8 @@ pub struct Results {
     pub provider_attacks: attacks::Attacks,
     /// The enclave scheme's allow-list and vendor key exercised (when it is run).
     pub enclave_trust: Option<tee::EnclaveTrust>,
+    /// Each scheme against a sender whose client skips the scan or scans a decoy.
+    pub noncompliant: noncompliant::Noncompliant,
     /// Ours against published figures.
     pub sanity: Vec<Sanity>,
     /// Metric definitions.
@@ -418,6 +421,14 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         w.photos[w.poster].original_hash,
     );
     let provider_attacks = attacks::run(&cfg.schemes, &list, &w.photos[w.background[0]].sent)?;
+    // Every list image, as sent: enough for S7's threshold of 3 to be reached.
+    let listed_sent: Vec<Vec<u8>> = w.list.iter().map(|&p| w.photos[p].sent.clone()).collect();
+    let noncompliant = noncompliant::run(
+        &cfg.schemes,
+        &list,
+        &listed_sent,
+        &w.photos[w.background[0]].sent,
+    )?;
     let trust_images: Vec<Vec<u8>> = w
         .background
         .iter()
@@ -566,6 +577,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         audit,
         provider_attacks,
         enclave_trust,
+        noncompliant,
         sanity,
         definitions: DEFINITIONS
             .iter()

@@ -292,6 +292,27 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             }),
         ));
     }
+    // Each scheme against a non-compliant sender, one row per kind of client.
+    for client in ["skips the scan", "scans a decoy"] {
+        rows.push((
+            format!("Sender's client {client}: list images reaching review; refused by the honest recipient; visible to the provider by its count of scheme requests"),
+            t(&|s| {
+                r.noncompliant
+                    .rows
+                    .iter()
+                    .find(|x| x.scheme == s.code && x.client == client)
+                    .map_or("— (not run)".into(), |x| {
+                        format!(
+                            "{} of {}; {} refused; {}",
+                            x.reached_review,
+                            x.sent,
+                            x.refused_by_recipient,
+                            if x.visible_to_provider { "visible" } else { "not visible" }
+                        )
+                    })
+            }),
+        ));
+    }
     // The enclave's assumptions, one row per scenario, filled for the scheme they were run on.
     if let Some(tr) = &r.enclave_trust {
         for row in &tr.rows {
