@@ -109,9 +109,24 @@ impl Organisation {
         self.keys.clone()
     }
 
+    /// Its list.
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    /// Opens `capsule` for `blob` under its key and `info`.
+    pub(crate) fn open(
+        &self,
+        info: &[u8],
+        blob: &str,
+        capsule: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, SchemeError> {
+        Ok(self.keys.open(info, blob.as_bytes(), capsule)?)
+    }
+
     /// Opens and matches one sealed hash; also returns what it derived, for its view.
     pub fn check(&self, blob: &str, capsule: &[u8]) -> Result<(Answer, Value), SchemeError> {
-        let bytes = self.keys.open(INFO, blob.as_bytes(), capsule)?;
+        let bytes = self.open(INFO, blob, capsule)?;
         let raw: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
             SchemeError::Malformed(format!("a sealed hash of {} bytes, not 32", bytes.len()))
         })?;

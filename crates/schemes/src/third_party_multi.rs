@@ -132,8 +132,8 @@ pub struct Reply {
 
 /// One of the organisations: its key, its list, and the list's chunks.
 pub struct Organisation {
-    keys: Arc<KeyPair>,
-    matcher: Matcher,
+    /// Its key and list, as S8's single organisation holds them.
+    base: crate::third_party::Organisation,
     /// Per chunk: each distinct chunk value of the list, with how many entries have it and
     /// the sum of their positions plus one.
     chunks: Vec<Vec<(Vec<bool>, u64, u64)>>,
@@ -156,29 +156,24 @@ impl Organisation {
             })
             .collect();
         Organisation {
-            keys,
-            matcher,
+            base: crate::third_party::Organisation::new(matcher, keys),
             chunks,
         }
     }
 
     /// What it publishes (as S8's single organisation).
     pub fn params(&self) -> Params {
-        Params {
-            key: hex::encode(self.keys.public()),
-            list: self.matcher.list_root(),
-            radius: self.matcher.radius(),
-        }
+        self.base.params()
     }
 
     /// Its key pair: what its compromise yields.
     pub fn key(&self) -> Arc<KeyPair> {
-        self.keys.clone()
+        self.base.key()
     }
 
     /// Opens one capsule and evaluates its keys over the list; also returns what it derived.
     pub fn answer(&self, blob: &str, capsule: &[u8]) -> Result<(Shares, Value), SchemeError> {
-        let bytes = self.keys.open(INFO, blob.as_bytes(), capsule)?;
+        let bytes = self.base.open(INFO, blob, capsule)?;
         let k: Keys =
             serde_json::from_slice(&bytes).map_err(|e| SchemeError::Malformed(e.to_string()))?;
         if k.blob != blob || k.keys.len() != CHUNKS {
@@ -213,16 +208,19 @@ impl Organisation {
     /// The entry at `position` in the sorted list, with its proof.
     pub fn entry(&self, position: usize) -> Result<Named, SchemeError> {
         let entry = *self
-            .matcher
+            .base
+            .matcher()
             .sorted()
             .get(position)
             .ok_or_else(|| SchemeError::Malformed(format!("no entry at {position}")))?;
         let proof = self
-            .matcher
+            .base
+            .matcher()
             .prove(&entry)
             .ok_or_else(|| SchemeError::Malformed("unprovable entry".into()))?;
         let info = self
-            .matcher
+            .base
+            .matcher()
             .check(&entry)
             .ok_or_else(|| SchemeError::Malformed("an entry that matches nothing".into()))?;
         Ok(Named {
@@ -621,7 +619,7 @@ mod tests {
         let target = listed[2].to_bytes();
         let mut q = [0u8; 32];
         q[..8].copy_from_slice(&target[..8]);
-        let keys: Vec<[u8; 32]> = orgs.iter().map(|o| o.keys.public()).collect();
+        let keys: Vec<[u8; 32]> = orgs.iter().map(|o| o.key().public()).collect();
         let sealed = seal_hash(&keys, "b", &Hash256::from_bytes(q)).unwrap();
         let mut total = vec![[0u64; 2]; CHUNKS];
         for (org, capsule) in orgs.iter().zip(sealed) {
@@ -635,7 +633,8 @@ mod tests {
             }
         }
         let pos = orgs[0]
-            .matcher
+            .base
+            .matcher()
             .sorted()
             .iter()
             .position(|h| *h == listed[2])
