@@ -26,6 +26,10 @@ pub struct EvalArgs {
     /// The small workload (about 2 minutes on 2 cores), for CI.
     #[arg(long)]
     quick: bool,
+    /// Work each attack on the hash may do: default (about a second per image) or large (ten
+    /// times as much, for success rates comparable with published ones).
+    #[arg(long, default_value = "default")]
+    budget: scanlab_attack::Budget,
     /// Scheme configuration for this run, repeatable: the field as `scanlab serve --param`
     /// names it (`--param threshold=5`). Every scheme run must take it in an evaluation, so
     /// name them with --schemes.
@@ -84,6 +88,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         quick: a.quick,
         params: crate::schemecmd::parse_params(&a.params)?,
         command,
+        budget: a.budget,
     };
     let bar = Bar(Mutex::new(ProgressBar::hidden()));
     let results = scanlab_eval::run(&cfg, &bar)?;

@@ -5,6 +5,7 @@
 //! - 1: a clean negative result (reserved for `match`/`verify`: no match, verification failed);
 //! - 2: a usage error, or any input that could not be processed (the others still are).
 
+mod attackcmd;
 mod bench;
 mod clientcmd;
 mod evalcmd;
@@ -83,6 +84,14 @@ enum Cmd {
     Hash(HashArgs),
     /// Write edited copies of images, for robustness experiments.
     Edit(EditArgs),
+    /// Attack PDQ: evading copies of images, or benign images made to collide with a target
+    /// hash, written as PNG to --out with one JSON line per image (success, distance, PSNR,
+    /// SSIM, L2, L∞, cost).
+    #[command(after_help = attackcmd::EXAMPLES)]
+    Attack {
+        #[command(subcommand)]
+        cmd: attackcmd::AttackCmd,
+    },
     /// The dev corpus of benign photos from Debian packages.
     Corpus {
         #[command(subcommand)]
@@ -326,6 +335,7 @@ fn main() -> ExitCode {
         Cmd::Fp(a) => evalcmd::fp(a),
         Cmd::Hash(a) => cmd_hash(a),
         Cmd::Edit(a) => cmd_edit(a),
+        Cmd::Attack { cmd } => attackcmd::run(cmd),
         Cmd::Corpus { cmd } => cmd_corpus(cmd),
         Cmd::List { cmd } => listcmd::run(cmd),
         Cmd::Match(a) => listcmd::run_match(a),

@@ -317,6 +317,49 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
         row("S6", "honest")["reached_review"],
         row("S6", "honest")["sent"]
     );
+    // Attacks on the hash: every attack succeeds on most list images within its budget and in
+    // at most 5 s each; the white-box evading copies keep the picture (median PSNR above
+    // 40 dB). No scheme catches an evading copy, though S3 catches every list image as sent.
+    let adv = &r["adversary"];
+    for a in adv["attacks"].as_array().unwrap() {
+        let (k, n) = (
+            a["succeeded"].as_u64().unwrap(),
+            a["attempted"].as_u64().unwrap(),
+        );
+        assert!(n >= 8 && 4 * k >= 3 * n, "{a}");
+        assert!(a["max_seconds"].as_f64().unwrap() < 5.0, "{a}");
+    }
+    assert!(adv["attacks"][0]["median_psnr"].as_f64().unwrap() > 40.0);
+    for e in adv["evaded"].as_array().unwrap() {
+        assert_eq!(e["white_reviewed"], 0, "{e}");
+    }
+    let framed = |key: &str, code: &str| {
+        adv[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["scheme"] == code)
+            .unwrap_or_else(|| panic!("{key} {code}"))["victim_reviewed"]
+            .as_u64()
+            .unwrap()
+    };
+    // A near collision frames the victim under radius matching (S3), an exact one is needed
+    // under exact matching (S7), and S7's threshold stops one exact collision but not all.
+    assert!(framed("framing_one", "S3") == 1 && framed("framing_one", "S7") == 0);
+    assert_eq!(framed("exact_one", "S7"), 0);
+    assert!(framed("exact_all", "S7") > 0);
+    assert_eq!(framed("framing_all", "S0"), 0);
+    let poisoned = |code: &str| {
+        adv["poisoning"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["scheme"] == code && x["reached_review"] == true)
+    };
+    assert!(poisoned("S3") && !poisoned("S0"));
+    for f in ["0-original.png", "0-evade-white.png", "0-collide.png"] {
+        assert!(tmp.path().join("a/attacks").join(f).exists(), "{f}");
+    }
     // Poisoning is caught only when targeted.
     assert_eq!(r["audit"]["targeted_split_view_detected"], true);
     assert_eq!(r["audit"]["global_with_vouchers_detected"], false);
@@ -457,4 +500,13 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     for k in ["false_positives", "audit", "workload"] {
         assert_eq!(again[k], r[k], "{k} is deterministic");
     }
+    // The attacks are seeded: the same figures, timings aside.
+    let strip = |v: &Value| {
+        let mut v = v["adversary"]["attacks"].clone();
+        for a in v.as_array_mut().unwrap() {
+            a.as_object_mut().unwrap().remove("max_seconds");
+        }
+        v
+    };
+    assert_eq!(strip(&again), strip(&r), "attacks are deterministic");
 }

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod adversary;
 pub mod analysis;
 pub mod analyst;
 pub mod attacks;
@@ -93,6 +94,8 @@ pub struct Config {
     pub params: serde_json::Map<String, serde_json::Value>,
     /// The command line that started this, for the report.
     pub command: String,
+    /// How much work each attack on the hash may do ([`adversary`]).
+    pub budget: scanlab_attack::Budget,
 }
 
 /// Progress callbacks, so the library stays free of any UI.
@@ -224,6 +227,8 @@ pub struct Results {
     pub enclave_trust: Option<tee::EnclaveTrust>,
     /// Each scheme against a sender whose client skips the scan or scans a decoy.
     pub noncompliant: noncompliant::Noncompliant,
+    /// Attacks on the hash: evasion, collision, framing and poisoning by collision.
+    pub adversary: adversary::Adversary,
     /// Ours against published figures.
     pub sanity: Vec<Sanity>,
     /// Metric definitions.
@@ -429,6 +434,13 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         &listed_sent,
         &w.photos[w.background[0]].sent,
     )?;
+    progress.phase(
+        "attacking the hash",
+        (w.list.len() + cfg.schemes.len()) as u64,
+    );
+    let adversary = adversary::run(&cfg.schemes, &w, &list, cfg.budget, cfg.seed, &|| {
+        progress.tick()
+    })?;
     let trust_images: Vec<Vec<u8>> = w
         .background
         .iter()
@@ -578,6 +590,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         provider_attacks,
         enclave_trust,
         noncompliant,
+        adversary,
         sanity,
         definitions: DEFINITIONS
             .iter()
@@ -610,6 +623,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             command: "test".into(),
+            budget: scanlab_attack::Budget::Default,
         };
         // S0 takes no parameter; S7 takes a threshold but not S7f's bucket count.
         for (names, key, scheme) in [

@@ -132,6 +132,7 @@ pub fn write(r: &Results, out: &Path) -> Result<(), EvalError> {
         }
     }
     w.flush().map_err(io)?;
+    write_attack_images(r, out)?;
     let mut w = csv_writer(&out.join("fp_histogram.csv"))?;
     w.write_record(["distance", "pairs"]).map_err(io)?;
     for (d, c) in r.false_positives.histogram.iter().enumerate() {
@@ -313,6 +314,54 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             }),
         ));
     }
+    // Attacks on the hash, sent through each scheme.
+    let adv = &r.adversary;
+    for (k, label) in [(0usize, "white-box"), (1, "black-box")] {
+        let Some(a) = adv.attacks.get(k) else {
+            continue;
+        };
+        rows.push((
+            format!(
+                "Evasion under attack, {label} ({} budget: {} {}; beyond r = {} for {} of {}, median PSNR {}): attacked list images reaching review",
+                a.budget,
+                a.budget_units,
+                if k == 0 { "hashes" } else { "oracle queries" },
+                adv.radius,
+                a.succeeded,
+                a.attempted,
+                a.median_psnr.map_or("—".into(), |p| format!("{p:.1} dB"))
+            ),
+            t(&|s| {
+                adv.evaded.iter().find(|x| x.scheme == s.code).map_or("— (not run)".into(), |x| {
+                    let (m, n) = if k == 0 { (x.white_reviewed, x.white_sent) } else { (x.black_reviewed, x.black_sent) };
+                    format!("{m} of {n}")
+                })
+            }),
+        ));
+    }
+    for (label, framing) in [
+        ("one colliding image", &adv.framing_one),
+        ("every colliding image", &adv.framing_all),
+        ("one exactly colliding image", &adv.exact_one),
+        ("every exactly colliding image", &adv.exact_all),
+    ] {
+        rows.push((
+            format!("Framing by collision, {label} sent to a victim who forwards it: victim's forwards reaching review; attacker's sends reaching review"),
+            t(&|s| {
+                framing.iter().find(|x| x.scheme == s.code).map_or("— (not run)".into(), |x| {
+                    format!("{} of {}; {} of {}", x.victim_reviewed, x.forwarded, x.attacker_reviewed, x.sent)
+                })
+            }),
+        ));
+    }
+    rows.push((
+        "Poisoning by collision (the poster made to collide with a vouched list entry, no list change): the poster reaches review".into(),
+        t(&|s| {
+            adv.poisoning.iter().find(|x| x.scheme == s.code).map_or("— (not run)".into(), |x| {
+                if x.reached_review { "yes".into() } else { "no".into() }
+            })
+        }),
+    ));
     // The enclave's assumptions, one row per scenario, filled for the scheme they were run on.
     if let Some(tr) = &r.enclave_trust {
         for row in &tr.rows {
@@ -933,6 +982,8 @@ provider can rebuild from what it received for it (the reconstruction metric abo
 the original at 64×64).</p>",
     );
 
+    adversary_section(&mut h, r);
+
     h.push_str("<h2>Linkage, poisoning and compromise</h2><table><tr><th>scheme</th>\
 <th>leaked-document holders (of users)</th><th>identified by content</th><th>named by content (non-holders)</th><th>by size</th><th>named by size (non-holders)</th>\
 <th>poster holders</th><th>identified after poisoning</th></tr>");
@@ -1101,4 +1152,127 @@ the provider's review queue</th></tr>",
         esc(&serde_json::to_string_pretty(&r.workload).map_err(io)?)
     );
     Ok(h)
+}
+
+/// The files of the attack gallery, under `attacks/` beside the report.
+fn attack_files(i: usize) -> [(&'static str, String); 5] {
+    [
+        ("list image as sent", format!("attacks/{i}-original.png")),
+        (
+            "evading copy, white-box",
+            format!("attacks/{i}-evade-white.png"),
+        ),
+        (
+            "evading copy, black-box",
+            format!("attacks/{i}-evade-black.png"),
+        ),
+        ("benign photo", format!("attacks/{i}-benign.png")),
+        ("colliding image", format!("attacks/{i}-collide.png")),
+    ]
+}
+
+fn write_attack_images(r: &Results, out: &Path) -> Result<(), EvalError> {
+    if r.adversary.examples.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(out.join("attacks")).map_err(io)?;
+    for (i, e) in r.adversary.examples.iter().enumerate() {
+        let imgs = [
+            &e.original,
+            &e.evade_white.image,
+            &e.evade_black.image,
+            &e.source,
+            &e.collide.image,
+        ];
+        for ((_, file), img) in attack_files(i).iter().zip(imgs) {
+            img.save_with_format(out.join(file), image::ImageFormat::Png)
+                .map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Attacks on the hash: the summary table beside the published figures, and the gallery.
+fn adversary_section(h: &mut String, r: &Results) {
+    let a = &r.adversary;
+    h.push_str("<h2>Attacks on the hash: evasion and collision</h2><table><tr><th>attack</th>\
+<th>budget</th><th>success (Wilson 95%)</th><th>survive JPEG q85</th><th>median PSNR</th>\
+<th>median SSIM</th><th>median L2</th><th>median L∞</th><th>median cost</th><th>slowest, s</th></tr>");
+    let f = |x: Option<f64>, d: usize| x.map_or("—".into(), |v| format!("{v:.d$}"));
+    for s in &a.attacks {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{} ({})</td><td>{} of {} ({} – {})</td><td>{} of {}</td><td>{} dB</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.2}</td></tr>",
+            esc(&s.attack),
+            esc(&s.budget),
+            s.budget_units,
+            s.succeeded,
+            s.attempted,
+            pct(s.rate_ci[0]),
+            pct(s.rate_ci[1]),
+            s.survive_jpeg,
+            s.succeeded,
+            f(s.median_psnr, 1),
+            f(s.median_ssim, 3),
+            f(s.median_l2, 2),
+            f(s.median_linf, 0),
+            s.median_cost,
+            s.max_seconds
+        );
+    }
+    if let Some(p) = &a.poison_collision {
+        let _ = write!(
+            h,
+            "<tr><td>poster → vouched entry</td><td></td><td>{}</td><td></td><td>{:.1} dB</td><td>{:.3}</td><td colspan=\"4\">distance {}</td></tr>",
+            if p.success { "succeeded" } else { "failed" },
+            p.psnr,
+            p.ssim,
+            p.distance
+        );
+    }
+    let _ = write!(
+        h,
+        "</table><p>Success is judged by re-hashing each image with scanlab's PDQ: an evading copy \
+lies more than r = {} bits from its listed hash, a colliding image within r of its target. \
+Published points: Jain, Creţu and de Montjoye (USENIX Security 2022) evaded PDQ-style hashes on \
+more than 99.9% of ImageNet images black-box while keeping content; Madden et al. (arXiv \
+2406.00918) found PDQ resists black-box evasion under their distortion and query budgets; \
+Dolhansky and Canton Ferrer (arXiv 2011.09473) made white-box collisions for nearly every image \
+pair. What this cannot show: {}</p>",
+        a.radius,
+        esc(&a.limits)
+    );
+    if a.examples.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Gallery</h3><div class=\"g\">");
+    for (i, e) in a.examples.iter().enumerate() {
+        let notes = [
+            String::new(),
+            outcome_note(&e.evade_white),
+            outcome_note(&e.evade_black),
+            String::new(),
+            outcome_note(&e.collide),
+        ];
+        for ((title, file), note) in attack_files(i).iter().zip(notes) {
+            let _ = write!(
+                h,
+                "<div><img src=\"{file}\" width=\"160\" alt=\"{}\"><br><b>{}</b><br>{}</div>",
+                esc(title),
+                esc(title),
+                esc(&note)
+            );
+        }
+    }
+    h.push_str("</div><p>Each row: a list image, its two evading copies (distance from its listed hash), a benign background photo, and that photo made to collide with the list image's hash (distance from it). PNG files in attacks/.</p>");
+}
+
+fn outcome_note(o: &scanlab_attack::Outcome) -> String {
+    format!(
+        "{}: distance {}, PSNR {:.1} dB, SSIM {:.3}",
+        if o.success { "succeeded" } else { "failed" },
+        o.distance,
+        o.change.psnr,
+        o.change.ssim
+    )
 }

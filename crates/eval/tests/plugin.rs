@@ -366,6 +366,7 @@ fn a_scheme_defined_in_a_test_runs_in_evaluate_quick_and_reaches_the_matrix() {
         quick: true,
         params: Default::default(),
         command: "test".into(),
+        budget: scanlab_attack::Budget::Default,
     };
     let results = scanlab_eval::run(&cfg, &Quiet).unwrap();
     let out = tempfile::tempdir().unwrap();
