@@ -360,6 +360,26 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     for f in ["0-original.png", "0-evade-white.png", "0-collide.png"] {
         assert!(tmp.path().join("a/attacks").join(f).exists(), "{f}");
     }
+    // Packaging: no scheme finds a list image inside a zip, encrypted or split; S3 refuses
+    // every file (lawful ones too), S0 lets them all through, S5's enclave still finds the
+    // JPEG typed as a file.
+    let pk = r["packaging"]["rows"].as_array().unwrap();
+    let way = |code: &str, w: &str| {
+        pk.iter()
+            .find(|x| x["scheme"] == code && x["way"] == w)
+            .unwrap_or_else(|| panic!("{code} {w}"))
+            .clone()
+    };
+    for x in pk {
+        if ["inside a zip", "pre-encrypted", "split in three"].contains(&x["way"].as_str().unwrap())
+        {
+            assert_eq!(x["reached_review"], 0, "{x}");
+        }
+    }
+    assert_eq!(way("S3", "as an image")["reached_review"], 8);
+    assert_eq!(way("S3", "as a generic file")["sent"], 0);
+    assert_eq!(way("S0", "pre-encrypted")["received"], 8);
+    assert_eq!(way("S5", "as a generic file")["reached_review"], 8);
     // Poisoning is caught only when targeted.
     assert_eq!(r["audit"]["targeted_split_view_detected"], true);
     assert_eq!(r["audit"]["global_with_vouchers_detected"], false);

@@ -25,6 +25,7 @@ pub mod audit;
 pub mod compare;
 pub mod distinguish;
 pub mod noncompliant;
+pub mod packaging;
 pub mod report;
 pub mod sim;
 pub mod stats;
@@ -229,6 +230,8 @@ pub struct Results {
     pub noncompliant: noncompliant::Noncompliant,
     /// Attacks on the hash: evasion, collision, framing and poisoning by collision.
     pub adversary: adversary::Adversary,
+    /// The list images sent packaged: as a file, zipped, pre-encrypted, split.
+    pub packaging: packaging::Packaging,
     /// Ours against published figures.
     pub sanity: Vec<Sanity>,
     /// Metric definitions.
@@ -434,6 +437,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         &listed_sent,
         &w.photos[w.background[0]].sent,
     )?;
+    let packaging = packaging::run(&cfg.schemes, &list, &listed_sent)?;
     progress.phase(
         "attacking the hash",
         (w.list.len() + cfg.schemes.len()) as u64,
@@ -591,6 +595,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         enclave_trust,
         noncompliant,
         adversary,
+        packaging,
         sanity,
         definitions: DEFINITIONS
             .iter()

@@ -362,6 +362,23 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
             })
         }),
     ));
+    // The list images packaged: what reaches review, and what the sender's client refuses.
+    rows.push((
+        "Recall under packaging, list images sent as an image / a generic file / inside a zip / pre-encrypted / split in three: attachments reaching review (sends the client refused)".into(),
+        t(&|s| {
+            let cells: Vec<String> = crate::packaging::Way::ALL
+                .iter()
+                .filter_map(|w| {
+                    r.packaging
+                        .rows
+                        .iter()
+                        .find(|x| x.scheme == s.code && x.way == w.label())
+                })
+                .map(|x| format!("{} ({} refused)", x.reached_review, x.images - x.sent))
+                .collect();
+            if cells.is_empty() { "— (not run)".into() } else { cells.join(" / ") }
+        }),
+    ));
     // The enclave's assumptions, one row per scenario, filled for the scheme they were run on.
     if let Some(tr) = &r.enclave_trust {
         for row in &tr.rows {
