@@ -289,9 +289,14 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     for code in ["S3", "S4", "S5", "S8", "S8m"] {
         let honest = row(code, "honest");
         assert_eq!(honest["reached_review"], honest["sent"], "{code}");
-        for client in ["skips the scan", "scans a decoy"] {
+        for client in ["skips the scan", "scans a decoy", "scans noise"] {
             assert_eq!(row(code, client)["reached_review"], 0, "{code} {client}");
         }
+        assert_eq!(
+            row(code, "scans noise")["visible_to_provider"],
+            false,
+            "{code}"
+        );
         assert_eq!(
             row(code, "skips the scan")["visible_to_provider"],
             true,
@@ -303,10 +308,13 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
             "{code}"
         );
     }
-    assert_eq!(
-        row("S5", "scans a decoy")["refused_by_recipient"],
-        row("S5", "scans a decoy")["sent"]
-    );
+    for client in ["scans a decoy", "scans noise"] {
+        assert_eq!(
+            row("S5", client)["refused_by_recipient"],
+            row("S5", client)["sent"],
+            "{client}"
+        );
+    }
     assert_eq!(row("S3", "scans a decoy")["refused_by_recipient"], 0);
     assert_eq!(
         row("S1", "scans a decoy")["reached_review"],

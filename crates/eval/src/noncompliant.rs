@@ -9,7 +9,14 @@
 //! - **scans a decoy**: the half is asked about a benign photo instead of the image actually
 //!   attached, and reads the provider's replies about that photo: a hash of another image, a
 //!   thumbnail of another image, another image sealed to the enclave, a voucher for another
-//!   image.
+//!   image;
+//! - **scans noise**: the half is asked about seeded random noise (64×64 pixels, drawn from
+//!   the attachment's own SHA-256, so the scan and its reply see the same noise) in place of
+//!   the image: a random hash, a random thumbnail, random pixels sealed, a voucher for noise.
+//!
+//! Together these cover the modified clients the literature describes: skipping is also
+//! withholding vouchers (S7 sends none), the decoy is the hash of a different image or a
+//! different image sealed to the enclave, noise is a random hash.
 //!
 //! Alice sends every list image to Bob. Per scheme and client: how many reached review
 //! (recall), how many Bob's honest half refused, and whether the provider could tell from its
@@ -38,6 +45,8 @@ pub enum Mode {
     SkipsScan,
     /// Scans a benign photo in place of each attachment.
     ScansDecoy,
+    /// Scans seeded random noise in place of each attachment.
+    ScansNoise,
 }
 
 impl Mode {
@@ -46,6 +55,7 @@ impl Mode {
             Mode::Honest => "honest",
             Mode::SkipsScan => "skips the scan",
             Mode::ScansDecoy => "scans a decoy",
+            Mode::ScansNoise => "scans noise",
         }
     }
 }
@@ -67,6 +77,36 @@ fn shown<'a>(decoy: Option<&'a [u8]>, a: &Outgoing<'a>) -> Outgoing<'a> {
     }
 }
 
+/// A 64×64 PNG of random pixels drawn from the attachment's SHA-256: the same attachment gives
+/// the same noise, so the scan request and its reply agree.
+fn noise(a: &Outgoing) -> Result<Vec<u8>, ClientError> {
+    use rand::{RngCore, SeedableRng};
+    let mut seed = [0u8; 32];
+    for (i, b) in a.attachment.sha256.bytes().enumerate() {
+        seed[i % 32] ^= b.wrapping_add(i as u8);
+    }
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+    let mut px = vec![0u8; 64 * 64 * 3];
+    rng.fill_bytes(&mut px);
+    let img = image::RgbImage::from_raw(64, 64, px)
+        .ok_or_else(|| ClientError::Scheme("noise image".into()))?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| ClientError::Scheme(format!("noise image: {e}")))?;
+    Ok(out.into_inner())
+}
+
+impl Modified {
+    /// The bytes to show the half in place of the attachment's, if any.
+    fn substitute(&self, a: &Outgoing) -> Result<Option<Vec<u8>>, ClientError> {
+        Ok(match self.mode {
+            Mode::ScansDecoy => Some(self.decoy.to_vec()),
+            Mode::ScansNoise => Some(noise(a)?),
+            Mode::Honest | Mode::SkipsScan => None,
+        })
+    }
+}
+
 impl ClientScheme for Modified {
     fn name(&self) -> &str {
         self.inner.name()
@@ -75,9 +115,8 @@ impl ClientScheme for Modified {
         if self.mode == Mode::SkipsScan {
             return Ok(ScanAction::Nothing);
         }
-        let decoy = self.decoy.clone();
-        let d = (self.mode == Mode::ScansDecoy).then_some(decoy.as_slice());
-        self.inner.on_attachment(ctx, &shown(d, a))
+        let sub = self.substitute(a)?;
+        self.inner.on_attachment(ctx, &shown(sub.as_deref(), a))
     }
     fn on_scan_reply(
         &mut self,
@@ -85,9 +124,9 @@ impl ClientScheme for Modified {
         a: &Outgoing,
         reply: &Value,
     ) -> Result<Option<String>, ClientError> {
-        let decoy = self.decoy.clone();
-        let d = (self.mode == Mode::ScansDecoy).then_some(decoy.as_slice());
-        self.inner.on_scan_reply(ctx, &shown(d, a), reply)
+        let sub = self.substitute(a)?;
+        self.inner
+            .on_scan_reply(ctx, &shown(sub.as_deref(), a), reply)
     }
     fn inner_fields(&mut self, ctx: &ClientCtx, chat: &str) -> Result<Option<Value>, ClientError> {
         self.inner.inner_fields(ctx, chat)
@@ -131,7 +170,7 @@ impl ClientScheme for Modified {
 pub struct NoncompliantRow {
     /// The scheme's code.
     pub scheme: String,
-    /// The client: `honest`, `skips the scan` or `scans a decoy`.
+    /// The client: `honest`, `skips the scan`, `scans a decoy` or `scans noise`.
     pub client: String,
     /// List images Alice sent (a send the scheme refused counts as not sent).
     pub sent: usize,
@@ -236,7 +275,7 @@ pub fn run(
     for scheme in schemes {
         let (honest, base) = one(&**scheme, list, images, &decoy, Mode::Honest)?;
         rows.push(honest);
-        for mode in [Mode::SkipsScan, Mode::ScansDecoy] {
+        for mode in [Mode::SkipsScan, Mode::ScansDecoy, Mode::ScansNoise] {
             let (mut row, requests) = one(&**scheme, list, images, &decoy, mode)?;
             row.visible_to_provider = requests != base;
             rows.push(row);
@@ -245,7 +284,7 @@ pub fn run(
     Ok(Noncompliant {
         rows,
         limits: format!(
-            "{} list images per run, as sent (no edits). \"Visible\" compares only the count of scheme requests with an honest client's: a provider that requires a request per attachment refuses a skipping client outright, which none of these deployments does, and a decoy is invisible that way. A scheme that the recipient re-checks (S5) refuses decoys at the recipient; sender and recipient both modified, or the image sent as a file or inside an archive (packaging, not measured here), escape every check.",
+            "{} list images per run, as sent (no edits). \"Visible\" compares only the count of scheme requests with an honest client's: a provider that requires a request per attachment refuses a skipping client outright, which none of these deployments does, and a decoy or noise is invisible that way. A scheme that the recipient re-checks (S5) refuses decoys and noise at the recipient; sender and recipient both modified, or the image sent as a file or inside an archive (packaging, not measured here), escape every check.",
             images.len()
         ),
     })

@@ -294,7 +294,7 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
         ));
     }
     // Each scheme against a non-compliant sender, one row per kind of client.
-    for client in ["skips the scan", "scans a decoy"] {
+    for client in ["skips the scan", "scans a decoy", "scans noise"] {
         rows.push((
             format!("Sender's client {client}: list images reaching review; refused by the honest recipient; visible to the provider by its count of scheme requests"),
             t(&|s| {
