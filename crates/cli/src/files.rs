@@ -246,10 +246,20 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
 
 /// Files as given, folders walked recursively in sorted order (so output is reproducible).
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    expand_with(paths, IMAGE_EXTENSIONS)
+}
+
+/// Videos FFmpeg commonly reads, by extension, for folders given to `scanlab vhash`.
+pub const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "3gp", "flv", "ogv", "wmv",
+];
+
+/// Files as given, and folders walked (sorted, recursively) for files with one of `exts`.
+pub fn expand_with(paths: &[PathBuf], exts: &[&str]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut out)?;
+            walk(p, exts, &mut out)?;
         } else {
             out.push(p.clone());
         }
@@ -257,7 +267,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -265,11 +275,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            walk(&p, out)?;
+            walk(&p, exts, out)?;
         } else if p
             .extension()
             .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            .is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
         {
             out.push(p);
         }

@@ -12,6 +12,7 @@ mod evalcmd;
 mod files;
 mod listcmd;
 mod schemecmd;
+mod vhashcmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -82,6 +83,13 @@ enum Cmd {
     /// --dihedral, the 8 dihedral hashes come first, as its --pdqdih-across does.
     #[command(after_help = HASH_EXAMPLES)]
     Hash(HashArgs),
+    /// vPDQ hashes of videos (Meta's PDQ on sampled frames, decoded by FFmpeg), frame for frame
+    /// identical with Meta's vpdq on the same FFmpeg.
+    ///
+    /// Text lines are `frameNumber,quality,pdqHex,timestamp`, as Meta's vpdq-hash-video writes
+    /// them. A bad video is reported with its name and the others are still hashed (exit 2).
+    #[command(after_help = vhashcmd::EXAMPLES)]
+    Vhash(vhashcmd::VhashArgs),
     /// Write edited copies of images, for robustness experiments.
     Edit(EditArgs),
     /// Attack PDQ: evading copies of images, or benign images made to collide with a target
@@ -334,6 +342,7 @@ fn main() -> ExitCode {
         Cmd::Evaluate(a) => evalcmd::run(a),
         Cmd::Fp(a) => evalcmd::fp(a),
         Cmd::Hash(a) => cmd_hash(a),
+        Cmd::Vhash(a) => vhashcmd::run(a),
         Cmd::Edit(a) => cmd_edit(a),
         Cmd::Attack { cmd } => attackcmd::run(cmd),
         Cmd::Corpus { cmd } => cmd_corpus(cmd),
