@@ -80,7 +80,10 @@ fn a_batch_goes_on_past_bad_videos_and_names_them() {
         err.contains("junk.mp4") && err.contains("not a video"),
         "{err}"
     );
-    assert!(err.contains("cut-end.mp4: not a video") && err.contains("complete"), "{err}");
+    assert!(
+        err.contains("cut-end.mp4: not a video") && err.contains("complete"),
+        "{err}"
+    );
     assert!(err.contains("3 of 4 videos failed"), "{err}");
     let written = std::fs::read_to_string(out.join("good.txt")).unwrap();
     // 5 s at 30 fps, one hash a second.

@@ -6,18 +6,7 @@ use crate::SchemeError;
 use scanlab_messenger::mls::Media;
 use scanlab_pdq::Hash256;
 
-/// One hashed video frame, as vPDQ writes it (`frameNumber,quality,pdqHex,timestamp`).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FrameHash {
-    /// Frame number in the video.
-    pub frame: u32,
-    /// PDQ quality, 0–100.
-    pub quality: u8,
-    /// The frame's PDQ hash.
-    pub hash: Hash256,
-    /// Presentation time, seconds.
-    pub timestamp: f64,
-}
+pub use scanlab_vpdq::FrameHash;
 
 /// A perceptual fingerprint of one attachment.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -96,7 +96,12 @@ pub fn to_json(frames: &[FrameHash]) -> String {
             )
         })
         .collect();
-    serde_json::to_string(&items).expect("strings serialise")
+    // `json.dumps` separates items with ", ".
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|i| serde_json::to_string(i).expect("strings serialise"))
+        .collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 /// Reads ThreatExchange's JSON form; frames are numbered by position.

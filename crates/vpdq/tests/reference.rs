@@ -44,6 +44,21 @@ struct Job {
     size: Option<(u32, u32)>,
 }
 
+/// Runs `code` in the venv's python with `input` as JSON on stdin; its stdout.
+fn run_python(code: &str, input: &impl serde::Serialize) -> Vec<u8> {
+    let mut child = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), input).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "the python oracle failed");
+    o.stdout
+}
+
 /// Meta's frames for every job, from one run of the oracle.
 fn oracle(jobs: &[Job]) -> Vec<Vec<FrameHash>> {
     let code = r#"
@@ -61,19 +76,10 @@ json.dump(out, sys.stdout)
             serde_json::json!([j.path.to_str().unwrap(), j.seconds, w, h])
         })
         .collect();
-    let mut child = Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    serde_json::to_writer(child.stdin.take().unwrap(), &input).unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "the vpdq oracle failed");
+    let stdout = run_python(code, &input);
     // Timestamps travel as Python's repr and are parsed by Rust's correctly rounding parser
     // (serde_json's default float parsing may be one unit in the last place off).
-    let raw: Vec<Vec<(u32, u8, String, String)>> = serde_json::from_slice(&o.stdout).unwrap();
+    let raw: Vec<Vec<(u32, u8, String, String)>> = serde_json::from_slice(&stdout).unwrap();
     raw.into_iter()
         .map(|fs| {
             fs.into_iter()
@@ -444,4 +450,35 @@ fn upstream_readme_match_percentages_are_settled_from_the_published_hashes() {
     }
     assert!(ours.is_match(&ours.compare(&sepia, &target)));
     assert!(!ours.is_match(&ours.compare(&logo, &target)));
+}
+
+/// ThreatExchange's JSON form writes timestamps with Python's `'{:.3}'`: compared with CPython
+/// itself over a sweep of timestamps, short and long videos and odd frame rates alike.
+#[test]
+fn threatexchange_json_is_written_as_python_writes_it() {
+    let frames: Vec<FrameHash> = (0..4000u32)
+        .map(|i| FrameHash {
+            frame: i,
+            quality: (i % 101) as u8,
+            hash: scanlab_vpdq::Hash256([u64::from(i), 7, 0, 1]),
+            timestamp: f64::from((i * 37) as f32 / 29.97f32) * if i % 3 == 0 { 1e-3 } else { 1.0 },
+        })
+        .collect();
+    let code = r#"
+import sys, json
+fs = json.load(sys.stdin)
+print(json.dumps(["%s,%d,%s" % (h, q, format(float(t), ".3")) for h, q, t in fs]))
+"#;
+    let input: Vec<(String, u8, String)> = frames
+        .iter()
+        .map(|f| (f.hash.to_hex(), f.quality, format!("{:?}", f.timestamp)))
+        .collect();
+    let stdout = run_python(code, &input);
+    let (ours, python) = (format::to_json(&frames), String::from_utf8(stdout).unwrap());
+    let differ = ours
+        .split(", ")
+        .zip(python.trim_end().split(", "))
+        .find(|(a, b)| a != b);
+    assert_eq!(differ, None);
+    assert_eq!(ours, python.trim_end());
 }
