@@ -244,6 +244,25 @@ pub fn hash_lines(path: &Path) -> Result<Vec<HashLine>> {
     Ok(out)
 }
 
+/// A pool of `threads` workers (default: all cores).
+pub fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        b = b.num_threads(n.max(1));
+    }
+    b.build().context("starting worker threads")
+}
+
+/// The exit status of a batch that went on past bad inputs: 2, with a count on stderr, when
+/// any of `total` failed.
+pub fn batch_status(failed: usize, total: usize, what: &str) -> std::process::ExitCode {
+    if failed > 0 {
+        eprintln!("scanlab: {failed} of {total} {what} failed");
+        return std::process::ExitCode::from(2);
+    }
+    std::process::ExitCode::SUCCESS
+}
+
 /// Files as given, folders walked recursively in sorted order (so output is reproducible).
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     expand_with(paths, IMAGE_EXTENSIONS)

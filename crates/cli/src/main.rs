@@ -393,14 +393,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    let mut b = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = threads {
-        b = b.num_threads(n.max(1));
-    }
-    b.build().context("starting worker threads")
-}
-
 #[derive(serde::Serialize)]
 struct HashLine<'a> {
     path: &'a str,
@@ -418,7 +410,7 @@ fn cmd_hash(a: HashArgs) -> Result<ExitCode> {
         inputs.extend(files::corpus()?.paths());
     }
     let opts = a.decode.options();
-    let pool = pool(a.threads)?;
+    let pool = files::pool(a.threads)?;
     let bar = files::progress(inputs.len() as u64, "hashing");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -499,11 +491,7 @@ fn cmd_hash(a: HashArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     bar.finish_and_clear();
-    if failed > 0 {
-        eprintln!("scanlab: {failed} of {} inputs failed", inputs.len());
-        return Ok(ExitCode::from(2));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(files::batch_status(failed, inputs.len(), "inputs"))
 }
 
 fn cmd_edit(a: EditArgs) -> Result<ExitCode> {

@@ -138,11 +138,7 @@ pub fn run(a: VhashArgs) -> Result<ExitCode> {
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut b = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = a.threads {
-        b = b.num_threads(n.max(1));
-    }
-    let pool = b.build().context("starting worker threads")?;
+    let pool = files::pool(a.threads)?;
     let bar = files::progress(inputs.len() as u64, "hashing videos");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -209,11 +205,7 @@ pub fn run(a: VhashArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     bar.finish_and_clear();
-    if failed > 0 {
-        eprintln!("scanlab: {failed} of {} videos failed", inputs.len());
-        return Ok(ExitCode::from(2));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(files::batch_status(failed, inputs.len(), "videos"))
 }
 
 fn stem(p: &Path) -> String {

@@ -178,14 +178,9 @@ fn run(
         match packet.read(input) {
             Ok(()) => {}
             Err(ff::Error::Eof) => break,
-            // A file cut short mostly ends in a read error, not at its end.
-            Err(_) if packets < info.listed_frames => {
-                return Err(VpdqError::Truncated {
-                    read: packets,
-                    expected: info.listed_frames,
-                });
-            }
             Err(e) => {
+                // A file cut short mostly ends in a read error, not at its end.
+                check_complete(packets, &info)?;
                 return Err(VpdqError::Decode {
                     frames: state.decoded,
                     reason: format!("reading the file: {e}"),
@@ -203,23 +198,12 @@ fn run(
         if let Err(e) = step {
             // A decoding error in a file cut short is the cut: count what is left.
             if matches!(e, VpdqError::Decode { .. }) {
-                let rest = count_video_packets(input, info.index);
-                if packets + rest < info.listed_frames {
-                    return Err(VpdqError::Truncated {
-                        read: packets + rest,
-                        expected: info.listed_frames,
-                    });
-                }
+                check_complete(packets + count_video_packets(input, info.index), &info)?;
             }
             return Err(e);
         }
     }
-    if info.listed_frames > 0 && packets < info.listed_frames {
-        return Err(VpdqError::Truncated {
-            read: packets,
-            expected: info.listed_frames,
-        });
-    }
+    check_complete(packets, &info)?;
     // Meta sends its last, blank packet (stream index 0) to the decoder only when the video is
     // stream 0; a blank packet is the end-of-stream signal, which drains the decoder.
     if options.flush == Flush::Always || info.index == 0 {
@@ -233,6 +217,18 @@ fn run(
         height,
         decoded: state.decoded,
     })
+}
+
+/// [`VpdqError::Truncated`] when the container lists more video frames than the `read`
+/// packets found in the file (a container that lists none is never truncated this way).
+fn check_complete(read: u64, info: &StreamInfo) -> Result<(), VpdqError> {
+    if read < info.listed_frames {
+        return Err(VpdqError::Truncated {
+            read,
+            expected: info.listed_frames,
+        });
+    }
+    Ok(())
 }
 
 /// The video packets left in the file, read without decoding.

@@ -136,9 +136,11 @@ fn a_file_without_video_is_no_video() {
 
 #[test]
 fn damaged_bytes_never_panic() {
-    // Seeded damage anywhere in the file: the result may be frames or an error, never a
-    // panic or a crash.
+    // Seeded damage anywhere in the file: the result may be frames or a typed error, never a
+    // panic or a crash; and the damage must show (a canary that the bytes really changed what
+    // was decoded), or the test would pass on any input.
     let bytes = std::fs::read(sample()).unwrap();
+    let clean = hash_bytes(&bytes, &opts(), &Limits::default()).unwrap();
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
         x ^= x << 13;
@@ -146,12 +148,24 @@ fn damaged_bytes_never_panic() {
         x ^= x << 17;
         x
     };
+    let mut noticed = 0;
     for _ in 0..12 {
         let mut b = bytes.clone();
         let start = (next() % b.len() as u64) as usize;
         for byte in b.iter_mut().skip(start).take(64) {
             *byte = next() as u8;
         }
-        let _ = hash_bytes(&b, &opts(), &Limits::default());
+        match hash_bytes(&b, &opts(), &Limits::default()) {
+            Ok(v) if v == clean => {}
+            Ok(v) => {
+                noticed += 1;
+                assert!(v.frames.iter().all(|f| f.quality <= 100));
+            }
+            Err(e) => {
+                noticed += 1;
+                assert!(!e.to_string().is_empty());
+            }
+        }
     }
+    assert!(noticed > 0, "no damage changed anything");
 }
