@@ -39,9 +39,11 @@
 
 mod decode;
 pub mod format;
+pub mod index;
 pub mod matching;
 
 pub use decode::{Video, ffmpeg_versions, hash_bytes, hash_file};
+pub use index::{ListedVideo, VideoHit, VideoIndex, frames_in_images};
 pub use scanlab_pdq::Hash256;
 
 /// One hashed video frame, as vPDQ writes it (`frameNumber,quality,pdqHex,timestamp`).
