@@ -529,7 +529,7 @@ pub fn run(
         for &p in photos {
             let decision = match clients[0].probe(&w.photos[p].sent, Media::Image) {
                 Ok(None | Some(ScanAction::Nothing)) => Decision::Nothing,
-                Ok(Some(ScanAction::Request(_))) => Decision::Asks,
+                Ok(Some(ScanAction::Request(_) | ScanAction::Requests(_))) => Decision::Asks,
                 Ok(Some(ScanAction::Disclose(_))) => Decision::Discloses,
                 Err(_) => Decision::Failed,
             };

@@ -1181,6 +1181,15 @@ impl<T: Transport> Client<T> {
                 self.with_scheme(|s, ctx| s.on_scan_reply(ctx, &out, &reply))?
                     .flatten()
             }
+            Some(ScanAction::Requests(reqs)) => {
+                let mut replies = Vec::with_capacity(reqs.len());
+                for req in &reqs {
+                    replies.push(self.transport.post("/v1/scan", Some(&self.token), req)?);
+                }
+                let reply = Value::Array(replies);
+                self.with_scheme(|s, ctx| s.on_scan_reply(ctx, &out, &reply))?
+                    .flatten()
+            }
         };
         if let Some(reason) = reason {
             self.transport.post(

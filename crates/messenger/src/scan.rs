@@ -398,6 +398,10 @@ pub enum ScanAction {
     Nothing,
     /// Send this body to `POST /v1/scan`; the reply goes to [`ClientScheme::on_scan_reply`].
     Request(Value),
+    /// Send each body to `POST /v1/scan`, in order (one per counted frame of a video); the
+    /// replies go to [`ClientScheme::on_scan_reply`] together, as a JSON array in the same
+    /// order. An empty list sends nothing and the reply is an empty array.
+    Requests(Vec<Value>),
     /// The device itself decided to disclose the plaintext for review, for this reason.
     Disclose(String),
 }

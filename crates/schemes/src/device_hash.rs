@@ -11,10 +11,11 @@
 //!   full plaintext image to the provider's review queue only if both hold; a bare "disclose",
 //!   an entry off the announced list, or one too far away, is refused ([`verify_reply`]).
 
-use crate::fingerprint::{Fingerprint, fingerprint};
+use crate::fingerprint::{CountedFrame, Fingerprint, fingerprint, video_frames, video_verdict};
 use crate::{Matcher, Scheme, SchemeError, SimInputs, Simulation};
 use scanlab_hashlist::{EntryProof, ListRoot};
 use scanlab_messenger::client::ClientError;
+use scanlab_messenger::mls::Media;
 use scanlab_messenger::scan::{
     ClientCtx, ClientScheme, Outgoing, ProviderScheme, ScanAction, ScanCtx, ScanError, ScanOutcome,
 };
@@ -170,6 +171,59 @@ pub(crate) fn own_hash(a: &Outgoing) -> Result<Hash256, ClientError> {
     }
 }
 
+/// What a scheme that sends the provider something per hash asks for one attachment: the
+/// image's request, or one per counted frame of a video (`request` is given the frame; `None`
+/// for an image, which it reads from the attachment itself). A video with no counted frames
+/// sends nothing.
+pub(crate) fn per_hash_requests(
+    a: &Outgoing,
+    mut request: impl FnMut(Option<&CountedFrame>) -> Result<Value, ClientError>,
+) -> Result<ScanAction, ClientError> {
+    if a.media != Media::Video {
+        return Ok(ScanAction::Request(request(None)?));
+    }
+    let video = video_frames(a.bytes)?;
+    let reqs = video
+        .counted()
+        .map(|f| request(Some(f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(if reqs.is_empty() {
+        ScanAction::Nothing
+    } else {
+        ScanAction::Requests(reqs)
+    })
+}
+
+/// The client's decision on the provider's replies to [`per_hash_requests`]: `one` checks a
+/// reply against the hash it was for; a video's replies come as an array, one per counted
+/// frame, and the video is disclosed by the vPDQ rule ([`video_verdict`]). A reply that `one`
+/// refuses (false evidence) refuses the whole attachment.
+pub(crate) fn per_hash_verdict(
+    a: &Outgoing,
+    reply: &Value,
+    mut one: impl FnMut(&Value, &Hash256) -> Result<Option<String>, ClientError>,
+) -> Result<Option<String>, ClientError> {
+    if a.media != Media::Video {
+        return one(reply, &own_hash(a)?);
+    }
+    let video = video_frames(a.bytes)?;
+    let replies = reply
+        .as_array()
+        .filter(|r| r.len() == video.counted.len())
+        .ok_or_else(|| {
+            ClientError::Scheme(format!(
+                "expected one scan reply per counted video frame ({})",
+                video.counted.len()
+            ))
+        })?;
+    let per = video
+        .counted()
+        .zip(replies)
+        .map(|(f, r)| one(r, &f.hash.hash))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(video_verdict(&per))
+}
+
 impl Scheme for DeviceHash {
     fn code(&self) -> &'static str {
         "S3"
@@ -206,12 +260,16 @@ impl ClientScheme for Client {
         "device-hash"
     }
     fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
-        let hash = own_hash(a)?;
-        let req = ScanRequest {
-            blob: a.attachment.blob.clone(),
-            hash,
-        };
-        Ok(ScanAction::Request(json!(req)))
+        per_hash_requests(a, |frame| {
+            let hash = match frame {
+                Some(f) => f.hash.hash,
+                None => own_hash(a)?,
+            };
+            Ok(json!(ScanRequest {
+                blob: a.attachment.blob.clone(),
+                hash,
+            }))
+        })
     }
     fn on_scan_reply(
         &mut self,
@@ -219,7 +277,7 @@ impl ClientScheme for Client {
         a: &Outgoing,
         reply: &Value,
     ) -> Result<Option<String>, ClientError> {
-        verify_reply(reply, &own_hash(a)?, &self.evidence)
+        per_hash_verdict(a, reply, |r, own| verify_reply(r, own, &self.evidence))
     }
 }
 

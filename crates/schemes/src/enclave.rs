@@ -221,6 +221,9 @@ pub struct Verdict {
     pub matched: Option<crate::MatchInfo>,
     /// The image, base64, present only on a match (the forward to the review queue).
     pub image: Option<String>,
+    /// Why, when it is more than the match (a video: how many of its frames matched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The enclave: its key, its list, and what it runs.
@@ -286,13 +289,38 @@ impl Enclave {
     /// the match), for its view.
     pub fn scan(&self, blob: &str, capsule: &[u8]) -> Result<(Verdict, Value), SchemeError> {
         let image = self.keys.open(INFO, blob.as_bytes(), capsule)?;
-        let pdq = crate::pdq_of(&image)?;
-        let matched = self.matcher.check(&pdq.hash);
-        let derived = json!({ "blob": blob, "hash": pdq.hash.to_string(), "match": matched });
+        let (matched, reason, derived) = match crate::pdq_of(&image) {
+            Ok(pdq) => {
+                let matched = self.matcher.check(&pdq.hash);
+                let derived =
+                    json!({ "blob": blob, "hash": pdq.hash.to_string(), "match": matched });
+                (matched, None, derived)
+            }
+            // Not an image: the enclave sees the whole file, and tries it as a video.
+            Err(image_error @ SchemeError::Image(_)) => {
+                let video = crate::video_frames(&image).map_err(|_| image_error)?;
+                let per: Vec<Option<crate::MatchInfo>> = video
+                    .counted()
+                    .map(|f| self.matcher.check(&f.hash.hash))
+                    .collect();
+                let reasons: Vec<Option<String>> =
+                    per.iter().map(|m| m.as_ref().map(|m| m.reason())).collect();
+                let reason = crate::video_verdict(&reasons);
+                let matched = reason
+                    .as_ref()
+                    .and_then(|_| per.iter().flatten().next().cloned());
+                let frames: Vec<_> = video.frames.iter().map(|f| &f.hash).collect();
+                let derived =
+                    json!({ "blob": blob, "frames": frames, "matches": per, "match": matched });
+                (matched, reason, derived)
+            }
+            Err(e) => return Err(e),
+        };
         Ok((
             Verdict {
                 image: matched.is_some().then(|| b64(&image)),
                 matched,
+                reason,
             },
             derived,
         ))
@@ -665,7 +693,8 @@ impl Provider {
         }
         if let (Some(m), Some(img)) = (&v.matched, &v.image) {
             let image = b64_field(&json!({ "i": img }), "i")?;
-            ctx.submit_review("enclave", &r.blob, &m.reason(), image)?;
+            let reason = v.reason.clone().unwrap_or_else(|| m.reason());
+            ctx.submit_review("enclave", &r.blob, &reason, image)?;
         }
         Ok(ScanOutcome {
             reply: json!({ "disclose": false }),

@@ -1,10 +1,28 @@
 //! What a scheme computes from an attachment, by media type: one PDQ hash for an image, a
-//! sequence of frame hashes for a video (Meta's vPDQ: PDQ on sampled frames). The matcher takes
-//! either, so a scheme that fingerprints images handles video through the same path.
+//! sequence of frame hashes for a video (Meta's vPDQ: PDQ on sampled frames).
+//!
+//! # Video, in every scheme
+//! A video attachment is hashed with vPDQ at one frame a second ([`video_options`]), within
+//! [`video_limits`]. Its *counted* frames are those the vPDQ rule counts (quality at least
+//! 50, a hash repeating an earlier frame's dropped: [`video_rule`]). Each counted frame then goes
+//! through the scheme exactly as an image's hash does: its own request to the provider (S3, S4,
+//! S8, S8m: [`scanlab_messenger::scan::ScanAction::Requests`]), its own check on the device
+//! (S6), its own voucher (S7); a provider or enclave that sees the whole video (S1, S5) hashes
+//! it itself. The video is matched by the vPDQ rule over the list: at least
+//! [`scanlab_vpdq::matching::MatchRule::query_percent`] (80%) of its counted frames within the
+//! radius of a list entry ([`video_verdict`]). Under S7 nobody can apply that rule (the device
+//! does not learn which vouchers match, the provider only counts them), so there every counted
+//! frame counts toward the threshold as an image would.
+//!
+//! What this shows each party beyond an image: the number of counted frames (one request or
+//! voucher each), which grows with the video's length and how much its scenes change.
 
 use crate::SchemeError;
 use scanlab_messenger::mls::Media;
 use scanlab_pdq::Hash256;
+use scanlab_vpdq::matching::MatchRule;
+use scanlab_vpdq::{Limits, Options};
+use std::sync::{Arc, Mutex};
 
 pub use scanlab_vpdq::FrameHash;
 
@@ -36,9 +54,9 @@ impl Fingerprint {
     }
 }
 
-/// The fingerprint of an attachment of type `media`. Images get PDQ; video and other files are
-/// refused with [`SchemeError::Media`] until a fingerprint for them exists (vPDQ is its own
-/// issue), so a scheme never silently lets them through as "no match".
+/// The fingerprint of an attachment of type `media`: PDQ for an image, vPDQ's frames (every
+/// frame hashed, as [`video_options`] samples them) for a video. Other files are refused with
+/// [`SchemeError::Media`], so a scheme never silently lets them through as "no match".
 pub fn fingerprint(media: Media, bytes: &[u8]) -> Result<Fingerprint, SchemeError> {
     match media {
         Media::Image => {
@@ -48,6 +66,141 @@ pub fn fingerprint(media: Media, bytes: &[u8]) -> Result<Fingerprint, SchemeErro
                 quality: p.quality,
             })
         }
+        Media::Video => Ok(Fingerprint::Video {
+            frames: video_frames(bytes)?
+                .frames
+                .iter()
+                .map(|f| f.hash.clone())
+                .collect(),
+        }),
         m => Err(SchemeError::Media(m)),
     }
+}
+
+/// How schemes sample a video attachment: one frame a second, at its own size (Meta's
+/// defaults for `vpdq-hash-video`).
+pub fn video_options() -> Options {
+    Options::new()
+        .with_seconds_per_hash(1.0)
+        .expect("1 s is a valid setting")
+}
+
+/// The bounds on a video attachment: the messenger's attachment size, ten minutes, 4K frames.
+pub fn video_limits() -> Limits {
+    Limits {
+        max_bytes: scanlab_messenger::mls::MAX_ATTACHMENT as u64,
+        max_pixels: 3840 * 2160,
+        max_frames: 600 * 240,
+        max_seconds: 600.0,
+    }
+}
+
+/// The rule a video is matched by: the vPDQ rule's defaults (distance 31, quality 50,
+/// duplicates dropped, 80% of the video's counted frames).
+pub fn video_rule() -> MatchRule {
+    MatchRule::default()
+}
+
+/// One frame of a video attachment that the rule counts, with what schemes send for it.
+#[derive(Clone, Debug)]
+pub struct CountedFrame {
+    /// The frame's vPDQ hash.
+    pub hash: FrameHash,
+    /// The 64×64 luminance its hash is finished from (S4's `luma64` split point).
+    pub luma64: Box<[[f32; 64]; 64]>,
+    /// A 64×64 grey thumbnail, by area averaging (S7's visual derivative).
+    pub thumbnail: Vec<f32>,
+}
+
+/// A video attachment as schemes scan it.
+#[derive(Clone, Debug)]
+pub struct VideoScan {
+    /// Every hashed frame (one a second), counted or not.
+    pub frames: Vec<CountedFrame>,
+    /// The positions in `frames` of the counted frames, in order.
+    pub counted: Vec<usize>,
+}
+
+impl VideoScan {
+    /// The counted frames.
+    pub fn counted(&self) -> impl Iterator<Item = &CountedFrame> {
+        self.counted.iter().map(|&i| &self.frames[i])
+    }
+}
+
+/// The last video scanned, by SHA-256 of its bytes: a client half looks at the same video on
+/// sending and again on the provider's reply, and decoding it twice would double the cost.
+static LAST_VIDEO: Mutex<Option<([u8; 32], Arc<VideoScan>)>> = Mutex::new(None);
+
+/// The frames of the video in `bytes` ([`video_options`], [`video_limits`]), and which of
+/// them the rule counts.
+pub fn video_frames(bytes: &[u8]) -> Result<Arc<VideoScan>, SchemeError> {
+    use sha2::Digest;
+    let key: [u8; 32] = sha2::Sha256::digest(bytes).into();
+    if let Some((k, v)) = LAST_VIDEO.lock().ok().and_then(|g| g.clone())
+        && k == key
+    {
+        return Ok(v);
+    }
+    let mut extra = Vec::new();
+    let mut hasher = scanlab_pdq::Hasher::new().with_luma_mode(scanlab_pdq::LumaMode::CppF32);
+    let mut visit = |_: &FrameHash, img: &scanlab_pdq::Image<'_>| {
+        extra.push((hasher.luma64(img), thumbnail(img)));
+    };
+    let video = scanlab_vpdq::visit_bytes(bytes, &video_options(), &video_limits(), &mut visit)
+        .map_err(|e| SchemeError::Video(e.to_string()))?;
+    let mut frames = Vec::with_capacity(video.frames.len());
+    for (hash, (luma, thumbnail)) in video.frames.into_iter().zip(extra) {
+        let luma64 = luma.ok_or(SchemeError::TooSmall)?;
+        frames.push(CountedFrame {
+            hash,
+            luma64,
+            thumbnail,
+        });
+    }
+    let hashes: Vec<FrameHash> = frames.iter().map(|f| f.hash.clone()).collect();
+    let counted = video_rule().counted(&hashes);
+    let scan = Arc::new(VideoScan { frames, counted });
+    if let Ok(mut g) = LAST_VIDEO.lock() {
+        *g = Some((key, scan.clone()));
+    }
+    Ok(scan)
+}
+
+/// A 64×64 grey thumbnail of an RGB24 frame, by area averaging.
+fn thumbnail(img: &scanlab_pdq::Image<'_>) -> Vec<f32> {
+    let (w, h) = (img.width(), img.height());
+    let mut raw = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        raw.extend_from_slice(img.row(y));
+    }
+    match scanlab_imaging::RgbImage::from_raw(w as u32, h as u32, raw) {
+        Some(rgb) => {
+            scanlab_imaging::quality::Gray::from_rgb(&rgb)
+                .resize_area(64, 64)
+                .data
+        }
+        None => vec![0.0; 64 * 64],
+    }
+}
+
+/// Whether a video matches, from what was decided for each counted frame (`Some(reason)`: a
+/// list entry within the radius): the vPDQ rule's share of counted frames, and the first
+/// frame's reason. A video with no counted frames never matches.
+pub fn video_verdict(per_frame: &[Option<String>]) -> Option<String> {
+    let hits: Vec<&String> = per_frame.iter().flatten().collect();
+    if per_frame.is_empty() || hits.is_empty() {
+        return None;
+    }
+    let share = hits.len() as f64 * 100.0 / per_frame.len() as f64;
+    let rule = video_rule();
+    (share >= rule.query_percent).then(|| {
+        format!(
+            "{} of {} counted video frames match ({share:.1}%, the rule asks {}%); first: {}",
+            hits.len(),
+            per_frame.len(),
+            rule.query_percent,
+            hits[0]
+        )
+    })
 }

@@ -16,6 +16,10 @@
 //! | S8m | [`third_party_multi`] | an HPKE capsule of point-function keys to each of two organisations; per chunk, how many entries agree | the client uploads the plaintext for a candidate within the radius |
 //! | S9 | [`user_report`] | a 36-byte franking tag per message; a reported message, verified | not applicable: no scanning; a recipient's report queues the image |
 //!
+//! A video attachment goes through every scheme frame by frame: each counted vPDQ frame as an
+//! image's hash would (a request, a voucher, a check on the device), and the vPDQ rule over
+//! the list decides the video ([`fingerprint`] says how, and what it adds to each view).
+//!
 //! Each scheme is a plugin ([`Scheme`]): its descriptor, its typed configuration and its two
 //! halves live in its own file, and one line of [`registry`] lists it. A deployment picks one
 //! (`scanlab serve --scheme NAME --list FILE`); clients learn it from `GET /v1/scheme` and
@@ -54,7 +58,7 @@ use scanlab_messenger::client::ClientError;
 use scanlab_messenger::scan::ScanError;
 use serde_json::{Value, json};
 
-pub use fingerprint::{Fingerprint, FrameHash};
+pub use fingerprint::{Fingerprint, FrameHash, VideoScan, video_frames, video_verdict};
 pub use matcher::{DEFAULT_RADIUS, MatchInfo, Matcher};
 pub use registry::{Party, Registry, Scheme, Secret, SimInputs, Simulation, registry};
 
@@ -74,6 +78,9 @@ pub enum SchemeError {
     /// This media type cannot be fingerprinted (yet).
     #[error("cannot fingerprint {0:?} attachments")]
     Media(scanlab_messenger::mls::Media),
+    /// A video could not be decoded for hashing, or is over the limits.
+    #[error("video: {0}")]
+    Video(String),
     /// A request or capsule is malformed.
     #[error("malformed: {0}")]
     Malformed(String),
@@ -105,6 +112,7 @@ impl From<SchemeError> for ScanError {
             e @ (SchemeError::Image(_)
             | SchemeError::TooSmall
             | SchemeError::Media(_)
+            | SchemeError::Video(_)
             | SchemeError::Malformed(_)
             | SchemeError::Seal(_)) => ScanError::Malformed(e.to_string()),
         }

@@ -295,11 +295,17 @@ impl ClientScheme for Client {
         self.name
     }
     fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
-        let hash = crate::device_hash::own_hash(a)?;
-        Ok(self
-            .list
-            .check(&hash)
-            .map_or(ScanAction::Nothing, ScanAction::Disclose))
+        let verdict = if a.media == scanlab_messenger::mls::Media::Video {
+            let video = crate::video_frames(a.bytes)?;
+            let per: Vec<Option<String>> = video
+                .counted()
+                .map(|f| self.list.check(&f.hash.hash))
+                .collect();
+            crate::video_verdict(&per)
+        } else {
+            self.list.check(&crate::device_hash::own_hash(a)?)
+        };
+        Ok(verdict.map_or(ScanAction::Nothing, ScanAction::Disclose))
     }
 }
 

@@ -26,14 +26,15 @@ pub fn intermediate(image: &[u8], split: Split) -> Result<Vec<f32>, SchemeError>
     let luma = scanlab_pdq::Hasher::new()
         .luma64(&scanlab_imaging::pdq_image(&img))
         .ok_or(SchemeError::TooSmall)?;
-    Ok(match split {
+    Ok(intermediate_of(&luma, split))
+}
+
+/// The intermediate at `split` of a 64×64 luminance (a video frame's, which vPDQ computed).
+pub fn intermediate_of(luma: &[[f32; 64]; 64], split: Split) -> Vec<f32> {
+    match split {
         Split::Luma64 => luma.iter().flatten().copied().collect(),
-        Split::Dct16 => scanlab_pdq::dct16(&luma)
-            .iter()
-            .flatten()
-            .copied()
-            .collect(),
-    })
+        Split::Dct16 => scanlab_pdq::dct16(luma).iter().flatten().copied().collect(),
+    }
 }
 
 /// The largest magnitude an intermediate value may have: luminance is at most 255, and a
@@ -194,15 +195,20 @@ impl ClientScheme for Client {
         "partial-hash"
     }
     fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
-        if a.media != Media::Image {
+        if !matches!(a.media, Media::Image | Media::Video) {
             return Err(SchemeError::Media(a.media).into());
         }
-        let v = intermediate(a.bytes, self.split)?;
-        Ok(ScanAction::Request(json!(ScanRequest {
-            blob: a.attachment.blob.clone(),
-            split: self.split,
-            intermediate: b64(&to_bytes(&v)),
-        })))
+        crate::device_hash::per_hash_requests(a, |frame| {
+            let v = match frame {
+                Some(f) => intermediate_of(&f.luma64, self.split),
+                None => intermediate(a.bytes, self.split)?,
+            };
+            Ok(json!(ScanRequest {
+                blob: a.attachment.blob.clone(),
+                split: self.split,
+                intermediate: b64(&to_bytes(&v)),
+            }))
+        })
     }
     fn on_scan_reply(
         &mut self,
@@ -211,8 +217,9 @@ impl ClientScheme for Client {
         reply: &Value,
     ) -> Result<Option<String>, ClientError> {
         // The device has the image: it finishes the hash itself to check the evidence.
-        let own = crate::device_hash::own_hash(a)?;
-        crate::device_hash::verify_reply(reply, &own, &self.evidence)
+        crate::device_hash::per_hash_verdict(a, reply, |r, own| {
+            crate::device_hash::verify_reply(r, own, &self.evidence)
+        })
     }
 }
 

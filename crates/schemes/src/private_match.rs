@@ -310,8 +310,13 @@ impl Scheme for PrivateMatch {
 pub fn derivative(bytes: &[u8]) -> Result<Vec<u8>, SchemeError> {
     let img = crate::decode_image(bytes)?;
     let g = scanlab_imaging::quality::Gray::from_rgb(&img).resize_area(64, 64);
-    let raw: Vec<u8> = g
-        .data
+    derivative_of(&g.data)
+}
+
+/// The visual derivative of a 64×64 grey thumbnail (a video frame's, as
+/// [`crate::fingerprint::CountedFrame`] holds it): JPEG, as small as it must be to fit.
+pub fn derivative_of(gray64: &[f32]) -> Result<Vec<u8>, SchemeError> {
+    let raw: Vec<u8> = gray64
         .iter()
         .flat_map(|&v| [v.clamp(0.0, 255.0).round() as u8; 3])
         .collect();
@@ -411,8 +416,40 @@ impl ClientScheme for Client {
         self.name
     }
     fn on_attachment(&mut self, ctx: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
-        let hash = crate::device_hash::own_hash(a)?;
         let device = self.device(ctx)?;
+        let blob = &a.attachment.blob;
+        if a.media == scanlab_messenger::mls::Media::Video {
+            // A voucher per counted frame, each carrying that frame's thumbnail.
+            let video = crate::video_frames(a.bytes)?;
+            let mut reqs = Vec::with_capacity(video.counted.len());
+            for f in video.counted() {
+                let d = derivative_of(&f.thumbnail)?;
+                reqs.push(self.vouchers(&device, blob, &f.hash.hash, &d)?);
+            }
+            return Ok(if reqs.is_empty() {
+                ScanAction::Nothing
+            } else {
+                ScanAction::Requests(reqs)
+            });
+        }
+        let hash = crate::device_hash::own_hash(a)?;
+        let d = derivative(a.bytes)?;
+        Ok(ScanAction::Request(
+            self.vouchers(&device, blob, &hash, &d)?,
+        ))
+    }
+}
+
+impl Client {
+    /// The voucher request for one hash (an image's, or a video frame's) and its visual
+    /// derivative `d`.
+    fn vouchers(
+        &mut self,
+        device: &Device,
+        blob: &str,
+        hash: &scanlab_pdq::Hash256,
+        d: &[u8],
+    ) -> Result<Value, ClientError> {
         let image = hash.to_bytes();
         let items = if self.projections.is_empty() {
             vec![image]
@@ -420,7 +457,6 @@ impl ClientScheme for Client {
             buckets(&self.projections, &image)
         };
         let err = |e: PsiError| ClientError::Scheme(e.to_string());
-        let d = derivative(a.bytes)?;
         let mut vouchers = Vec::with_capacity(items.len());
         if device.is_synthetic(&image, self.synthetic) {
             // One synthetic voucher among vouchers that match nothing.
@@ -431,20 +467,20 @@ impl ClientScheme for Client {
                 } else {
                     let mut nothing = [0u8; 32];
                     self.rng.fill_bytes(&mut nothing);
-                    device.voucher_for(&self.table, &nothing, &image, &d, &mut self.rng)
+                    device.voucher_for(&self.table, &nothing, &image, d, &mut self.rng)
                 };
                 vouchers.push(B64.encode(v.map_err(err)?));
             }
         } else {
             for item in &items {
-                let v = device.voucher_for(&self.table, item, &image, &d, &mut self.rng);
+                let v = device.voucher_for(&self.table, item, &image, d, &mut self.rng);
                 vouchers.push(B64.encode(v.map_err(err)?));
             }
         }
-        Ok(ScanAction::Request(json!(VoucherRequest {
-            blob: a.attachment.blob.clone(),
+        Ok(json!(VoucherRequest {
+            blob: blob.to_string(),
             vouchers,
-        })))
+        }))
     }
 }
 

@@ -9,9 +9,9 @@
 
 use crate::device_hash::parse;
 use crate::fingerprint::{Fingerprint, fingerprint};
-use crate::{Matcher, Scheme, SchemeError, SimInputs, Simulation};
+use crate::{MatchInfo, Matcher, Scheme, SchemeError, SimInputs, Simulation};
 use scanlab_messenger::client::ClientError;
-use scanlab_messenger::mls::{AttachmentRef, open_attachment};
+use scanlab_messenger::mls::{AttachmentRef, Media, open_attachment};
 use scanlab_messenger::scan::{
     ClientCtx, ClientScheme, Outgoing, ProviderScheme, ScanAction, ScanCtx, ScanError, ScanOutcome,
 };
@@ -102,21 +102,40 @@ impl Provider {
             .ok_or_else(|| SchemeError::Malformed(format!("no blob {}", r.blob)))?;
         let image = open_attachment(&blob, &r.attachment)
             .map_err(|e| SchemeError::Malformed(format!("cannot decrypt the attachment: {e}")))?;
-        let (hash, quality) = match fingerprint(r.attachment.media, &image)? {
-            Fingerprint::Image { hash, quality } => (hash, quality),
-            Fingerprint::Video { .. } => return Err(SchemeError::Media(r.attachment.media)),
-        };
-        let m = self.matcher.check(&hash);
-        let derived = json!({
+        let mut derived = json!({
             "blob": r.blob,
             "plaintext_sha256": hex::encode(Sha256::digest(&image)),
             "plaintext_len": image.len(),
-            "hash": hash.to_string(),
-            "quality": quality,
-            "match": m,
         });
-        if let Some(m) = &m {
-            ctx.submit_review("provider", &r.blob, &m.reason(), image)?;
+        let reason = match r.attachment.media {
+            Media::Video => {
+                // The provider has the whole video: it hashes every frame itself.
+                let video = crate::video_frames(&image)?;
+                let per: Vec<Option<MatchInfo>> = video
+                    .counted()
+                    .map(|f| self.matcher.check(&f.hash.hash))
+                    .collect();
+                derived["frames"] = json!(video.frames.iter().map(|f| &f.hash).collect::<Vec<_>>());
+                derived["matches"] = json!(per);
+                crate::video_verdict(
+                    &per.iter()
+                        .map(|m| m.as_ref().map(MatchInfo::reason))
+                        .collect::<Vec<_>>(),
+                )
+            }
+            media => {
+                let Fingerprint::Image { hash, quality } = fingerprint(media, &image)? else {
+                    return Err(SchemeError::Media(media));
+                };
+                let m = self.matcher.check(&hash);
+                derived["hash"] = json!(hash.to_string());
+                derived["quality"] = json!(quality);
+                derived["match"] = json!(m);
+                m.map(|m| m.reason())
+            }
+        };
+        if let Some(reason) = &reason {
+            ctx.submit_review("provider", &r.blob, reason, image)?;
         }
         Ok(ScanOutcome {
             reply: json!({ "disclose": false }),

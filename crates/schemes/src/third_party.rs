@@ -296,13 +296,18 @@ impl ClientScheme for Client {
     }
     fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
         let blob = &a.attachment.blob;
-        let hash = own_hash(a)?;
-        let capsule = seal::seal(&self.key, INFO, blob.as_bytes(), &hash.to_bytes())
-            .map_err(SchemeError::from)?;
-        Ok(ScanAction::Request(json!(SealedHash {
-            blob: blob.clone(),
-            sealed: b64(&capsule),
-        })))
+        crate::device_hash::per_hash_requests(a, |frame| {
+            let hash = match frame {
+                Some(f) => f.hash.hash,
+                None => own_hash(a)?,
+            };
+            let capsule = seal::seal(&self.key, INFO, blob.as_bytes(), &hash.to_bytes())
+                .map_err(SchemeError::from)?;
+            Ok(json!(SealedHash {
+                blob: blob.clone(),
+                sealed: b64(&capsule),
+            }))
+        })
     }
     fn on_scan_reply(
         &mut self,
@@ -310,7 +315,9 @@ impl ClientScheme for Client {
         a: &Outgoing,
         reply: &Value,
     ) -> Result<Option<String>, ClientError> {
-        crate::device_hash::verify_reply(reply, &own_hash(a)?, &self.evidence)
+        crate::device_hash::per_hash_verdict(a, reply, |r, own| {
+            crate::device_hash::verify_reply(r, own, &self.evidence)
+        })
     }
 }
 

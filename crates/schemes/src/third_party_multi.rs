@@ -408,11 +408,16 @@ impl ClientScheme for Client {
     }
     fn on_attachment(&mut self, _: &ClientCtx, a: &Outgoing) -> Result<ScanAction, ClientError> {
         let blob = &a.attachment.blob;
-        let sealed = seal_hash(&self.keys, blob, &own_hash(a)?)?;
-        Ok(ScanAction::Request(json!(Request {
-            blob: blob.clone(),
-            sealed,
-        })))
+        crate::device_hash::per_hash_requests(a, |frame| {
+            let hash = match frame {
+                Some(f) => f.hash.hash,
+                None => own_hash(a)?,
+            };
+            Ok(json!(Request {
+                blob: blob.clone(),
+                sealed: seal_hash(&self.keys, blob, &hash)?,
+            }))
+        })
     }
     fn on_scan_reply(
         &mut self,
@@ -420,9 +425,17 @@ impl ClientScheme for Client {
         a: &Outgoing,
         reply: &Value,
     ) -> Result<Option<String>, ClientError> {
+        crate::device_hash::per_hash_verdict(a, reply, |r, own| self.verify(r, own))
+    }
+}
+
+impl Client {
+    /// The client's check of the organisations' candidates for one hash: a candidate beyond
+    /// the radius is a chunk collision (checked to be on the list, then passed over); one
+    /// within it is S3's evidence.
+    fn verify(&self, reply: &Value, own: &Hash256) -> Result<Option<String>, ClientError> {
         let r: Reply = serde_json::from_value(reply.clone())
             .map_err(|e| ClientError::Scheme(format!("malformed scan reply: {e}")))?;
-        let own = own_hash(a)?;
         for c in r.candidates {
             if own.distance(&c.entry) > self.evidence.radius {
                 // A chunk collision, not a match: verify_reply would refuse it as a lie.
@@ -448,7 +461,7 @@ impl ClientScheme for Client {
                 entry: Some(c.entry),
                 proof: Some(c.proof),
             };
-            return crate::device_hash::verify_reply(&json!(as_s3), &own, &self.evidence);
+            return crate::device_hash::verify_reply(&json!(as_s3), own, &self.evidence);
         }
         Ok(None)
     }

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use scanlab_hashlist::{Entry, HashList};
 use scanlab_imaging::quality::{Gray, ssim};
 use scanlab_messenger::client::{Client, HttpTransport, Transport};
+use scanlab_messenger::mls::Media;
 use scanlab_messenger::{Limits, Provider, RecordKind, Review, SqliteStore, Store, ViewRecord};
 use scanlab_schemes::enclave::{Enclave, EnclaveService};
 use scanlab_schemes::exceptional_access::Authority;
@@ -35,6 +36,8 @@ struct Images {
     listed: Vec<Vec<u8>>,
     benign: Vec<u8>,
     edited: Vec<u8>,
+    /// The test videos, whose listed one's frames the list then holds too.
+    videos: Option<&'static Videos>,
 }
 
 fn images() -> Images {
@@ -52,6 +55,7 @@ fn images() -> Images {
         listed,
         benign,
         edited,
+        videos: None,
     }
 }
 
@@ -70,6 +74,12 @@ fn list(images: &Images) -> HashList {
                 added: 0,
                 quality: None,
             })
+            .chain(images.videos.iter().flat_map(|v| {
+                v.listed_frames
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| Entry::new(100 + i as u64, *h, "stand-in video"))
+            }))
             .collect(),
     }
 }
@@ -183,16 +193,29 @@ fn pair(dir: &Path, url: &str) -> (Client<HttpTransport>, Client<HttpTransport>)
 /// Deploys scheme `name` with `config` (a function of a scratch folder, for files it needs),
 /// has Alice send the three images to Bob in a chat, and collects the result.
 fn run(name: &str, config: impl FnOnce(&Path) -> Value, images: &Images) -> Run {
+    let sends = [
+        ("listed", &images.listed[2][..]),
+        ("benign", &images.benign[..]),
+        ("edited", &images.edited[..]),
+    ];
+    run_with(name, config, &sends, Media::Image)
+}
+
+/// As [`run`], sending `sends` (text, file) as attachments of type `media`.
+fn run_with(
+    name: &str,
+    config: impl FnOnce(&Path) -> Value,
+    sends: &[(&str, &[u8])],
+    media: Media,
+) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("provider");
     let (provider, url) = deploy(name, config, tmp.path());
     let (mut alice, mut bob) = pair(tmp.path(), &url);
-    for (text, img) in [
-        ("listed", &images.listed[2]),
-        ("benign", &images.benign),
-        ("edited", &images.edited),
-    ] {
-        alice.send("pair", Some(text), Some(img)).unwrap();
+    for (text, file) in sends {
+        alice
+            .send_file("pair", Some(text), Some((file, media)))
+            .unwrap();
     }
     let got = bob.recv().unwrap();
     let received = got
@@ -739,6 +762,7 @@ fn s8_multi_refuses_organisations_with_different_lists_and_a_capsule_short_of_on
             listed: other,
             benign: images.benign.clone(),
             edited: images.edited.clone(),
+            videos: None,
         }),
     ];
     let (mut urls, mut tokens) = (Vec::new(), Vec::new());
@@ -1872,4 +1896,332 @@ fn s9_forged_reports_unsent_messages_denials_and_false_tags_each_fail() {
     digest.sha256 = r2.sha256.clone();
     let e = verify_report(&keys, &report_of(&digest), blob).unwrap_err();
     assert!(e.to_string().contains("digest mismatch"), "{e}");
+}
+
+// ---- Video -------------------------------------------------------------------------------
+
+/// Three short clips made with FFmpeg from photos not on the image list: a listed clip (a
+/// zoom over one photo; the list holds its frames' vPDQ hashes), a forwarded copy of it
+/// (downscaled and re-encoded at a low bitrate), and a benign clip (the same zoom over another
+/// photo).
+struct Videos {
+    listed: Vec<u8>,
+    copy: Vec<u8>,
+    benign: Vec<u8>,
+    /// The listed clip's counted frame hashes, as the list holds them.
+    listed_frames: Vec<scanlab_pdq::Hash256>,
+}
+
+fn ffmpeg(args: &[&str]) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-y", "-v", "error"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn videos() -> &'static Videos {
+    static V: std::sync::OnceLock<Videos> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = |n: &str| dir.path().join(n).display().to_string();
+        let photo = |name: &str| {
+            shared(&format!(
+                "pdq-reference/images/reg-test-input/labelme-subset/{name}.jpg"
+            ))
+            .display()
+            .to_string()
+        };
+        let zoom = "scale=640:480,zoompan=z='1+0.01*on':d=60:s=320x240:fps=10";
+        for (src, out) in [("q0291", "listed.mp4"), ("q1050", "benign.mp4")] {
+            ffmpeg(&[
+                "-loop",
+                "1",
+                "-i",
+                &photo(src),
+                "-vf",
+                zoom,
+                "-frames:v",
+                "60",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-g",
+                "30",
+                &d(out),
+            ]);
+        }
+        ffmpeg(&[
+            "-i",
+            &d("listed.mp4"),
+            "-vf",
+            "scale=240:180",
+            "-c:v",
+            "libx264",
+            "-b:v",
+            "100k",
+            "-pix_fmt",
+            "yuv420p",
+            &d("copy.mp4"),
+        ]);
+        let read = |n: &str| std::fs::read(d(n)).unwrap();
+        let listed = read("listed.mp4");
+        let scan = scanlab_schemes::video_frames(&listed).unwrap();
+        Videos {
+            listed_frames: scan.counted().map(|f| f.hash.hash).collect(),
+            listed,
+            copy: read("copy.mp4"),
+            benign: read("benign.mp4"),
+        }
+    })
+}
+
+fn counted(video: &[u8]) -> usize {
+    scanlab_schemes::video_frames(video).unwrap().counted.len()
+}
+
+#[test]
+fn the_test_clips_are_what_the_video_tests_assume() {
+    let v = videos();
+    let rule = scanlab_vpdq::matching::MatchRule::default();
+    let frames = |b: &[u8]| scanlab_schemes::fingerprint::fingerprint(Media::Video, b).unwrap();
+    let frames = |b: &[u8]| match frames(b) {
+        scanlab_schemes::Fingerprint::Video { frames } => frames,
+        f => panic!("{f:?}"),
+    };
+    let (l, c, b) = (frames(&v.listed), frames(&v.copy), frames(&v.benign));
+    // Six seconds at one frame a second, each counted (the zoom changes every frame).
+    assert_eq!(l.len(), 6);
+    assert_eq!(v.listed_frames.len(), 6);
+    assert!(rule.is_match(&rule.compare(&c, &l)), "the copy matches");
+    assert!(
+        c.iter().zip(&l).any(|(x, y)| x.hash != y.hash),
+        "but not exactly"
+    );
+    assert_eq!(
+        rule.compare(&b, &l).query_percent,
+        0.0,
+        "the benign clip shares nothing"
+    );
+    let images = images();
+    for img in [&images.listed[2], &images.benign, &images.edited] {
+        let h = pdq_of(img).unwrap().hash;
+        assert!(b.iter().chain(&l).all(|f| f.hash.distance(&h) > 31));
+    }
+}
+
+/// What each scheme's parties got when Alice sent the three clips.
+fn assert_video_disclosure(name: &str, r: &Run, want: &[&[u8]], submitter: &str) {
+    let v = videos();
+    assert_eq!(r.received, 3, "{name}: every clip delivered");
+    let mut disclosed: Vec<&[u8]> = r.reviews.iter().map(|x| x.image.as_slice()).collect();
+    disclosed.sort();
+    let mut want = want.to_vec();
+    want.sort();
+    assert!(
+        disclosed == want,
+        "{name}: disclosed {} clips, not the expected {}",
+        disclosed.len(),
+        want.len()
+    );
+    for x in &r.reviews {
+        assert_eq!(x.submitter, submitter, "{name}");
+        assert!(
+            x.reason.contains("counted video frames match"),
+            "{name}: {}",
+            x.reason
+        );
+    }
+    let all = r.provider_bytes();
+    assert!(
+        !holds(&all, &v.benign),
+        "{name}: the provider holds the benign clip"
+    );
+    // A per-hash scheme makes one request per counted frame; the others none, or one per clip.
+    let requests = r.rows("POST /v1/scan").len();
+    let per_frame = counted(&v.listed) + counted(&v.copy) + counted(&v.benign);
+    let expected = match name {
+        "device-hash" | "partial-hash" | "third-party" | "third-party-multi" | "private-match" => {
+            per_frame
+        }
+        "server-side" | "enclave" => 3,
+        _ => 0,
+    };
+    assert_eq!(requests, expected, "{name}: scan requests");
+}
+
+#[test]
+fn video_goes_through_every_scheme_with_each_schemes_designed_disclosure() {
+    let mut images = images();
+    images.videos = Some(videos());
+    let v = videos();
+    let sends = [
+        ("listed", &v.listed[..]),
+        ("benign", &v.benign[..]),
+        ("copy", &v.copy[..]),
+    ];
+    let escrow = hex::encode(KeyPair::generate().public());
+    let list = |d: &Path| json!({ "list": list_file(&images, d) });
+    let both: &[&[u8]] = &[&v.listed, &v.copy];
+    let exact: &[&[u8]] = &[&v.listed];
+    type Config<'a> = Box<dyn Fn(&Path) -> Value + 'a>;
+    let cases: Vec<(&str, Config, &[&[u8]], &str)> = vec![
+        ("e2ee", Box::new(|_| json!({})), &[], ""),
+        (
+            "exceptional-access",
+            Box::new(|d| {
+                std::fs::write(d.join("escrow.pub"), &escrow).unwrap();
+                json!({ "escrow_pub": d.join("escrow.pub") })
+            }),
+            &[],
+            "",
+        ),
+        ("server-side", Box::new(list), both, "provider"),
+        ("device-hash", Box::new(list), both, "alice"),
+        ("partial-hash", Box::new(list), both, "alice"),
+        (
+            "partial-hash",
+            Box::new(|d| with(list(d), "split", json!("dct16"))),
+            both,
+            "alice",
+        ),
+        (
+            "enclave",
+            Box::new(|d| enclave_config(&images, d)),
+            both,
+            "enclave",
+        ),
+        ("on-device", Box::new(list), both, "alice"),
+        // Exact hashes only: the re-encoded copy escapes.
+        ("on-device-filter", Box::new(list), exact, "alice"),
+        (
+            "third-party",
+            Box::new(|d| org_config(&images, d)),
+            both,
+            "alice",
+        ),
+        (
+            "third-party-multi",
+            Box::new(|d| orgs_config(&images, d)),
+            both,
+            "alice",
+        ),
+        (
+            "user-report",
+            Box::new(|d| json!({ "key": d.join("frank.key") })),
+            &[],
+            "",
+        ),
+    ];
+    for (name, config, want, submitter) in &cases {
+        let r = run_with(name, config, &sends, Media::Video);
+        assert_video_disclosure(name, &r, want, submitter);
+        match *name {
+            // The hash of each counted frame, in the clear, to the provider.
+            "device-hash" => {
+                let sent: Vec<String> = r
+                    .bodies("POST /v1/scan")
+                    .iter()
+                    .map(|b| b["hash"].as_str().unwrap().to_string())
+                    .collect();
+                let own: Vec<String> = [&v.listed, &v.benign, &v.copy]
+                    .iter()
+                    .flat_map(|b| {
+                        scanlab_schemes::video_frames(b)
+                            .unwrap()
+                            .counted()
+                            .map(|f| f.hash.hash.to_string())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                assert_eq!(sent, own);
+            }
+            // The provider hashes every frame itself, benign clip included.
+            "server-side" => {
+                let d = r.derived();
+                assert_eq!(d.len(), 3);
+                assert!(
+                    d.iter()
+                        .all(|x| x["frames"].as_array().is_some_and(|f| f.len() == 6))
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn s7_counts_every_matching_frame_of_one_clip_toward_the_threshold() {
+    let v = videos();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("list.csv");
+    let list = HashList {
+        entries: v
+            .listed_frames
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Entry::new(i as u64, *h, "stand-in video"))
+            .collect(),
+    };
+    std::fs::write(&file, list.to_csv()).unwrap();
+    let sends = [("benign", &v.benign[..]), ("listed", &v.listed[..])];
+    let r = run_with(
+        "private-match",
+        |d| json!({ "list": file, "threshold": 3, "interleave": 2, "synthetic": 0.0, "key": d.join("psi.key") }),
+        &sends,
+        Media::Video,
+    );
+    assert_eq!(r.received, 2);
+    assert_eq!(
+        r.rows("POST /v1/scan").len(),
+        counted(&v.benign) + counted(&v.listed)
+    );
+    // One clip alone crosses t = 3: its six frames are six matching vouchers, and the provider
+    // decrypts each one's thumbnail, which is all it gets.
+    assert_eq!(r.reviews.len(), 6);
+    assert!(r.reviews.iter().all(|x| is_thumbnail(&x.image)));
+    let blobs: std::collections::BTreeSet<&str> =
+        r.reviews.iter().map(|x| x.blob.as_str()).collect();
+    assert_eq!(blobs.len(), 1, "all from the listed clip");
+    assert!(!holds(&r.provider_bytes(), &v.listed));
+}
+
+#[test]
+fn a_corrupt_or_cut_video_is_a_clear_error_on_the_device_and_nothing_is_sent() {
+    let images = images();
+    let tmp = tempfile::tempdir().unwrap();
+    let (provider, url) = deploy(
+        "device-hash",
+        |d| json!({ "list": list_file(&images, d) }),
+        tmp.path(),
+    );
+    let (mut alice, _bob) = pair(tmp.path(), &url);
+    let messages = |p: &Provider| {
+        of_kind(
+            &p.view().unwrap(),
+            RecordKind::Received,
+            "POST /v1/messages",
+        )
+        .len()
+    };
+    let before = messages(&provider);
+    let v = videos();
+    for (what, bytes) in [
+        ("garbage", b"not really a video".to_vec()),
+        ("cut", v.listed[..v.listed.len() / 2].to_vec()),
+    ] {
+        let e = alice
+            .send_file("pair", Some(what), Some((&bytes, Media::Video)))
+            .unwrap_err();
+        assert!(e.to_string().contains("video:"), "{what}: {e}");
+    }
+    let view = provider.view().unwrap();
+    assert!(of_kind(&view, RecordKind::Received, "POST /v1/scan").is_empty());
+    assert_eq!(messages(&provider), before, "no message sent");
 }

@@ -69,7 +69,7 @@ pub fn hash_file(path: &Path, options: &Options, limits: &Limits) -> Result<Vide
     check_bytes(meta.len(), limits)?;
     init();
     let mut input = ff::format::input(path).map_err(|e| VpdqError::Open(e.to_string()))?;
-    run(&mut input, options, limits)
+    run(&mut input, options, limits, None)
 }
 
 /// The vPDQ hash of a video held in memory (an attachment), read through FFmpeg's custom I/O
@@ -79,7 +79,26 @@ pub fn hash_bytes(bytes: &[u8], options: &Options, limits: &Limits) -> Result<Vi
     init();
     let mut mem = MemInput::open(bytes)?;
     let input = mem.input.as_mut().expect("set by open");
-    run(input, options, limits)
+    run(input, options, limits, None)
+}
+
+/// What a visitor of hashed frames is handed: each frame's hash and its RGB24 pixels as hashed.
+pub type Visitor<'v> = &'v mut dyn FnMut(&FrameHash, &Image<'_>);
+
+/// As [`hash_bytes`], and each hashed frame's pixels are shown to `visit` as it is hashed: for
+/// callers that need more of a frame than its hash (a scheme that sends a thumbnail or the
+/// first half of PDQ), without keeping every frame in memory.
+pub fn visit_bytes(
+    bytes: &[u8],
+    options: &Options,
+    limits: &Limits,
+    visit: Visitor<'_>,
+) -> Result<Video, VpdqError> {
+    check_bytes(bytes.len() as u64, limits)?;
+    init();
+    let mut mem = MemInput::open(bytes)?;
+    let input = mem.input.as_mut().expect("set by open");
+    run(input, options, limits, Some(visit))
 }
 
 fn check_bytes(bytes: u64, limits: &Limits) -> Result<(), VpdqError> {
@@ -138,6 +157,7 @@ fn run(
     input: &mut ff::format::context::Input,
     options: &Options,
     limits: &Limits,
+    visit: Option<Visitor<'_>>,
 ) -> Result<Video, VpdqError> {
     let info = stream_info(input)?;
     check_pixels(info.width, info.height, limits)?;
@@ -171,6 +191,7 @@ fn run(
         width,
         height,
         limits: *limits,
+        visit,
     };
     let mut packets = 0u64;
     loop {
@@ -305,7 +326,7 @@ fn rgb_frame(width: u32, height: u32) -> Result<ff::frame::Video, VpdqError> {
 }
 
 /// What the decoding loop carries from frame to frame.
-struct Decoding {
+struct Decoding<'v> {
     scaler: Option<ff::software::scaling::Context>,
     rgb: ff::frame::Video,
     frame: ff::frame::Video,
@@ -317,9 +338,10 @@ struct Decoding {
     width: u32,
     height: u32,
     limits: Limits,
+    visit: Option<Visitor<'v>>,
 }
 
-impl Decoding {
+impl Decoding<'_> {
     fn decode_error(&self, e: ff::Error) -> VpdqError {
         VpdqError::Decode {
             frames: self.decoded,
@@ -398,12 +420,16 @@ impl Decoding {
             reason: e.to_string(),
         })?;
         let pdq = self.hasher.hash(&img);
-        self.frames.push(FrameHash {
+        let f = FrameHash {
             frame: n as u32,
             quality: pdq.quality,
             hash: pdq.hash,
             timestamp: f64::from(n as f32 / self.fps as f32),
-        });
+        };
+        if let Some(visit) = self.visit.as_mut() {
+            visit(&f, &img);
+        }
+        self.frames.push(f);
         Ok(())
     }
 }

@@ -42,7 +42,7 @@ pub mod format;
 pub mod index;
 pub mod matching;
 
-pub use decode::{Video, ffmpeg_versions, hash_bytes, hash_file};
+pub use decode::{Video, Visitor, ffmpeg_versions, hash_bytes, hash_file, visit_bytes};
 pub use index::{ListedVideo, VideoHit, VideoIndex, frames_in_images};
 pub use scanlab_pdq::Hash256;
 

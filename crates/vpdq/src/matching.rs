@@ -79,11 +79,21 @@ impl MatchRule {
 
     /// The frames the rule counts: quality ≥ F, deduplicated if asked.
     pub fn filter<'a>(&self, frames: &'a [FrameHash]) -> Vec<&'a FrameHash> {
+        self.counted(frames)
+            .into_iter()
+            .map(|i| &frames[i])
+            .collect()
+    }
+
+    /// The positions in `frames` of the frames the rule counts, in order.
+    pub fn counted(&self, frames: &[FrameHash]) -> Vec<usize> {
         let mut seen = HashSet::new();
         frames
             .iter()
-            .filter(|f| !self.dedupe || seen.insert(f.hash))
-            .filter(|f| f.quality >= self.quality)
+            .enumerate()
+            .filter(|(_, f)| !self.dedupe || seen.insert(f.hash))
+            .filter(|(_, f)| f.quality >= self.quality)
+            .map(|(i, _)| i)
             .collect()
     }
 
