@@ -35,6 +35,11 @@ pub struct EvalArgs {
     /// name them with --schemes.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
+    /// Meta's sample videos, matched at the hash in the video part (default:
+    /// $SCANLAB_VPDQ_REFERENCE/videos, or ../shared/vpdq-reference/videos where it exists;
+    /// none otherwise, which the report says).
+    #[arg(long)]
+    reference_videos: Option<PathBuf>,
     /// Print the JSON Schema of results.json (the file in the repository's schema/ folder) and
     /// exit.
     #[arg(long)]
@@ -89,6 +94,13 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         params: crate::schemecmd::parse_params(&a.params)?,
         command,
         budget: a.budget,
+        reference_videos: a.reference_videos.clone().or_else(|| {
+            std::env::var_os("SCANLAB_VPDQ_REFERENCE")
+                .map(PathBuf::from)
+                .or_else(|| Some(PathBuf::from("../shared/vpdq-reference")))
+                .map(|d| d.join("videos"))
+                .filter(|d| d.is_dir())
+        }),
     };
     let bar = Bar(Mutex::new(ProgressBar::hidden()));
     let results = scanlab_eval::run(&cfg, &bar)?;

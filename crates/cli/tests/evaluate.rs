@@ -34,7 +34,16 @@ fn scheme<'a>(r: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = evaluate(&tmp.path().join("a"), &[]);
+    let reference = std::env::var_os("SCANLAB_VPDQ_REFERENCE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vpdq-reference")
+        })
+        .join("videos");
+    let r = evaluate(
+        &tmp.path().join("a"),
+        &["--reference-videos", reference.to_str().unwrap()],
+    );
     assert_eq!(r["schema"], "scanlab-evaluate/1");
     let registered = scanlab_schemes::registry();
     let names: Vec<&str> = r["schemes"]
@@ -388,6 +397,56 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     assert_eq!(way("S3", "as a generic file")["sent"], 0);
     assert_eq!(way("S0", "pre-encrypted")["received"], 8);
     assert_eq!(way("S5", "as a generic file")["reached_review"], 8);
+    // Video: the clips as made match themselves at the hash, no background clip matches, and
+    // every scheme that applies the vPDQ rule to the same list flags through the messenger
+    // exactly what the index finds, edit by edit.
+    let v = &r["video"];
+    assert_eq!(v["listed_clips"], 4);
+    assert_eq!(v["edited_clips"], 32);
+    let hr = v["hash_recall"].as_array().unwrap();
+    assert_eq!(hr[0]["edit"], "as made");
+    assert_eq!(hr[0]["matched"], hr[0]["clips"]);
+    assert_eq!(v["false_positives"]["matched"], 0);
+    let at_hash = |edit: &str| {
+        hr.iter()
+            .find(|e| e["edit"] == edit)
+            .unwrap_or_else(|| panic!("{edit}"))["matched"]
+            .clone()
+    };
+    let vs = v["schemes"].as_array().unwrap();
+    let vrow = |code: &str| vs.iter().find(|x| x["scheme"] == code).unwrap().clone();
+    for code in ["S1", "S3", "S4", "S5", "S6", "S8", "S8m"] {
+        let x = vrow(code);
+        assert_eq!(x["listed_reached"], 4, "{code}");
+        assert_eq!(x["background_reached"], 0, "{code}");
+        assert_eq!(x["send_errors"], 0, "{code}");
+        for e in x["edited"].as_array().unwrap() {
+            assert_eq!(e[2], at_hash(e[0].as_str().unwrap()), "{code} {e}");
+        }
+    }
+    for code in ["S0", "S2", "S9"] {
+        let x = vrow(code);
+        assert_eq!(x["listed_reached"], 0, "{code}");
+        assert_eq!(x["requests_per_video"], 0.0, "{code}");
+    }
+    // One request per clip where the provider or enclave hashes it, one per counted frame
+    // where the device sends hashes.
+    assert_eq!(vrow("S1")["requests_per_video"], 1.0);
+    assert!(vrow("S3")["requests_per_video"].as_f64().unwrap() > 1.5);
+    assert_eq!(
+        vrow("S3")["requests_per_video"],
+        vrow("S8")["requests_per_video"]
+    );
+    // Meta's sample videos: every listed original finds itself, and nothing matches across
+    // families.
+    let refs = v["reference"].as_array().unwrap();
+    assert!(refs.len() >= 10, "the sample videos were read");
+    for x in refs {
+        if x["role"] == "listed" {
+            assert_eq!(x["matched_own"], true, "{x}");
+        }
+        assert!(x["matched_other"].as_array().unwrap().is_empty(), "{x}");
+    }
     // Poisoning is caught only when targeted.
     assert_eq!(r["audit"]["targeted_split_view_detected"], true);
     assert_eq!(r["audit"]["global_with_vouchers_detected"], false);
@@ -527,6 +586,12 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     }
     for k in ["false_positives", "audit", "workload"] {
         assert_eq!(again[k], r[k], "{k} is deterministic");
+    }
+    for k in ["hash_recall", "false_positives", "bitrates_kbps"] {
+        assert_eq!(
+            again["video"][k], r["video"][k],
+            "video {k} is deterministic"
+        );
     }
     // The attacks are seeded: the same figures, timings aside.
     let strip = |v: &Value| {

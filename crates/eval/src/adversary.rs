@@ -181,18 +181,7 @@ fn png(img: &scanlab_imaging::RgbImage) -> Result<Vec<u8>, EvalError> {
 
 use image::ImageEncoder as _;
 
-fn median(mut xs: Vec<f64>) -> Option<f64> {
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    Some(if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        0.5 * (xs[n / 2 - 1] + xs[n / 2])
-    })
-}
+use crate::stats::median;
 
 fn summarise(
     attack: &str,

@@ -103,6 +103,28 @@ pub(crate) fn deploy(
     })
 }
 
+/// Alice and Bob, each with `scheme`'s honest client half (seeded 1 and 2), in chat "pair" on
+/// `d`'s provider.
+pub(crate) fn pair(
+    scheme: &dyn Scheme,
+    d: &Deployed,
+) -> Result<(Client<LocalTransport>, Client<LocalTransport>), EvalError> {
+    let connect = |who: &str, seed: u64| -> Result<Client<LocalTransport>, EvalError> {
+        let mut c = Client::connect(
+            &d.dir.path().join(who),
+            who,
+            LocalTransport::new(d.provider.clone()),
+        )?;
+        let half = scheme.client_seeded(&c.scheme_info()?["params"], seed)?;
+        c.set_scheme(half)?;
+        Ok(c)
+    };
+    let (alice, mut bob) = (connect("alice", 1)?, connect("bob", 2)?);
+    alice.create_chat("pair", &["bob"])?;
+    bob.recv()?;
+    Ok((alice, bob))
+}
+
 fn user(d: &Deployed, name: &str) -> Result<(Client<Malicious>, Tamper), EvalError> {
     let (t, tamper) = Tampering::new(LocalTransport::new(d.provider.clone()));
     let c = Client::connect(&d.dir.path().join(name), name, t)?;

@@ -30,6 +30,7 @@ pub mod report;
 pub mod sim;
 pub mod stats;
 pub mod tee;
+pub mod video;
 pub mod workload;
 
 use rayon::prelude::*;
@@ -97,6 +98,9 @@ pub struct Config {
     pub command: String,
     /// How much work each attack on the hash may do ([`adversary`]).
     pub budget: scanlab_attack::Budget,
+    /// Meta's sample videos (`vpdq-reference/videos`), matched at the hash ([`video`]); none
+    /// when `None`.
+    pub reference_videos: Option<PathBuf>,
 }
 
 /// Progress callbacks, so the library stays free of any UI.
@@ -232,6 +236,8 @@ pub struct Results {
     pub adversary: adversary::Adversary,
     /// The list images sent packaged: as a file, zipped, pre-encrypted, split.
     pub packaging: packaging::Packaging,
+    /// Video: clips made from the photos, their edits, and every scheme on them.
+    pub video: video::VideoResults,
     /// Ours against published figures.
     pub sanity: Vec<Sanity>,
     /// Metric definitions.
@@ -438,6 +444,34 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         &w.photos[w.background[0]].sent,
     )?;
     let packaging = packaging::run(&cfg.schemes, &list, &listed_sent)?;
+
+    let clips = if cfg.quick { 4 } else { 12 };
+    progress.phase(
+        "making video clips",
+        (2 * clips + clips * video::EDITS.len()) as u64,
+    );
+    let photos_of =
+        |set: &[usize]| -> Vec<&[u8]> { set.iter().map(|&p| &w.photos[p].sent[..]).collect() };
+    let vw = video::VideoWorkload::build(
+        &photos_of(&w.list),
+        &photos_of(&w.background),
+        clips,
+        cfg.seed,
+        &|| progress.tick(),
+    )?;
+    progress.phase(
+        "sending video through the schemes",
+        ((vw.listed.len() + vw.edited.len() + vw.background.len()) * cfg.schemes.len()) as u64,
+    );
+    let list_hashes: Vec<_> = list.entries.iter().map(|e| e.hash).collect();
+    let video = video::run(
+        &cfg.schemes,
+        &list,
+        &vw,
+        &list_hashes,
+        cfg.reference_videos.as_deref(),
+        &|| progress.tick(),
+    )?;
     progress.phase(
         "attacking the hash",
         (w.list.len() + cfg.schemes.len()) as u64,
@@ -596,6 +630,7 @@ pub fn run(cfg: &Config, progress: &dyn Progress) -> Result<Results, EvalError> 
         noncompliant,
         adversary,
         packaging,
+        video,
         sanity,
         definitions: DEFINITIONS
             .iter()
@@ -629,6 +664,7 @@ mod tests {
                 .collect(),
             command: "test".into(),
             budget: scanlab_attack::Budget::Default,
+            reference_videos: None,
         };
         // S0 takes no parameter; S7 takes a threshold but not S7f's bucket count.
         for (names, key, scheme) in [

@@ -18,7 +18,6 @@ use crate::EvalError;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use scanlab_hashlist::HashList;
-use scanlab_messenger::client::{Client, LocalTransport};
 use scanlab_messenger::mls::Media;
 use scanlab_schemes::Scheme;
 use std::collections::BTreeSet;
@@ -118,22 +117,7 @@ fn one(
     way: Way,
 ) -> Result<PackagingRow, EvalError> {
     let d = crate::attacks::deploy(scheme, list)?;
-    let mut clients = Vec::new();
-    for (seed, who) in (1..).zip(["alice", "bob"]) {
-        let mut c = Client::connect(
-            &d.dir.path().join(who),
-            who,
-            LocalTransport::new(d.provider.clone()),
-        )?;
-        let half = scheme.client_seeded(&c.scheme_info()?["params"], seed)?;
-        c.set_scheme(half)?;
-        clients.push(c);
-    }
-    let [alice, bob] = &mut clients[..] else {
-        return Err(EvalError::Io("two clients".into()));
-    };
-    alice.create_chat("pair", &["bob"])?;
-    bob.recv()?;
+    let (mut alice, mut bob) = crate::attacks::pair(scheme, &d)?;
     let key = [7u8; 32];
     let media = if way == Way::Image {
         Media::Image

@@ -186,6 +186,47 @@ pub fn write(r: &Results, out: &Path) -> Result<(), EvalError> {
         }
     }
     w.flush().map_err(io)?;
+    let mut w = csv_writer(&out.join("video.csv"))?;
+    w.write_record([
+        "scheme",
+        "clips",
+        "sent",
+        "reached_review",
+        "requests_per_video",
+        "scan_bytes_per_video",
+        "blob_bytes_per_video",
+        "ms_per_video",
+    ])
+    .map_err(io)?;
+    for x in &r.video.schemes {
+        let mut groups = vec![
+            (
+                "listed as made".to_string(),
+                x.listed_sent,
+                x.listed_reached,
+            ),
+            (
+                "background".to_string(),
+                x.background_sent,
+                x.background_reached,
+            ),
+        ];
+        groups.extend(x.edited.iter().cloned());
+        for (clips, sent, reached) in groups {
+            w.write_record([
+                x.scheme.clone(),
+                clips,
+                sent.to_string(),
+                reached.to_string(),
+                format!("{:.3}", x.requests_per_video),
+                format!("{:.1}", x.scan_bytes_per_video),
+                format!("{:.1}", x.blob_bytes_per_video),
+                format!("{:.2}", x.ms_per_video),
+            ])
+            .map_err(io)?;
+        }
+    }
+    w.flush().map_err(io)?;
     let m = matrix(r);
     let mut w = csv_writer(&out.join("matrix.csv"))?;
     let mut header = vec!["criterion".to_string()];
@@ -377,6 +418,37 @@ pub fn matrix(r: &Results) -> Vec<(String, Vec<String>)> {
                 .map(|x| format!("{} ({} refused)", x.reached_review, x.images - x.sent))
                 .collect();
             if cells.is_empty() { "— (not run)".into() } else { cells.join(" / ") }
+        }),
+    ));
+    // Video: the clip workload through every scheme.
+    let vrow =
+        |s: &crate::analysis::SchemeMeasures| r.video.schemes.iter().find(|x| x.scheme == s.code);
+    rows.push((
+        "Video recall: listed clips as made reaching review / edited copies reaching review (of each)".into(),
+        t(&|s| {
+            vrow(s).map_or("— (not run)".into(), |x| {
+                let (sent, got) = x.edited.iter().fold((0, 0), |(a, b), e| (a + e.1, b + e.2));
+                format!("{} of {} / {} of {}", x.listed_reached, x.listed_sent, got, sent)
+            })
+        }),
+    ));
+    rows.push((
+        "Video false positives: background clips reaching review".into(),
+        t(&|s| {
+            vrow(s).map_or("— (not run)".into(), |x| {
+                format!("{} of {}", x.background_reached, x.background_sent)
+            })
+        }),
+    ));
+    rows.push((
+        "Video cost per clip: scan requests; bytes the provider received for scanning; padded blob bytes".into(),
+        t(&|s| {
+            vrow(s).map_or("— (not run)".into(), |x| {
+                format!(
+                    "{:.1}; {:.0} B; {:.0} B",
+                    x.requests_per_video, x.scan_bytes_per_video, x.blob_bytes_per_video
+                )
+            })
         }),
     ));
     // The enclave's assumptions, one row per scenario, filled for the scheme they were run on.
@@ -1000,6 +1072,7 @@ the original at 64×64).</p>",
     );
 
     adversary_section(&mut h, r);
+    video_section(&mut h, r);
 
     h.push_str("<h2>Linkage, poisoning and compromise</h2><table><tr><th>scheme</th>\
 <th>leaked-document holders (of users)</th><th>identified by content</th><th>named by content (non-holders)</th><th>by size</th><th>named by size (non-holders)</th>\
@@ -1292,4 +1365,101 @@ fn outcome_note(o: &scanlab_attack::Outcome) -> String {
         o.change.psnr,
         o.change.ssim
     )
+}
+
+fn video_section(h: &mut String, r: &Results) {
+    let v = &r.video;
+    let _ = write!(
+        h,
+        "<h2>Video</h2><p>{} listed and {} background clips ({}; kinds {}; bitrates {:?} kbit/s), each listed clip edited {} ways; {} counted frames per clip on average. Rule: {}. Hashes from {}.</p>",
+        v.listed_clips,
+        v.background_clips,
+        esc(&v.clip_format),
+        esc(&v.kinds.join(", ")),
+        v.bitrates_kbps,
+        v.edits.len(),
+        format_args!("{:.1}", v.counted_frames_per_clip),
+        esc(&v.rule),
+        esc(&v.ffmpeg)
+    );
+    h.push_str("<h3>At the hash (vPDQ index, no messenger)</h3><table><tr><th>clips</th><th>matched to their own listed clip (Wilson 95%)</th><th>median share of frames found</th><th>matched another listed clip</th></tr>");
+    for e in &v.hash_recall {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{} of {} ({} – {})</td><td>{:.0}%</td><td>{}</td></tr>",
+            esc(&e.edit),
+            e.matched,
+            e.clips,
+            pct(e.ci95[0]),
+            pct(e.ci95[1]),
+            e.median_query_percent,
+            e.wrong_matches
+        );
+    }
+    let fp = &v.false_positives;
+    let _ = write!(
+        h,
+        "<tr><td>background (false positives)</td><td>{} of {} ({} – {})</td><td>largest share in any listed clip {:.0}% over {} pairs</td><td></td></tr></table>",
+        fp.matched,
+        fp.clips,
+        pct(fp.ci95[0]),
+        pct(fp.ci95[1]),
+        fp.max_query_percent,
+        fp.pairs
+    );
+    let _ = write!(
+        h,
+        "<p>Stills in video: {} of {} listed clips have a frame within the radius of an image-list entry (their source photos are list images).</p>",
+        v.stills_found.0, v.stills_found.1
+    );
+    if !v.reference.is_empty() {
+        h.push_str("<h3>Meta's sample videos</h3><table><tr><th>video</th><th>role</th><th>listed original</th><th>counted frames</th><th>share found</th><th>matched</th><th>false matches</th></tr>");
+        for x in &v.reference {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{}</td><td>{}</td></tr>",
+                esc(&x.video),
+                esc(&x.role),
+                esc(x.family_listed.as_deref().unwrap_or("—")),
+                x.counted_frames,
+                x.query_percent,
+                if x.matched_own { "yes" } else { "no" },
+                esc(&x.matched_other.join(", "))
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<h3>Through every scheme</h3><table><tr><th>scheme</th><th>listed as made</th>");
+    for e in &v.edits {
+        let _ = write!(h, "<th>{}</th>", esc(e));
+    }
+    h.push_str("<th>background</th><th>requests / clip</th><th>scan bytes / clip</th><th>blob bytes / clip</th><th>ms / clip</th></tr>");
+    for x in &v.schemes {
+        let _ = write!(
+            h,
+            "<tr><td>{} {}</td><td>{} of {}</td>",
+            esc(&x.scheme),
+            esc(&x.name),
+            x.listed_reached,
+            x.listed_sent
+        );
+        for e in &x.edited {
+            let _ = write!(h, "<td>{} of {}</td>", e.2, e.1);
+        }
+        let _ = write!(
+            h,
+            "<td>{} of {}</td><td>{:.1}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td></tr>",
+            x.background_reached,
+            x.background_sent,
+            x.requests_per_video,
+            x.scan_bytes_per_video,
+            x.blob_bytes_per_video,
+            x.ms_per_video
+        );
+    }
+    let _ = write!(
+        h,
+        "</table><p>What this cannot show: {}</p>",
+        esc(&v.limits)
+    );
 }

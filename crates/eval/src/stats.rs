@@ -158,6 +158,20 @@ pub fn normal_cdf(z: f64) -> f64 {
     }
 }
 
+/// The median, `None` for no values.
+pub fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    })
+}
+
 /// Wilson score 95% interval of `k` successes in `n` trials.
 pub fn wilson(k: usize, n: usize) -> [f64; 2] {
     if n == 0 {

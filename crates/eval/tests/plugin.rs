@@ -367,6 +367,7 @@ fn a_scheme_defined_in_a_test_runs_in_evaluate_quick_and_reaches_the_matrix() {
         params: Default::default(),
         command: "test".into(),
         budget: scanlab_attack::Budget::Default,
+        reference_videos: None,
     };
     let results = scanlab_eval::run(&cfg, &Quiet).unwrap();
     let out = tempfile::tempdir().unwrap();

@@ -22,7 +22,8 @@ use scanlab_messenger::mls::Media;
 use scanlab_pdq::Hash256;
 use scanlab_vpdq::matching::MatchRule;
 use scanlab_vpdq::{Limits, Options};
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::sync::Arc;
 
 pub use scanlab_vpdq::FrameHash;
 
@@ -128,16 +129,19 @@ impl VideoScan {
     }
 }
 
-/// The last video scanned, by SHA-256 of its bytes: a client half looks at the same video on
-/// sending and again on the provider's reply, and decoding it twice would double the cost.
-static LAST_VIDEO: Mutex<Option<([u8; 32], Arc<VideoScan>)>> = Mutex::new(None);
+thread_local! {
+    /// The last video this thread scanned, by SHA-256 of its bytes: a client half looks at the
+    /// same video on sending and again on the provider's reply, and decoding it twice would
+    /// double the cost. Per thread, so that parallel runs do not evict each other's.
+    static LAST_VIDEO: RefCell<Option<([u8; 32], Arc<VideoScan>)>> = const { RefCell::new(None) };
+}
 
 /// The frames of the video in `bytes` ([`video_options`], [`video_limits`]), and which of
 /// them the rule counts.
 pub fn video_frames(bytes: &[u8]) -> Result<Arc<VideoScan>, SchemeError> {
     use sha2::Digest;
     let key: [u8; 32] = sha2::Sha256::digest(bytes).into();
-    if let Some((k, v)) = LAST_VIDEO.lock().ok().and_then(|g| g.clone())
+    if let Some((k, v)) = LAST_VIDEO.with_borrow(Clone::clone)
         && k == key
     {
         return Ok(v);
@@ -149,6 +153,15 @@ pub fn video_frames(bytes: &[u8]) -> Result<Arc<VideoScan>, SchemeError> {
     };
     let video = scanlab_vpdq::visit_bytes(bytes, &video_options(), &video_limits(), &mut visit)
         .map_err(|e| SchemeError::Video(e.to_string()))?;
+    // FFmpeg's probe finds a JPEG or PNG anywhere in a file (a stored zip entry, say) and reads
+    // it as a one-frame video: that is not a video, and a scheme must not scan inside files
+    // it cannot read by pretending it is.
+    if video.is_still_image() {
+        return Err(SchemeError::Video(format!(
+            "not a video: FFmpeg reads it as a still image ({})",
+            video.container
+        )));
+    }
     let mut frames = Vec::with_capacity(video.frames.len());
     for (hash, (luma, thumbnail)) in video.frames.into_iter().zip(extra) {
         let luma64 = luma.ok_or(SchemeError::TooSmall)?;
@@ -161,9 +174,7 @@ pub fn video_frames(bytes: &[u8]) -> Result<Arc<VideoScan>, SchemeError> {
     let hashes: Vec<FrameHash> = frames.iter().map(|f| f.hash.clone()).collect();
     let counted = video_rule().counted(&hashes);
     let scan = Arc::new(VideoScan { frames, counted });
-    if let Ok(mut g) = LAST_VIDEO.lock() {
-        *g = Some((key, scan.clone()));
-    }
+    LAST_VIDEO.set(Some((key, scan.clone())));
     Ok(scan)
 }
 

@@ -21,7 +21,7 @@
 //! the list decides the video ([`fingerprint`] says how, and what it adds to each view).
 //!
 //! Each scheme is a plugin ([`Scheme`]): its descriptor, its typed configuration and its two
-//! halves live in its own file, and one line of [`registry`] lists it. A deployment picks one
+//! halves live in its own file, and one line of [`registry()`] lists it. A deployment picks one
 //! (`scanlab serve --scheme NAME --list FILE`); clients learn it from `GET /v1/scheme` and
 //! build their half with [`Registry::client_half`]. Nothing outside this crate names a
 //! scheme. Every list is

@@ -22,6 +22,22 @@ pub struct Video {
     pub height: u32,
     /// Frames decoded, hashed or not.
     pub decoded: u64,
+    /// The demuxer FFmpeg read the file with (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`,
+    /// ...). FFmpeg also reads a still image, or one stored inside another file, as a video of
+    /// one frame (`jpeg_pipe`, `png_pipe`, `image2`): a caller that must tell video from other
+    /// files looks here ([`Video::is_still_image`]).
+    pub container: String,
+}
+
+impl Video {
+    /// Whether FFmpeg read the input as a still image rather than a video container: an image
+    /// demuxer, or a raw Motion-JPEG stream of a single frame (what FFmpeg makes of a JPEG found
+    /// after other bytes).
+    pub fn is_still_image(&self) -> bool {
+        self.container == "image2"
+            || self.container.ends_with("_pipe")
+            || (self.container == "mjpeg" && self.decoded <= 1)
+    }
 }
 
 static INIT: Once = Once::new();
@@ -232,6 +248,7 @@ fn run(
         state.receive(&mut decoder)?;
     }
     Ok(Video {
+        container: input.format().name().to_string(),
         frames: state.frames,
         fps: info.fps,
         width,

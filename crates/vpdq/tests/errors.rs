@@ -169,3 +169,29 @@ fn damaged_bytes_never_panic() {
     }
     assert!(noticed > 0, "no damage changed anything");
 }
+
+#[test]
+fn a_still_image_reads_as_a_one_frame_video_and_says_so() {
+    let jpeg = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/pdq-reference/images/reg-test-input/labelme-subset/q0003.jpg"),
+    )
+    .unwrap();
+    let v = hash_bytes(&jpeg, &Options::new(), &Limits::default()).unwrap();
+    assert_eq!(v.frames.len(), 1);
+    assert!(v.is_still_image(), "{}", v.container);
+    let mp4 = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/vpdq-reference/videos/test-padded-dimensions.mp4");
+    let real = hash_file(&mp4, &Options::new(), &Limits::default()).unwrap();
+    assert!(!real.is_still_image(), "{}", real.container);
+    // Inside other bytes too (a stored zip entry is the JPEG verbatim after a header).
+    let mut wrapped = b"PK\x03\x04 some header bytes".to_vec();
+    wrapped.extend(&jpeg);
+    let v = hash_bytes(&wrapped, &Options::new(), &Limits::default()).unwrap();
+    assert!(
+        v.is_still_image(),
+        "{} of {} frames",
+        v.container,
+        v.decoded
+    );
+}
