@@ -3,7 +3,7 @@
 //! decoding and conversion add per frame (a frame is hashed by the same PDQ core, with Meta's
 //! `f32` luminance, as an image of its size).
 //!
-//! The video is Meta's sample `doorknob-hd-no-bar.mp4` (1920×1080) from `../shared`
+//! The video is Meta's sample `doorknob-hd-no-bar.mp4` (1280×720, 120 frames) from `../shared`
 //! (`$SCANLAB_VPDQ_REFERENCE` overrides). The side-by-side figure against Meta's vpdq is
 //! `scripts/bench-vpdq.sh`.
 
