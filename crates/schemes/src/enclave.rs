@@ -298,7 +298,7 @@ impl Enclave {
             }
             // Not an image: the enclave sees the whole file, and tries it as a video.
             Err(image_error @ SchemeError::Image(_)) => {
-                let video = crate::video_frames(&image).map_err(|_| image_error)?;
+                let video = crate::fingerprint::scan_video(&image).map_err(|_| image_error)?;
                 let per: Vec<Option<crate::MatchInfo>> = video
                     .counted()
                     .map(|f| self.matcher.check(&f.hash.hash))

@@ -10,7 +10,10 @@
 //! (S6), its own voucher (S7); a provider or enclave that sees the whole video (S1, S5) hashes
 //! it itself. The video is matched by the vPDQ rule over the list: at least
 //! [`scanlab_vpdq::matching::MatchRule::query_percent`] (80%) of its counted frames within the
-//! radius of a list entry ([`video_verdict`]). Under S7 nobody can apply that rule (the device
+//! radius of a list entry ([`video_verdict`]). The list is one pool of hashes (a listed video
+//! is its counted frames as entries, beside image hashes), so the share is of frames near *any*
+//! entry, where [`scanlab_vpdq::VideoIndex`] counts frames near *one* listed video: a montage
+//! of two listed videos, half each, matches here and not there. Under S7 nobody can apply that rule (the device
 //! does not learn which vouchers match, the provider only counts them), so there every counted
 //! frame counts toward the threshold as an image would.
 //!
@@ -137,7 +140,8 @@ thread_local! {
 }
 
 /// The frames of the video in `bytes` ([`video_options`], [`video_limits`]), and which of
-/// them the rule counts.
+/// them the rule counts, remembered for the next call on this thread: for a client half, which
+/// looks at the video it sends on sending and on the provider's reply.
 pub fn video_frames(bytes: &[u8]) -> Result<Arc<VideoScan>, SchemeError> {
     use sha2::Digest;
     let key: [u8; 32] = sha2::Sha256::digest(bytes).into();
@@ -146,6 +150,15 @@ pub fn video_frames(bytes: &[u8]) -> Result<Arc<VideoScan>, SchemeError> {
     {
         return Ok(v);
     }
+    let scan = Arc::new(scan_video(bytes)?);
+    LAST_VIDEO.set(Some((key, scan.clone())));
+    Ok(scan)
+}
+
+/// As [`video_frames`], remembering nothing: for a provider or an enclave, where a remembered
+/// scan would outlive the request (plaintext-derived pixels kept in memory) and a repeated
+/// video would answer faster (a timing oracle for a guessed video).
+pub fn scan_video(bytes: &[u8]) -> Result<VideoScan, SchemeError> {
     let mut extra = Vec::new();
     let mut hasher = scanlab_pdq::Hasher::new().with_luma_mode(scanlab_pdq::LumaMode::CppF32);
     let mut visit = |_: &FrameHash, img: &scanlab_pdq::Image<'_>| {
@@ -173,9 +186,7 @@ pub fn video_frames(bytes: &[u8]) -> Result<Arc<VideoScan>, SchemeError> {
     }
     let hashes: Vec<FrameHash> = frames.iter().map(|f| f.hash.clone()).collect();
     let counted = video_rule().counted(&hashes);
-    let scan = Arc::new(VideoScan { frames, counted });
-    LAST_VIDEO.set(Some((key, scan.clone())));
-    Ok(scan)
+    Ok(VideoScan { frames, counted })
 }
 
 /// A 64×64 grey thumbnail of an RGB24 frame, by area averaging.
@@ -214,4 +225,28 @@ pub fn video_verdict(per_frame: &[Option<String>]) -> Option<String> {
             hits[0]
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_needs_80_percent_of_counted_frames_and_at_least_one() {
+        let hit = |n: usize, of: usize| -> Vec<Option<String>> {
+            (0..of)
+                .map(|i| (i < n).then(|| format!("entry {i}")))
+                .collect()
+        };
+        assert!(video_verdict(&hit(4, 5)).is_some(), "80% exactly");
+        assert!(video_verdict(&hit(3, 5)).is_none(), "60%");
+        assert!(video_verdict(&hit(79, 100)).is_none(), "79%");
+        assert!(
+            video_verdict(&hit(5, 5))
+                .unwrap()
+                .contains("first: entry 0")
+        );
+        assert!(video_verdict(&[]).is_none(), "no counted frames");
+        assert!(video_verdict(&hit(0, 3)).is_none());
+    }
 }

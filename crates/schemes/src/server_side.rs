@@ -110,7 +110,7 @@ impl Provider {
         let reason = match r.attachment.media {
             Media::Video => {
                 // The provider has the whole video: it hashes every frame itself.
-                let video = crate::video_frames(&image)?;
+                let video = crate::fingerprint::scan_video(&image)?;
                 let per: Vec<Option<MatchInfo>> = video
                     .counted()
                     .map(|f| self.matcher.check(&f.hash.hash))

@@ -30,13 +30,12 @@ pub struct Video {
 }
 
 impl Video {
-    /// Whether FFmpeg read the input as a still image rather than a video container: an image
-    /// demuxer, or a raw Motion-JPEG stream of a single frame (what FFmpeg makes of a JPEG found
-    /// after other bytes).
+    /// Whether FFmpeg read the input as still images rather than a video container: an image
+    /// demuxer, or a raw Motion-JPEG stream (what FFmpeg makes of JPEGs found after other bytes,
+    /// such as the stored entries of a zip; Motion-JPEG video comes in a container, `.mov` or
+    /// `.avi`, and reads as that container).
     pub fn is_still_image(&self) -> bool {
-        self.container == "image2"
-            || self.container.ends_with("_pipe")
-            || (self.container == "mjpeg" && self.decoded <= 1)
+        self.container == "image2" || self.container.ends_with("_pipe") || self.container == "mjpeg"
     }
 }
 

@@ -194,4 +194,14 @@ fn a_still_image_reads_as_a_one_frame_video_and_says_so() {
         v.container,
         v.decoded
     );
+    // Two stored JPEGs back to back (a zip of two photos) are two frames, and still no video.
+    wrapped.extend(b"PK\x03\x04 another header");
+    wrapped.extend(&jpeg);
+    let v = hash_bytes(&wrapped, &Options::new(), &Limits::default()).unwrap();
+    assert!(
+        v.is_still_image(),
+        "{} of {} frames",
+        v.container,
+        v.decoded
+    );
 }
