@@ -30,7 +30,6 @@ use crate::workload::{SEND_QUALITY, Workload};
 use rayon::prelude::*;
 use scanlab_attack::{Budget, Outcome, blackbox, whitebox};
 use scanlab_hashlist::HashList;
-use scanlab_messenger::client::{Client, LocalTransport};
 use scanlab_pdq::Hash256;
 use scanlab_schemes::Scheme;
 use std::collections::BTreeSet;
@@ -224,19 +223,10 @@ fn framing(
     images: &[Vec<u8>],
 ) -> Result<FramingRow, EvalError> {
     let d = crate::attacks::deploy(scheme, list)?;
-    let mut clients = Vec::new();
-    for (seed, who) in (1..).zip(["mallory", "victim", "friend"]) {
-        let mut c = Client::connect(
-            &d.dir.path().join(who),
-            who,
-            LocalTransport::new(d.provider.clone()),
-        )?;
-        // Each client its own randomness: two clients seeded alike would send identical
-        // vouchers for one image, which a provider rightly refuses as a replay.
-        let half = scheme.client_seeded(&c.scheme_info()?["params"], seed)?;
-        c.set_scheme(half)?;
-        clients.push(c);
-    }
+    // Each client its own randomness: two clients seeded alike would send identical vouchers
+    // for one image, which a provider rightly refuses as a replay.
+    let who = [("mallory", 1), ("victim", 2), ("friend", 3)];
+    let mut clients = crate::attacks::users(scheme, &d, &who, |_, h| h)?;
     let [mallory, victim, friend] = &mut clients[..] else {
         return Err(EvalError::Io("three clients".into()));
     };

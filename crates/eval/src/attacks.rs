@@ -20,6 +20,7 @@
 use crate::EvalError;
 use scanlab_messenger::client::{Client, ClientError, LocalTransport, Tamper, Tampering};
 use scanlab_messenger::mls::{Incoming, MlsClient};
+use scanlab_messenger::scan::ClientScheme;
 use scanlab_messenger::{Limits, Provider, RecordKind, SqliteStore};
 use scanlab_schemes::{Scheme, SimInputs};
 use serde_json::{Value, json};
@@ -103,23 +104,37 @@ pub(crate) fn deploy(
     })
 }
 
+/// Clients on `d`'s provider, one per `(name, seed)`, each with `scheme`'s client half built
+/// with that seed and passed through `wrap` (given the name: a modified client wraps its half;
+/// an honest one returns it).
+pub(crate) fn users(
+    scheme: &dyn Scheme,
+    d: &Deployed,
+    who: &[(&str, u64)],
+    wrap: impl Fn(&str, Box<dyn ClientScheme>) -> Box<dyn ClientScheme>,
+) -> Result<Vec<Client<LocalTransport>>, EvalError> {
+    who.iter()
+        .map(|&(name, seed)| {
+            let mut c = Client::connect(
+                &d.dir.path().join(name),
+                name,
+                LocalTransport::new(d.provider.clone()),
+            )?;
+            let half = scheme.client_seeded(&c.scheme_info()?["params"], seed)?;
+            c.set_scheme(wrap(name, half))?;
+            Ok(c)
+        })
+        .collect()
+}
+
 /// Alice and Bob, each with `scheme`'s honest client half (seeded 1 and 2), in chat "pair" on
 /// `d`'s provider.
 pub(crate) fn pair(
     scheme: &dyn Scheme,
     d: &Deployed,
 ) -> Result<(Client<LocalTransport>, Client<LocalTransport>), EvalError> {
-    let connect = |who: &str, seed: u64| -> Result<Client<LocalTransport>, EvalError> {
-        let mut c = Client::connect(
-            &d.dir.path().join(who),
-            who,
-            LocalTransport::new(d.provider.clone()),
-        )?;
-        let half = scheme.client_seeded(&c.scheme_info()?["params"], seed)?;
-        c.set_scheme(half)?;
-        Ok(c)
-    };
-    let (alice, mut bob) = (connect("alice", 1)?, connect("bob", 2)?);
+    let mut clients = users(scheme, d, &[("alice", 1), ("bob", 2)], |_, h| h)?;
+    let (mut bob, alice) = (clients.pop().expect("two"), clients.pop().expect("two"));
     alice.create_chat("pair", &["bob"])?;
     bob.recv()?;
     Ok((alice, bob))

@@ -28,7 +28,7 @@
 use crate::EvalError;
 use scanlab_hashlist::HashList;
 use scanlab_messenger::RecordKind;
-use scanlab_messenger::client::{Client, ClientError, LocalTransport};
+use scanlab_messenger::client::ClientError;
 use scanlab_messenger::scan::{
     ClientCtx, ClientScheme, Delivered, Outgoing, OutgoingMessage, ScanAction,
 };
@@ -201,27 +201,19 @@ fn one(
     mode: Mode,
 ) -> Result<(NoncompliantRow, usize), EvalError> {
     let d = crate::attacks::deploy(scheme, list)?;
-    let (provider, dir) = (d.provider, d.dir);
-    let mut clients = Vec::new();
-    for who in ["alice", "bob"] {
-        let mut c = Client::connect(
-            &dir.path().join(who),
-            who,
-            LocalTransport::new(provider.clone()),
-        )?;
-        let half = scheme.client_seeded(&c.scheme_info()?["params"], 1)?;
-        let half: Box<dyn ClientScheme> = if who == "alice" {
-            Box::new(Modified {
-                inner: half,
-                mode,
-                decoy: decoy.clone(),
-            })
-        } else {
-            half
-        };
-        c.set_scheme(half)?;
-        clients.push(c);
-    }
+    let mut clients =
+        crate::attacks::users(scheme, &d, &[("alice", 1), ("bob", 1)], |who, half| {
+            if who == "alice" {
+                Box::new(Modified {
+                    inner: half,
+                    mode,
+                    decoy: decoy.clone(),
+                })
+            } else {
+                half
+            }
+        })?;
+    let (provider, _dir) = (d.provider, d.dir);
     let [alice, bob] = &mut clients[..] else {
         return Err(EvalError::Io("two clients".into()));
     };

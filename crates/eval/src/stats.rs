@@ -607,6 +607,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_median_of_odd_even_tied_and_no_values() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![5.0, 5.0, 1.0, 5.0]), Some(5.0));
+        assert_eq!(median(vec![-1.0]), Some(-1.0));
+        assert_eq!(median(Vec::new()), None);
+    }
+
+    #[test]
     fn normal_cdf_matches_known_values_into_the_far_tail() {
         assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
         assert!((normal_cdf(-1.96) - 0.024998).abs() < 1e-5);

@@ -49,25 +49,53 @@ pub const BITRATES_KBPS: [u32; 3] = [200, 400, 800];
 /// Clip kinds, in turn.
 pub const KINDS: [&str; 3] = ["pan", "zoom", "slideshow"];
 
-/// The edits of a listed clip, by name, with the FFmpeg arguments that make each (input
-/// options first, then output options).
-pub const EDITS: [(&str, &[&str], &[&str]); 8] = [
-    ("re-encode 100k", &[], &["-b:v", "100k"]),
-    ("scale 50%", &[], &["-vf", "scale=160:120"]),
-    ("crop 80%", &[], &["-vf", "crop=256:192"]),
-    (
+/// An edit of a listed clip: FFmpeg options before its input and after it, and the bitrate
+/// it is encoded at.
+pub struct Edit {
+    /// Its name in results.
+    pub name: &'static str,
+    /// Input options (a seek, a duration).
+    pub input: &'static [&'static str],
+    /// Output options (a filter, a frame rate).
+    pub output: &'static [&'static str],
+    /// Bitrate of the re-encoding.
+    pub bitrate: &'static str,
+}
+
+const fn edit(
+    name: &'static str,
+    input: &'static [&'static str],
+    output: &'static [&'static str],
+) -> Edit {
+    Edit {
+        name,
+        input,
+        output,
+        bitrate: "400k",
+    }
+}
+
+/// The edits of a listed clip.
+pub const EDITS: [Edit; 8] = [
+    Edit {
+        bitrate: "100k",
+        ..edit("re-encode 100k", &[], &[])
+    },
+    edit("scale 50%", &[], &["-vf", "scale=160:120"]),
+    edit("crop 80%", &[], &["-vf", "crop=256:192"]),
+    edit(
         "logo",
         &[],
         &["-vf", "drawbox=x=208:y=12:w=96:h=36:color=white@0.8:t=fill"],
     ),
-    (
+    edit(
         "letterbox",
         &[],
         &["-vf", "scale=320:180,pad=320:240:0:30:black"],
     ),
-    ("speed 1.25x", &[], &["-vf", "setpts=PTS/1.25", "-r", "10"]),
-    ("trim first 2 s", &["-ss", "2"], &[]),
-    ("middle 3 s", &["-ss", "1.5", "-t", "3"], &[]),
+    edit("speed 1.25x", &[], &["-vf", "setpts=PTS/1.25", "-r", "10"]),
+    edit("trim first 2 s", &["-ss", "2"], &[]),
+    edit("middle 3 s", &["-ss", "1.5", "-t", "3"], &[]),
 ];
 
 /// Runs FFmpeg with `args`; its error output on failure.
@@ -251,24 +279,18 @@ impl VideoWorkload {
         let mut edited = Vec::new();
         for (c, l) in listed_clips.iter().enumerate() {
             let src = dir.path().join(format!("listed-{c}.mp4"));
-            for (e, (name, input, output)) in EDITS.iter().enumerate() {
+            for (e, edit) in EDITS.iter().enumerate() {
                 let out = dir.path().join(format!("edit-{c}-{e}.mp4"));
-                let mut args = s(input);
+                let mut args = s(edit.input);
                 args.extend(["-i".to_string(), src.display().to_string()]);
-                args.extend(s(output));
-                let kbps = output
-                    .iter()
-                    .position(|a| *a == "-b:v")
-                    .map_or("400k", |i| output[i + 1]);
-                let mut enc = encode(kbps, &out);
-                // An edit that sets the bitrate replaces the default one.
-                if output.contains(&"-b:v") {
-                    let at = enc.iter().position(|a| a == "-b:v").expect("set");
-                    enc.drain(at..at + 2);
-                }
-                args.extend(enc);
+                args.extend(s(edit.output));
+                args.extend(encode(edit.bitrate, &out));
                 ffmpeg(&args)?;
-                edited.push((c, e, clip(format!("{} / {name}", l.name), &l.kind, &out)?));
+                edited.push((
+                    c,
+                    e,
+                    clip(format!("{} / {}", l.name, edit.name), &l.kind, &out)?,
+                ));
                 tick();
             }
         }
@@ -462,9 +484,9 @@ fn at_the_hash(w: &VideoWorkload) -> Result<(Vec<EditRecall>, VideoFalsePositive
         }
     };
     let mut rows = vec![recall("as made", w.listed.iter().enumerate().collect())];
-    for (e, (name, _, _)) in EDITS.iter().enumerate() {
+    for (e, edit) in EDITS.iter().enumerate() {
         rows.push(recall(
-            name,
+            edit.name,
             w.edited
                 .iter()
                 .filter(|(_, k, _)| *k == e)
@@ -599,28 +621,18 @@ fn one_scheme(
     }
     let ms = started.elapsed().as_secs_f64() * 1e3 / all.len().max(1) as f64;
     let reviewed: BTreeSet<String> = d.provider.reviews()?.into_iter().map(|r| r.blob).collect();
-    let reached = |range: std::ops::Range<usize>| {
-        blobs[range]
-            .iter()
-            .filter(|b| b.as_ref().is_some_and(|b| reviewed.contains(b)))
-            .count()
-    };
+    // Whether the i-th clip sent reached review, and how many of a range did.
+    let reviewed_at = |i: usize| blobs[i].as_ref().is_some_and(|b| reviewed.contains(b));
+    let reached = |range: std::ops::Range<usize>| range.filter(|&i| reviewed_at(i)).count();
     let n_listed = w.listed.len();
     let n_edited = w.edited.len();
     let edited = EDITS
         .iter()
         .enumerate()
-        .map(|(e, (name, _, _))| {
+        .map(|(e, edit)| {
             let at: Vec<usize> = (0..n_edited).filter(|&i| w.edited[i].1 == e).collect();
-            let got = at
-                .iter()
-                .filter(|&&i| {
-                    blobs[n_listed + i]
-                        .as_ref()
-                        .is_some_and(|b| reviewed.contains(b))
-                })
-                .count();
-            (name.to_string(), at.len(), got)
+            let got = at.iter().filter(|&&i| reviewed_at(n_listed + i)).count();
+            (edit.name.to_string(), at.len(), got)
         })
         .collect();
     let view = d.provider.view()?;
@@ -695,7 +707,7 @@ pub fn run(
         background_clips: w.background.len(),
         edited_clips: w.edited.len(),
         kinds: KINDS.iter().map(|k| k.to_string()).collect(),
-        edits: EDITS.iter().map(|e| e.0.to_string()).collect(),
+        edits: EDITS.iter().map(|e| e.name.to_string()).collect(),
         bitrates_kbps: w.bitrates.clone(),
         clip_format: "6 s (a slideshow 6.5 s), 10 fps, 320×240, H.264 (libx264, one thread)".into(),
         rule: format!(

@@ -197,13 +197,16 @@ fn thumbnail(img: &scanlab_pdq::Image<'_>) -> Vec<f32> {
         raw.extend_from_slice(img.row(y));
     }
     match scanlab_imaging::RgbImage::from_raw(w as u32, h as u32, raw) {
-        Some(rgb) => {
-            scanlab_imaging::quality::Gray::from_rgb(&rgb)
-                .resize_area(64, 64)
-                .data
-        }
+        Some(rgb) => gray64(&rgb),
         None => vec![0.0; 64 * 64],
     }
+}
+
+/// The 64×64 grey thumbnail, by area averaging, that S7's visual derivative is made of.
+pub(crate) fn gray64(rgb: &scanlab_imaging::RgbImage) -> Vec<f32> {
+    scanlab_imaging::quality::Gray::from_rgb(rgb)
+        .resize_area(64, 64)
+        .data
 }
 
 /// Whether a video matches, from what was decided for each counted frame (`Some(reason)`: a

@@ -308,9 +308,7 @@ impl Scheme for PrivateMatch {
 
 /// The 64×64 greyscale thumbnail a voucher carries, as a JPEG that fits the padded slot.
 pub fn derivative(bytes: &[u8]) -> Result<Vec<u8>, SchemeError> {
-    let img = crate::decode_image(bytes)?;
-    let g = scanlab_imaging::quality::Gray::from_rgb(&img).resize_area(64, 64);
-    derivative_of(&g.data)
+    derivative_of(&crate::fingerprint::gray64(&crate::decode_image(bytes)?))
 }
 
 /// The visual derivative of a 64×64 grey thumbnail (a video frame's, as

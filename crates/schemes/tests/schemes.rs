@@ -1912,6 +1912,21 @@ struct Videos {
     listed_frames: Vec<scanlab_pdq::Hash256>,
 }
 
+/// H.264 on one thread with bit-exact flags: the same clip bytes on every machine with this
+/// FFmpeg build.
+const X264: &[&str] = &[
+    "-c:v",
+    "libx264",
+    "-threads",
+    "1",
+    "-fflags",
+    "+bitexact",
+    "-flags:v",
+    "+bitexact",
+    "-pix_fmt",
+    "yuv420p",
+];
+
 fn ffmpeg(args: &[&str]) {
     let out = std::process::Command::new("ffmpeg")
         .args(["-y", "-v", "error"])
@@ -1939,49 +1954,39 @@ fn videos() -> &'static Videos {
         };
         let zoom = "scale=640:480,zoompan=z='1+0.01*on':d=60:s=320x240:fps=10";
         for (src, out) in [("q0291", "listed.mp4"), ("q1050", "benign.mp4")] {
-            ffmpeg(&[
-                "-loop",
-                "1",
-                "-i",
-                &photo(src),
-                "-vf",
-                zoom,
-                "-frames:v",
-                "60",
-                "-c:v",
-                "libx264",
-                "-threads",
-                "1",
-                "-fflags",
-                "+bitexact",
-                "-flags:v",
-                "+bitexact",
-                "-pix_fmt",
-                "yuv420p",
-                "-g",
-                "30",
-                &d(out),
-            ]);
+            ffmpeg(
+                &[
+                    "-loop",
+                    "1",
+                    "-i",
+                    &photo(src),
+                    "-vf",
+                    zoom,
+                    "-frames:v",
+                    "60",
+                ]
+                .iter()
+                .chain(X264)
+                .chain(&["-g", "30", &d(out)])
+                .copied()
+                .collect::<Vec<_>>(),
+            );
         }
-        ffmpeg(&[
-            "-i",
-            &d("listed.mp4"),
-            "-vf",
-            "scale=240:180",
-            "-c:v",
-            "libx264",
-            "-threads",
-            "1",
-            "-fflags",
-            "+bitexact",
-            "-flags:v",
-            "+bitexact",
-            "-b:v",
-            "100k",
-            "-pix_fmt",
-            "yuv420p",
-            &d("copy.mp4"),
-        ]);
+        ffmpeg(
+            &[
+                "-i",
+                &d("listed.mp4"),
+                "-vf",
+                "scale=240:180",
+                "-b:v",
+                "100k",
+            ]
+            .iter()
+            .chain(X264)
+            .chain(&[&d("copy.mp4")[..]])
+            .copied()
+            .collect::<Vec<_>>(),
+        );
         let read = |n: &str| std::fs::read(d(n)).unwrap();
         let listed = read("listed.mp4");
         let scan = scanlab_schemes::video_frames(&listed).unwrap();
