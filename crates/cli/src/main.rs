@@ -8,6 +8,7 @@
 mod attackcmd;
 mod bench;
 mod clientcmd;
+mod democmd;
 mod evalcmd;
 mod files;
 mod listcmd;
@@ -92,6 +93,13 @@ enum Cmd {
     Vhash(vhashcmd::VhashArgs),
     /// Write edited copies of images, for robustness experiments.
     Edit(EditArgs),
+    /// A live web page: Alice and Bob chat under a scheme, and every other party's pane shows
+    /// what its own code received, read by the evaluation's scheme-blind analyst.
+    ///
+    /// Serves on loopback by default and prints `listening on http://ADDR` once ready; open
+    /// that address in a browser. Nothing on the page comes from another host.
+    #[command(after_help = democmd::EXAMPLES)]
+    Demo(democmd::DemoArgs),
     /// Attack PDQ: evading copies of images, or benign images made to collide with a target
     /// hash, written as PNG to --out with one JSON line per image (success, distance, PSNR,
     /// SSIM, L2, L∞, cost).
@@ -344,6 +352,7 @@ fn main() -> ExitCode {
         Cmd::Hash(a) => cmd_hash(a),
         Cmd::Vhash(a) => vhashcmd::run(a),
         Cmd::Edit(a) => cmd_edit(a),
+        Cmd::Demo(a) => democmd::run(a),
         Cmd::Attack { cmd } => attackcmd::run(cmd),
         Cmd::Corpus { cmd } => cmd_corpus(cmd),
         Cmd::List { cmd } => listcmd::run(cmd),

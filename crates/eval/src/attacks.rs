@@ -68,14 +68,23 @@ pub struct Attacks {
 
 type Malicious = Tampering<LocalTransport>;
 
-pub(crate) struct Deployed {
-    pub(crate) provider: Arc<Provider>,
-    pub(crate) dir: tempfile::TempDir,
-    info: Value,
+/// One scheme deployed as it is by default, on a fresh provider in a temporary directory: what
+/// every experiment with a handful of named users (and `scanlab demo`) starts from.
+pub struct Deployed {
+    /// The provider, with the scheme's provider half.
+    pub provider: Arc<Provider>,
+    /// Where the provider, the parties and the users keep their stores.
+    pub dir: tempfile::TempDir,
+    /// What the provider announces at `GET /v1/scheme`.
+    pub info: Value,
+    /// The deployment's other parties (enclave, matching organisations), each with its view.
+    pub parties: Vec<scanlab_schemes::Party>,
+    /// The secrets its parties hold.
+    pub secrets: Vec<scanlab_schemes::Secret>,
 }
 
 /// Deploys `scheme` as it is deployed by default, over `list`, on a fresh provider.
-pub(crate) fn deploy(
+pub fn deploy(
     scheme: &dyn Scheme,
     list: &scanlab_hashlist::HashList,
 ) -> Result<Deployed, EvalError> {
@@ -101,13 +110,15 @@ pub(crate) fn deploy(
         provider,
         dir,
         info,
+        parties: sim.parties,
+        secrets: sim.secrets,
     })
 }
 
 /// Clients on `d`'s provider, one per `(name, seed)`, each with `scheme`'s client half built
 /// with that seed and passed through `wrap` (given the name: a modified client wraps its half;
 /// an honest one returns it).
-pub(crate) fn users(
+pub fn users(
     scheme: &dyn Scheme,
     d: &Deployed,
     who: &[(&str, u64)],
@@ -129,7 +140,7 @@ pub(crate) fn users(
 
 /// Alice and Bob, each with `scheme`'s honest client half (seeded 1 and 2), in chat "pair" on
 /// `d`'s provider.
-pub(crate) fn pair(
+pub fn pair(
     scheme: &dyn Scheme,
     d: &Deployed,
 ) -> Result<(Client<LocalTransport>, Client<LocalTransport>), EvalError> {

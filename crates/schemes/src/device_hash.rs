@@ -234,6 +234,9 @@ impl Scheme for DeviceHash {
     fn summary(&self) -> &'static str {
         "the device sends each image's PDQ hash; the provider matches it and asks for the image on a match"
     }
+    fn explanation(&self) -> &'static str {
+        "Option (a) of the European Commission's 2020 expert paper: the device computes each image's PDQ hash and sends it to the provider, which matches it against its list within the radius; on a match the device uploads the image for human review. The provider learns a perceptual hash of every photo, listed or not, and whatever list it is handed decides what is flagged."
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         Ok(Arc::new(Provider::new(c.matcher()?)))

@@ -28,6 +28,9 @@ impl Scheme for E2ee {
     fn summary(&self) -> &'static str {
         "MLS end-to-end encryption with nothing added: the provider relays ciphertext"
     }
+    fn explanation(&self) -> &'static str {
+        "The baseline: MLS end-to-end encryption and nothing added. The provider relays ciphertext and stores encrypted attachment blobs; it sees who writes to whom, when, and how large each message is, but no content. Nothing is matched, so nothing is detected and nothing innocent is flagged."
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let Config {} = crate::config(self.name(), config)?;
         Ok(Arc::new(Provider))

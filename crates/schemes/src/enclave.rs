@@ -513,6 +513,9 @@ impl Scheme for EnclaveScheme {
     fn summary(&self) -> &'static str {
         "the device seals each image to an attested enclave at the provider, which matches it and forwards matches"
     }
+    fn explanation(&self) -> &'static str {
+        "Option (c) of the 2020 paper, a secure enclave at the provider: the device checks the enclave's attestation against an allow-list of code measurements, then seals each image to it; the enclave decrypts, hashes and matches, and forwards matches to review. The provider relays sealed bytes; the enclave sees every photo, and its privacy rests on the hardware vendor's key and the allow-list the provider publishes."
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         let token = crate::party::read_token(&c.enclave_token, "--enclave-token")?;

@@ -152,6 +152,9 @@ impl Scheme for ExceptionalAccess {
     fn summary(&self) -> &'static str {
         "every message is sealed to an escrow authority's key beside its MLS ciphertext"
     }
+    fn explanation(&self) -> &'static str {
+        "Exceptional access, or key escrow: beside its MLS ciphertext every message is also sealed to an escrow authority's public key and kept by the provider. The provider alone reads nothing and nothing is matched, but whoever holds, steals or compels the escrow key opens every message ever stored, innocent or not."
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         let text = std::fs::read_to_string(&c.escrow_pub)

@@ -258,6 +258,16 @@ impl Scheme for OnDevice {
             }
         }
     }
+    fn explanation(&self) -> &'static str {
+        match self.form {
+            Form::Plain => {
+                "An on-device list: every device downloads the list's hashes and matches each image locally within the radius; only a match leaves the device, as the image for review. The provider learns nothing of unmatched photos, but every user holds the list and can test any image against it offline."
+            }
+            Form::Filter => {
+                "An on-device list shipped as a binary fuse filter of exact hashes: every device matches each image's hash locally; only a match leaves the device, as the image for review. Smaller and less readable than the list itself, but only exact hash matches count, so any re-encoding evades it."
+            }
+        }
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         let list = crate::read_list(&c.list)?;

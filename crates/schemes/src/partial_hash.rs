@@ -153,6 +153,9 @@ impl Scheme for PartialHash {
     fn summary(&self) -> &'static str {
         "the device runs PDQ up to a split point and sends the intermediate; the provider finishes the hash and matches"
     }
+    fn explanation(&self) -> &'static str {
+        "Option (b) of the 2020 paper, partial hashing: the device runs PDQ only part of the way and sends the intermediate (a 64×64 luminance or 16×16 DCT coefficients); the provider finishes the hash and matches. Meant to keep the list and the hash function at the provider, it hands the provider a small thumbnail of every photo."
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         Ok(Arc::new(Provider::new(

@@ -228,6 +228,13 @@ impl Scheme for PrivateMatch {
             "Apple-style threshold PSI: a voucher per image, opened only for listed hashes, and derivatives decrypted once an account holds t matches"
         }
     }
+    fn explanation(&self) -> &'static str {
+        if self.fuzzy.is_some() {
+            "Threshold private set intersection over bit-sampling buckets: like S7, but the device makes a voucher per bucket of hash bits, so a hash within a few bits of a listed one can match. More vouchers per image, and a provider that learns which buckets matched."
+        } else {
+            "Apple's 2021 design (threshold private set intersection): the device attaches a voucher to every image that the provider can open only if the image's hash is on the list, and the image's derivative is decrypted only once an account holds t matching vouchers. Only exact hash matches count; the provider learns nothing below the threshold."
+        }
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         let fuzzy = match self.fuzzy {

@@ -80,6 +80,11 @@ pub trait Scheme: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// One sentence on what it does.
     fn summary(&self) -> &'static str;
+    /// A paragraph for a reader who has not read `schemes.md` (`scanlab demo` shows it): what
+    /// each party receives, and where the design comes from. The default is the summary.
+    fn explanation(&self) -> &'static str {
+        self.summary()
+    }
     /// The provider half from its typed configuration, given as JSON whose fields are the
     /// `scanlab serve` flags of the same names (`{"list": "FILE", "radius": 31}`). A missing or
     /// unknown field is a [`SchemeError::Config`] naming the flag.

@@ -44,6 +44,9 @@ impl Scheme for ServerSide {
     fn summary(&self) -> &'static str {
         "the device gives the provider each attachment's key; the provider decrypts, hashes and matches every image"
     }
+    fn explanation(&self) -> &'static str {
+        "Scanning as unencrypted services do it (PhotoDNA on uploads), rebuilt on top of end-to-end encryption: the sender's device hands the provider each attachment's key, and the provider decrypts, hashes and matches every image. The encryption becomes a formality: the provider holds every photo in the clear, listed or not."
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         Ok(Arc::new(Provider::new(c.matcher()?)))

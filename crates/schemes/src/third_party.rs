@@ -241,6 +241,9 @@ impl Scheme for ThirdParty {
     fn summary(&self) -> &'static str {
         "the device seals each image's hash to a matching organisation; the provider relays it, and uploads follow the organisation's notices"
     }
+    fn explanation(&self) -> &'static str {
+        "Third-party matching: the device seals each image's hash to a matching organisation outside the provider, which the provider relays; the organisation matches and, on a match, issues a notice after which the device uploads the image. The provider learns no hash, but the organisation learns one for every photo, listed or not."
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         let token = crate::party::read_token(&c.matcher_token, "--matcher-token")?;

@@ -308,6 +308,9 @@ impl Scheme for ThirdPartyMulti {
     fn summary(&self) -> &'static str {
         "the device splits each hash into point-function keys for two matching organisations, neither of which learns it; the provider adds their shares"
     }
+    fn explanation(&self) -> &'static str {
+        "Secret-shared matching by two organisations: the device splits each hash into distributed point-function keys, one per organisation, so that neither learns the hash; each evaluates its key against the list and the provider adds their answers to learn only whether the hash is listed. It holds as long as the two do not pool their keys."
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         if c.matcher.len() != ORGS || c.matcher_token.len() != ORGS {

@@ -355,6 +355,9 @@ impl Scheme for UserReport {
     fn summary(&self) -> &'static str {
         "no scanning: each message is franked, and a recipient may report it, which the provider verifies"
     }
+    fn explanation(&self) -> &'static str {
+        "No scanning at all: each message carries a franking commitment (message franking, as Facebook Messenger deploys it), and a recipient who reports a message reveals it with an opening the provider verifies. Only what a participant chooses to report reaches the provider; nothing is matched automatically."
+    }
     fn provider(&self, config: &Value) -> Result<Arc<dyn ProviderScheme>, SchemeError> {
         let c: Config = crate::config(self.name(), config)?;
         let secret = crate::secret_or_fresh(c.key.as_deref())?;
