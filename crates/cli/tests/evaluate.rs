@@ -512,6 +512,14 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     ] {
         assert!(tmp.path().join("a").join(f).exists(), "{f}");
     }
+    // `scanlab demo --results` reads this matrix: a column per scheme run, a cell per row.
+    let m = scanlab_demo::Matrix::read(&tmp.path().join("a")).unwrap();
+    for s in r["schemes"].as_array().unwrap() {
+        let col = m.column(s["code"].as_str().unwrap()).expect("a column");
+        assert_eq!(col.len(), m.rows.len());
+        assert!(col[0].0.starts_with("Recall") && !col[0].1.is_empty(), "{col:?}");
+    }
+    assert!(m.column("S99").is_none());
     // Every workload parameter is in results.json.
     for k in [
         "forward_p",

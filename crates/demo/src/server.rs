@@ -103,6 +103,8 @@ impl Matrix {
 }
 
 type Job = Box<dyn FnOnce(&mut World) -> Result<String, DemoError> + Send>;
+/// A job and where its outcome goes.
+type Queued = (Job, oneshot::Sender<Result<String, String>>);
 
 /// What the worker thread owns.
 struct World {
@@ -116,7 +118,7 @@ struct World {
 
 /// A running demo: the worker's inbox, the latest snapshot, and the gallery's bytes.
 pub struct Demo {
-    jobs: std::sync::Mutex<mpsc::Sender<(Job, oneshot::Sender<Result<String, String>>)>>,
+    jobs: std::sync::Mutex<mpsc::Sender<Queued>>,
     snapshot: Arc<RwLock<Arc<String>>>,
     version: watch::Receiver<u64>,
     images: Arc<RwLock<Vec<Item>>>,
@@ -142,7 +144,7 @@ pub fn start(cfg: &DemoConfig) -> Result<Arc<Demo>, DemoError> {
     let matrix = cfg.results.as_deref().map(Matrix::read).transpose()?;
     let gallery = Gallery::from_corpus(&cfg.corpus, cfg.seed)?;
     let images = Arc::new(RwLock::new(gallery.items.clone()));
-    let (jobs, inbox) = mpsc::channel::<(Job, oneshot::Sender<Result<String, String>>)>();
+    let (jobs, inbox) = mpsc::channel::<Queued>();
     let (bump, version) = watch::channel(0u64);
     let snapshot = Arc::new(RwLock::new(Arc::new(String::new())));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), DemoError>>();
