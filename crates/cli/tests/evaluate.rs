@@ -517,7 +517,10 @@ fn quick_evaluation_holds_its_invariants_and_is_deterministic() {
     for s in r["schemes"].as_array().unwrap() {
         let col = m.column(s["code"].as_str().unwrap()).expect("a column");
         assert_eq!(col.len(), m.rows.len());
-        assert!(col[0].0.starts_with("Recall") && !col[0].1.is_empty(), "{col:?}");
+        assert!(
+            col[0].0.starts_with("Recall") && !col[0].1.is_empty(),
+            "{col:?}"
+        );
     }
     assert!(m.column("S99").is_none());
     // Every workload parameter is in results.json.

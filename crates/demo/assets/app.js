@@ -188,7 +188,7 @@ function render(s) {
     const ul = el('ul');
     for (const [what, ok, by] of a.rows) {
       ul.append(el('li', { class: ok ? 'succeeded' : 'stopped',
-        text: `${what}: ${ok ? 'succeeded' : 'stopped'}${by ? ' (caught by ' + by + ')' : ''}` }));
+        text: `${what}: ${ok ? a.outcome[0] : a.outcome[1]}${by ? ' (caught by ' + by + ')' : ''}` }));
     }
     d.append(ul);
     return d;

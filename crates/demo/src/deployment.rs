@@ -181,8 +181,10 @@ pub struct PartyPane {
 pub struct AttackNote {
     /// The attack.
     pub title: String,
-    /// Its rows: `(what, succeeded, caught by)`.
+    /// Its rows: `(what, outcome flag, caught by)`.
     pub rows: Vec<(String, bool, Option<String>)>,
+    /// What the flag means when set, and when not (`succeeded` / `stopped`).
+    pub outcome: (String, String),
 }
 
 /// A secret of the deployment, and whether the page has had it stolen.

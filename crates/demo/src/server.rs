@@ -479,6 +479,7 @@ async fn attack(
             w.dep.note_attack(AttackNote {
                 title: "The provider lies to the clients (downgrade, changed parameters, forged disclose)".into(),
                 rows,
+                outcome: ("succeeded".into(), "stopped".into()),
             });
             Ok(format!("the provider's lies: {n} succeeded"))
         }),
@@ -509,6 +510,7 @@ async fn attack(
             w.dep.note_attack(AttackNote {
                 title: "A rogue enclave (the evaluation's trust scenarios)".into(),
                 rows,
+                outcome: ("clients accepted it".into(), "clients refused it".into()),
             });
             Ok("the rogue-enclave scenarios ran on their own deployments".into())
         }),
