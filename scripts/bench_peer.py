@@ -24,6 +24,21 @@ def file_to_hash(path):
     return pdqhash.compute(load(path))[1]
 
 
+def file_format(path):
+    """JPEG, PNG, WebP (lossy or lossless, from the VP8/VP8L chunk) or another, by content."""
+    head = open(path, "rb").read(40)
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        chunk = head[12:16]
+        if chunk == b"VP8X":
+            return "webp (extended)"
+        return "webp lossless" if chunk == b"VP8L" else "webp lossy"
+    return "other"
+
+
 def main():
     rust = json.load(open(sys.argv[1]))
     images = rust["images"]
@@ -40,9 +55,12 @@ def main():
             times.append((time.perf_counter() - t) * 1e3)
         rows.append((im, statistics.median(times)))
     paths = [im["path"] for im in images]
+    per_file = []
     t = time.perf_counter()
     for p in paths:
+        t1 = time.perf_counter()
         file_to_hash(p)
+        per_file.append((time.perf_counter() - t1) * 1e3)
     py_one = time.perf_counter() - t
     n = os.cpu_count() or 1
     with Pool(n) as pool:
@@ -72,6 +90,15 @@ def main():
     print(f"{'':24} {'Pillow+pdqhash':>15} {'scanlab':>9} {'ratio':>7}")
     print(f"{'one thread':24} {py_one:15.2f} {rust['file_to_hash_one_thread_s']:9.2f} {py_one / rust['file_to_hash_one_thread_s']:6.1f}x")
     print(f"{f'all cores ({n})':24} {py_all:15.2f} {rust['file_to_hash_all_cores_s']:9.2f} {py_all / rust['file_to_hash_all_cores_s']:6.1f}x")
+    print()
+    print("file -> hash by format, one thread (total ms over the files of each format)")
+    print(f"{'format':24} {'files':>6} {'Pillow+pdqhash':>15} {'scanlab':>9} {'ratio':>7}")
+    by = {}
+    for im, py in zip(images, per_file):
+        by.setdefault(file_format(im["path"]), []).append((py, im["file_to_hash_ms"]))
+    for fmt, v in sorted(by.items()):
+        p, r = sum(x for x, _ in v), sum(y for _, y in v)
+        print(f"{fmt:24} {len(v):6} {p:15.0f} {r:9.0f} {p / r:6.1f}x")
     if mismatched:
         sys.exit(f"{mismatched} hashes differ between the two implementations")
 

@@ -15,6 +15,7 @@
 //! | 16-bit RGB(A) / LA | the high byte of each sample |
 //! | float samples (TIFF) | clamped to 0..=1, scaled to 0..=255, rounded (an approximation) |
 //! | GIF | the first frame |
+//! | WebP (lossy, lossless, alpha, animated) | libwebp, as Pillow links it: see [`crate::webp`]'s notes |
 //!
 //! EXIF orientation is *not* applied unless asked for ([`DecodeOptions::exif_orient`]): Meta's
 //! reference hashes the stored pixels.
@@ -22,8 +23,9 @@
 //! [`Compat::ThreatExchange`] reproduces instead the pixels ThreatExchange's Python library
 //! hashes, which differ from the reference for palette, 1-bit and CMYK files.
 //!
-//! Decoders other than libjpeg-turbo may differ from Pillow's by a level here and there (WebP
-//! lossy in particular); the golden tests report those rows as Hamming distances.
+//! JPEG and WebP go through the libraries Pillow itself uses (libjpeg-turbo, libwebp); the other
+//! decoders may differ from Pillow's by a level here and there; the golden tests report those
+//! rows as Hamming distances.
 
 use image::{DynamicImage, ImageDecoder, RgbImage};
 use std::io::Cursor;
@@ -214,7 +216,7 @@ pub fn decode_budget_peak() -> u64 {
 }
 
 /// A reservation from the budget, returned on drop.
-struct Reserved(u64);
+pub(crate) struct Reserved(u64);
 
 impl Drop for Reserved {
     fn drop(&mut self) {
@@ -245,7 +247,12 @@ fn worst_case(w: u64, h: u64) -> u64 {
 
 /// Admits a decode of `w`×`h` pixels: within the pixel limit and not empty, with its
 /// worst-case memory reserved from the decode budget until the returned guard drops.
-fn admit(format: Format, w: u64, h: u64, limits: &Limits) -> Result<Reserved, ImageError> {
+pub(crate) fn admit(
+    format: Format,
+    w: u64,
+    h: u64,
+    limits: &Limits,
+) -> Result<Reserved, ImageError> {
     check_pixels(w, h, limits)?;
     if w == 0 || h == 0 {
         return Err(ImageError::Corrupt {
@@ -347,16 +354,25 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
             None
         };
         (rgb, orientation)
+    } else if format == Format::WebP {
+        let rgb = crate::webp::decode_webp(bytes, &opts.limits)?;
+        let orientation = if opts.exif_orient {
+            image::codecs::webp::WebPDecoder::new(Cursor::new(bytes))
+                .ok()
+                .and_then(|mut d| d.orientation().ok())
+        } else {
+            None
+        };
+        (rgb, orientation)
     } else {
         let mut reader = image::ImageReader::new(Cursor::new(bytes));
         reader.set_format(match format {
             Format::Png => image::ImageFormat::Png,
-            Format::WebP => image::ImageFormat::WebP,
             Format::Gif => image::ImageFormat::Gif,
             Format::Bmp => image::ImageFormat::Bmp,
             Format::Tiff => image::ImageFormat::Tiff,
             Format::Pnm => image::ImageFormat::Pnm,
-            Format::Jpeg => unreachable!("handled above"),
+            Format::Jpeg | Format::WebP => unreachable!("handled above"),
         });
         let mut lim = image::Limits::default();
         // 16-bit RGBA is 8 bytes a pixel; leave room for the decoder's own buffers.

@@ -16,6 +16,7 @@ pub mod decode;
 pub mod edits;
 pub mod phash;
 pub mod quality;
+mod webp;
 
 pub use decode::{
     Compat, DEFAULT_DECODE_BUDGET, DecodeOptions, FileError, Format, ImageError, Limits, decode,
