@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The chat's name in both clients.
-pub const CHAT: &str = "alice-bob";
+pub const CHAT: &str = scanlab_eval::attacks::PAIR_CHAT;
 /// Records shown per party (the newest).
 pub const RECORDS_SHOWN: usize = 120;
 /// List images in the gallery (the stand-in "known" list).
@@ -262,14 +262,7 @@ impl Deployment {
             list.entries.push(gallery.poster_entry.clone());
         }
         let d = scanlab_eval::attacks::deploy(&*scheme, &list)?;
-        let mut users =
-            scanlab_eval::attacks::users(&*scheme, &d, &[("alice", 1), ("bob", 2)], |_, h| h)?;
-        let mut bob = users.pop().ok_or(DemoError::Internal("no bob"))?;
-        let alice = users.pop().ok_or(DemoError::Internal("no alice"))?;
-        alice.create_chat(CHAT, &["bob"])?;
-        for m in bob.recv()? {
-            m?;
-        }
+        let (alice, bob) = scanlab_eval::attacks::pair(&*scheme, &d)?;
         Ok(Deployment {
             scheme,
             d,
@@ -367,7 +360,7 @@ impl Deployment {
             }
         }
         // The sender's own queue too (receipts, scheme messages).
-        for m in sender_of(&mut self.alice, &mut self.bob, from).recv()? {
+        for m in sender.recv()? {
             m?;
         }
         Ok(match (failed, got) {
@@ -500,14 +493,6 @@ impl Deployment {
             has_enclave: self.d.parties.iter().any(|p| p.name == "enclave"),
         })
     }
-}
-
-fn sender_of<'c>(
-    alice: &'c mut Client<LocalTransport>,
-    bob: &'c mut Client<LocalTransport>,
-    from: &str,
-) -> &'c mut Client<LocalTransport> {
-    if from == "alice" { alice } else { bob }
 }
 
 fn pane(

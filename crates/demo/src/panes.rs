@@ -97,11 +97,7 @@ impl<'a> Reader<'a> {
         .into_iter()
         .flatten()
         {
-            let o = self.analyst.decode(&v);
-            k.plaintext = k.plaintext.or(o.plaintext);
-            k.luma64 = k.luma64.or(o.luma64);
-            k.dct16 = k.dct16.or(o.dct16);
-            k.hashes.extend(o.hashes);
+            k.merge(self.analyst.decode(&v));
         }
         k.hashes
             .retain(|h| self.sent.iter().any(|t| t.distance(h) <= self.radius));

@@ -330,6 +330,13 @@ fn bad(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+type Body<T> = Result<axum::Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// The request's JSON, or why it is not.
+fn json<T>(body: Body<T>) -> Result<T, String> {
+    body.map(|axum::Json(b)| b).map_err(|e| e.body_text())
+}
+
 /// `POST /api/send`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -345,13 +352,10 @@ struct SendBody {
     upload: Option<String>,
 }
 
-async fn send(
-    State(d): State<Arc<Demo>>,
-    body: Result<axum::Json<SendBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let b = match body {
-        Ok(axum::Json(b)) => b,
-        Err(e) => return bad(e.body_text()),
+async fn send(State(d): State<Arc<Demo>>, body: Body<SendBody>) -> Response {
+    let b = match json(body) {
+        Ok(b) => b,
+        Err(e) => return bad(e),
     };
     let text = b.text.filter(|t| !t.trim().is_empty());
     if text.as_ref().is_some_and(|t| t.len() > MAX_TEXT) {
@@ -409,13 +413,10 @@ struct SchemeBody {
     name: String,
 }
 
-async fn switch(
-    State(d): State<Arc<Demo>>,
-    body: Result<axum::Json<SchemeBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let name = match body {
-        Ok(axum::Json(b)) => b.name,
-        Err(e) => return bad(e.body_text()),
+async fn switch(State(d): State<Arc<Demo>>, body: Body<SchemeBody>) -> Response {
+    let name = match json(body) {
+        Ok(b) => b.name,
+        Err(e) => return bad(e),
     };
     answer(
         d.run(Box::new(move |w: &mut World| {
@@ -440,13 +441,10 @@ struct AttackBody {
     holder: Option<String>,
 }
 
-async fn attack(
-    State(d): State<Arc<Demo>>,
-    body: Result<axum::Json<AttackBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let b = match body {
-        Ok(axum::Json(b)) => b,
-        Err(e) => return bad(e.body_text()),
+async fn attack(State(d): State<Arc<Demo>>, body: Body<AttackBody>) -> Response {
+    let b = match json(body) {
+        Ok(b) => b,
+        Err(e) => return bad(e),
     };
     let job: Job = match b.attack.as_str() {
         "poison" => Box::new(|w: &mut World| {

@@ -64,7 +64,9 @@ impl Knowledge {
             || !self.hashes.is_empty()
     }
 
-    fn merge(&mut self, o: Knowledge) {
+    /// Adds what `o` knows: the better plaintext (an opened attachment over a copy), the first
+    /// thumbnail of each kind, every hash once.
+    pub fn merge(&mut self, o: Knowledge) {
         match (&self.plaintext, &o.plaintext) {
             (None, Some(_))
             | (Some((_, PlainSource::Image)), Some((_, PlainSource::AttachmentKey))) => {

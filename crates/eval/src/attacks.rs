@@ -138,15 +138,18 @@ pub fn users(
         .collect()
 }
 
-/// Alice and Bob, each with `scheme`'s honest client half (seeded 1 and 2), in chat "pair" on
-/// `d`'s provider.
+/// The chat [`pair`] puts Alice and Bob in.
+pub const PAIR_CHAT: &str = "pair";
+
+/// Alice and Bob, each with `scheme`'s honest client half (seeded 1 and 2), in chat
+/// [`PAIR_CHAT`] on `d`'s provider.
 pub fn pair(
     scheme: &dyn Scheme,
     d: &Deployed,
 ) -> Result<(Client<LocalTransport>, Client<LocalTransport>), EvalError> {
     let mut clients = users(scheme, d, &[("alice", 1), ("bob", 2)], |_, h| h)?;
     let (mut bob, alice) = (clients.pop().expect("two"), clients.pop().expect("two"));
-    alice.create_chat("pair", &["bob"])?;
+    alice.create_chat(PAIR_CHAT, &["bob"])?;
     bob.recv()?;
     Ok((alice, bob))
 }

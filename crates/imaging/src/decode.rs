@@ -346,23 +346,17 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
         (rgb, None)
     } else if format == Format::Jpeg {
         let rgb = decode_jpeg(bytes, &opts.limits, opts.compat)?;
-        let orientation = if opts.exif_orient {
-            image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))
-                .ok()
-                .and_then(|mut d| d.orientation().ok())
-        } else {
-            None
-        };
+        let orientation = opts
+            .exif_orient
+            .then(|| orientation(image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))))
+            .flatten();
         (rgb, orientation)
     } else if format == Format::WebP {
         let rgb = crate::webp::decode_webp(bytes, &opts.limits)?;
-        let orientation = if opts.exif_orient {
-            image::codecs::webp::WebPDecoder::new(Cursor::new(bytes))
-                .ok()
-                .and_then(|mut d| d.orientation().ok())
-        } else {
-            None
-        };
+        let orientation = opts
+            .exif_orient
+            .then(|| orientation(image::codecs::webp::WebPDecoder::new(Cursor::new(bytes))))
+            .flatten();
         (rgb, orientation)
     } else {
         let mut reader = image::ImageReader::new(Cursor::new(bytes));
@@ -405,6 +399,14 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
         });
     }
     Ok(rgb)
+}
+
+/// The EXIF orientation `image`'s parser reads from a file whose pixels come from elsewhere
+/// (libjpeg-turbo, libwebp).
+fn orientation<D: ImageDecoder>(
+    decoder: image::ImageResult<D>,
+) -> Option<image::metadata::Orientation> {
+    decoder.ok().and_then(|mut d| d.orientation().ok())
 }
 
 /// ThreatExchange's pixels of a palette or 1-bit PNG (see [`Compat::ThreatExchange`]): each
