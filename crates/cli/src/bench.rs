@@ -2,10 +2,11 @@
 //! `scripts/bench-peer.sh`, which runs the Python peer (Pillow + the PyPI `pdqhash` wheel, i.e.
 //! Meta's C++ core) over the same files and prints the ratios.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use scanlab_imaging::{DecodeOptions, decode_file, pdq_image};
 use scanlab_pdq::Hasher;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -56,6 +57,10 @@ pub enum BenchCmd {
         /// Seed of the synthetic list.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Layouts to time, each `CHUNKS[:DIR_BITS[:ENTRY_BITS]]` (repeatable); the first is
+        /// the one whose hits are dumped. Default: the layout for the list's size.
+        #[arg(long = "layout")]
+        layouts: Vec<String>,
         /// Also time a linear scan (slow at 10M).
         #[arg(long)]
         linear: bool,
@@ -63,12 +68,25 @@ pub enum BenchCmd {
         #[arg(long)]
         dump: Option<PathBuf>,
     },
+    /// Draws the index trade-off (bytes a hash against query time, one line per list size,
+    /// with the 64-byte and 20×-FAISS-Flat goals) from the rows scripts/bench-index.sh writes.
+    IndexPlot {
+        /// `rows.jsonl` of scripts/bench-index.sh.
+        rows: PathBuf,
+        /// The SVG to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Times PDQ on files: pixels→hash per image (median of --reps, one thread) and
     /// file→hash over all files (decode included) on one thread and on all cores.
     Hash {
         /// Repetitions for the per-image pixels→hash median.
         #[arg(long, default_value_t = 5)]
         reps: usize,
+        /// The fast decoding path's shortest side (`--fast-decode`), timed and compared with
+        /// the exact hash in a pass of its own.
+        #[arg(long, default_value_t = scanlab_imaging::FAST_MIN_SIDE)]
+        fast_min_side: u32,
         /// Image files or folders; the dev corpus when none are given.
         paths: Vec<PathBuf>,
     },
@@ -83,6 +101,11 @@ struct PerImage {
     pixels_to_hash_ms: f64,
     /// File to hash (read, decode, hash) in the one-thread pass: the per-format ratios.
     file_to_hash_ms: f64,
+    /// The same by the fast decoding path, in a pass of its own.
+    fast_file_to_hash_ms: f64,
+    /// The fast path's hash, and its distance from the exact one.
+    fast_pdq: String,
+    fast_distance: u32,
 }
 
 #[derive(serde::Serialize)]
@@ -93,6 +116,8 @@ struct Report {
     images: Vec<PerImage>,
     file_to_hash_one_thread_s: f64,
     file_to_hash_all_cores_s: f64,
+    fast_min_side: u32,
+    fast_file_to_hash_one_thread_s: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -101,8 +126,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
-    let (reps, paths) = match cmd {
-        BenchCmd::Hash { reps, paths } => (reps, paths),
+    let (reps, fast_min_side, paths) = match cmd {
+        BenchCmd::Hash {
+            reps,
+            fast_min_side,
+            paths,
+        } => (reps, fast_min_side, paths),
         BenchCmd::Messenger { clients, messages } => return bench_messenger(clients, messages),
         BenchCmd::Accounts { server, n, homes } => {
             use scanlab_messenger::client::{Client, HttpTransport};
@@ -113,6 +142,9 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        BenchCmd::IndexPlot { rows, out } => {
+            return index_plot(&rows, &out);
+        }
         BenchCmd::Index {
             n,
             shape,
@@ -120,10 +152,21 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
             radius,
             threads,
             seed,
+            layouts,
             linear,
             dump,
         } => {
-            return bench_index(n, &shape, queries, radius, threads, seed, linear, dump);
+            return bench_index(IndexBench {
+                n,
+                shape,
+                nq: queries,
+                radius,
+                threads,
+                seed,
+                layouts,
+                linear,
+                dump,
+            });
         }
     };
     let files = if paths.is_empty() {
@@ -131,7 +174,10 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
     } else {
         crate::files::expand(&paths)?
     };
-    let opts = DecodeOptions::default();
+    let opts = DecodeOptions {
+        fast: None,
+        ..DecodeOptions::default()
+    };
     let mut hasher = Hasher::new();
     let mut images = Vec::new();
     for p in &files {
@@ -154,6 +200,9 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
             pdq: want.hash.to_hex(),
             pixels_to_hash_ms: median(times),
             file_to_hash_ms: 0.0,
+            fast_file_to_hash_ms: 0.0,
+            fast_pdq: String::new(),
+            fast_distance: 0,
         });
     }
     let t = Instant::now();
@@ -164,6 +213,22 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
         im.file_to_hash_ms = t1.elapsed().as_secs_f64() * 1e3;
     }
     let one = t.elapsed().as_secs_f64();
+    let fast_opts = DecodeOptions {
+        fast: Some(scanlab_imaging::FastDecode {
+            min_side: fast_min_side,
+        }),
+        ..opts
+    };
+    let t = Instant::now();
+    for (p, im) in files.iter().zip(images.iter_mut()) {
+        let t1 = Instant::now();
+        let img = decode_file(p, &fast_opts)?;
+        let h = hasher.hash(&pdq_image(&img)).hash;
+        im.fast_file_to_hash_ms = t1.elapsed().as_secs_f64() * 1e3;
+        im.fast_pdq = h.to_hex();
+        im.fast_distance = h.distance(&scanlab_pdq::Hash256::from_hex(&im.pdq)?);
+    }
+    let fast_one = t.elapsed().as_secs_f64();
     let t = Instant::now();
     {
         use rayon::prelude::*;
@@ -183,6 +248,8 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
         images,
         file_to_hash_one_thread_s: one,
         file_to_hash_all_cores_s: all,
+        fast_min_side,
+        fast_file_to_hash_one_thread_s: fast_one,
     };
     crate::files::outln!("{}", serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)
@@ -196,77 +263,307 @@ struct IndexReport {
     queries: usize,
     radius: u32,
     threads: usize,
+    /// The first layout's figures (the others are in `layouts`).
+    layout: String,
     build_s: f64,
     query_s: f64,
     linear_query_s: Option<f64>,
     index_bytes_per_hash: f64,
     hits_per_query: Vec<usize>,
+    layouts: Vec<LayoutRun>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn bench_index(
+#[derive(serde::Serialize)]
+struct LayoutRun {
+    layout: String,
+    chunks: usize,
+    dir_bits: u32,
+    entry_bits: u32,
+    build_s: f64,
+    query_s: f64,
+    /// Hashes, entries and directories, per hash.
+    bytes_per_hash: f64,
+}
+
+struct IndexBench {
     n: usize,
-    shape: &str,
+    shape: String,
     nq: usize,
     radius: u32,
     threads: usize,
     seed: u64,
+    layouts: Vec<String>,
     linear: bool,
     dump: Option<PathBuf>,
-) -> Result<ExitCode> {
-    use scanlab_hashlist::{LinearIndex, MihIndex, synth};
-    let shape = match shape {
+}
+
+/// `CHUNKS[:DIR_BITS[:ENTRY_BITS]]` for a list of `n`, or `default`.
+fn parse_layout(n: usize, spec: &str) -> Result<scanlab_hashlist::index::Layout> {
+    if spec == "default" {
+        return Ok(scanlab_hashlist::index::Layout::for_len(n));
+    }
+    let mut it = spec.split(':');
+    let num = |s: Option<&str>| -> Result<Option<u32>> {
+        s.map(|s| {
+            s.parse::<u32>()
+                .with_context(|| format!("layout {spec:?}: {s:?} is not a number"))
+        })
+        .transpose()
+    };
+    let chunks = num(it.next())?.context("a layout starts with its number of chunks")?;
+    let dir = num(it.next())?;
+    let entry = num(it.next())?.unwrap_or(32);
+    Ok(scanlab_hashlist::index::Layout::new(
+        n,
+        chunks as usize,
+        dir,
+        entry,
+    )?)
+}
+
+/// Times the index on a seeded list. With --dump the list is written as a binary list and each
+/// layout is built from that file, mapped, as `scanlab list index` builds it (one copy of the
+/// hashes in memory); without, from the hashes in memory.
+fn bench_index(b: IndexBench) -> Result<ExitCode> {
+    use scanlab_hashlist::index::Layout;
+    use scanlab_hashlist::{HashList, LinearIndex, MihIndex, synth};
+    let shape = match b.shape.as_str() {
         "uniform" => synth::Shape::Uniform,
         "clustered" => synth::Shape::Clustered,
         other => anyhow::bail!("unknown shape {other:?}: use uniform or clustered"),
     };
-    let list = synth::list(n, shape, seed);
-    let qs = synth::queries(&list, nq, seed);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-    let t = Instant::now();
-    let index = pool.install(|| MihIndex::build(&list))?;
-    let build_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let hits = pool.install(|| index.query_batch(&qs, radius))?;
-    let query_s = t.elapsed().as_secs_f64();
-    let linear_query_s = if linear {
-        use rayon::prelude::*;
-        let lin = LinearIndex::new(&list);
-        let t = Instant::now();
-        let lh: Vec<Vec<_>> =
-            pool.install(|| qs.par_iter().map(|q| lin.query(q, radius)).collect());
-        let dt = t.elapsed().as_secs_f64();
-        anyhow::ensure!(lh == hits, "MIH and linear scan disagree");
-        Some(dt)
+    let n = b.n;
+    let mut list = synth::list(n, shape, b.seed);
+    let qs = synth::queries(&list, b.nq, b.seed);
+    let layouts = if b.layouts.is_empty() {
+        vec![Layout::for_len(n)]
+    } else {
+        b.layouts
+            .iter()
+            .map(|s| parse_layout(n, s))
+            .collect::<Result<_>>()?
+    };
+    let lin_hits = if b.linear {
+        Some(LinearIndex::new(&list))
     } else {
         None
+    };
+    let list_file = match &b.dump {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join("list.bin");
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            // The binary list's header, then the hashes, without a second copy in memory.
+            let header = HashList::from_hashes(&list[..0]).to_binary([0; 32]);
+            w.write_all(&header[..24])?;
+            w.write_all(&(n as u64).to_le_bytes())?;
+            w.write_all(&header[32..64])?;
+            for h in &list {
+                w.write_all(&h.to_bytes())?;
+            }
+            w.flush()?;
+            let q: Vec<u8> = qs.iter().flat_map(|h| h.to_bytes()).collect();
+            std::fs::write(dir.join("queries.bin"), q)?;
+            list = Vec::new();
+            Some(path)
+        }
+        None => None,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(b.threads)
+        .build()?;
+    let mut runs = Vec::new();
+    let mut first_hits = None;
+    let bar = crate::files::progress(layouts.len() as u64, "layouts");
+    for layout in layouts {
+        let t = Instant::now();
+        let index = pool.install(|| match &list_file {
+            Some(p) => MihIndex::build_from_list(p, Some(layout.clone())),
+            None => MihIndex::build_with(&list, layout.clone()),
+        })?;
+        let build_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let hits = pool.install(|| index.query_batch(&qs, b.radius))?;
+        let query_s = t.elapsed().as_secs_f64();
+        match &first_hits {
+            None => first_hits = Some(hits),
+            Some(f) => anyhow::ensure!(
+                *f == hits,
+                "layout {} gives other hits than the first",
+                layout.describe()
+            ),
+        }
+        runs.push(LayoutRun {
+            layout: layout.describe(),
+            chunks: layout.chunks(),
+            dir_bits: layout.dir_bits(),
+            entry_bits: layout.entry_bits(),
+            build_s,
+            query_s,
+            bytes_per_hash: index.memory_bytes() as f64 / n.max(1) as f64,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let hits = first_hits.expect("at least one layout");
+    let linear_query_s = match lin_hits {
+        Some(lin) => {
+            use rayon::prelude::*;
+            let t = Instant::now();
+            let lh: Vec<Vec<_>> =
+                pool.install(|| qs.par_iter().map(|q| lin.query(q, b.radius)).collect());
+            let dt = t.elapsed().as_secs_f64();
+            anyhow::ensure!(lh == hits, "MIH and linear scan disagree");
+            Some(dt)
+        }
+        None => None,
     };
     let report = IndexReport {
         scanlab_version: env!("CARGO_PKG_VERSION"),
         n,
         shape,
-        queries: nq,
-        radius,
-        threads,
-        build_s,
-        query_s,
+        queries: b.nq,
+        radius: b.radius,
+        threads: b.threads,
+        layout: runs[0].layout.clone(),
+        build_s: runs[0].build_s,
+        query_s: runs[0].query_s,
         linear_query_s,
-        index_bytes_per_hash: index.memory_bytes() as f64 / n as f64,
+        index_bytes_per_hash: runs[0].bytes_per_hash,
         hits_per_query: hits.iter().map(|h| h.len()).collect(),
+        layouts: runs,
     };
     let json = serde_json::to_string_pretty(&report)?;
-    if let Some(dir) = dump {
-        std::fs::create_dir_all(&dir)?;
-        let raw =
-            |hs: &[scanlab_pdq::Hash256]| hs.iter().flat_map(|h| h.to_bytes()).collect::<Vec<u8>>();
-        std::fs::write(dir.join("base.bin"), raw(&list))?;
-        std::fs::write(dir.join("queries.bin"), raw(&qs))?;
+    if let Some(dir) = b.dump {
         std::fs::write(dir.join("scanlab.json"), &json)?;
     } else {
         crate::files::outln!("{json}")?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Deserialize)]
+struct PlotRow {
+    n: usize,
+    shape: String,
+    faiss_flat_s: f64,
+    scanlab_version: String,
+    layouts: Vec<PlotLayout>,
+}
+
+#[derive(serde::Deserialize)]
+struct PlotLayout {
+    layout: String,
+    query_s: f64,
+    bytes_per_hash: f64,
+}
+
+/// The trade-off plot of scripts/bench-index.sh (see `BenchCmd::IndexPlot`).
+fn index_plot(rows: &std::path::Path, out: &std::path::Path) -> Result<ExitCode> {
+    use plotters::prelude::*;
+    let text =
+        std::fs::read_to_string(rows).with_context(|| format!("reading {}", rows.display()))?;
+    let rows: Vec<PlotRow> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{} is not rows of scripts/bench-index.sh", rows.display()))?;
+    let rows: Vec<&PlotRow> = rows.iter().filter(|r| r.layouts.len() > 1).collect();
+    anyhow::ensure!(!rows.is_empty(), "no row with several layouts to plot");
+    let pts = rows.iter().flat_map(|r| &r.layouts);
+    let (mut xmax, mut ymin, mut ymax) = (64.0f64, f64::MAX, 0.0f64);
+    for p in pts {
+        xmax = xmax.max(p.bytes_per_hash);
+        ymin = ymin.min(p.query_s * 1e3);
+        ymax = ymax.max(p.query_s * 1e3);
+    }
+    for r in &rows {
+        ymin = ymin.min(r.faiss_flat_s * 1e3 / 20.0);
+        ymax = ymax.max(r.faiss_flat_s * 1e3 / 20.0);
+    }
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing the plot: {e}");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "Exact index at radius 31: memory against time for 1,000 queries on 2 threads (uniform lists; scanlab {})",
+                    rows[0].scanlab_version
+                ),
+                ("sans-serif", 15),
+            )
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(60)
+            .build_cartesian_2d(30.0..xmax * 1.08, (ymin * 0.7..ymax * 1.4).log_scale())
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("bytes a hash, all counted (hash 32 B + tables + directories)")
+            .y_desc("ms for 1,000 queries (log)")
+            .draw()
+            .map_err(|e| err(&e))?;
+        // The memory goal.
+        chart
+            .draw_series(LineSeries::new(
+                vec![(64.0, ymin * 0.7), (64.0, ymax * 1.4)],
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(|e| err(&e))?
+            .label("64 bytes a hash (goal)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5)));
+        for (k, r) in rows.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            let mut pts: Vec<(f64, f64)> = r
+                .layouts
+                .iter()
+                .map(|l| (l.bytes_per_hash, l.query_s * 1e3))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(|e| err(&e))?
+                .label(format!("{} hashes ({})", r.n, r.shape))
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+            for l in &r.layouts {
+                let short = l
+                    .layout
+                    .replace(" chunks of ", "×")
+                    .replace(" bits, directories of ", "b, dir ")
+                    .replace(" bits, ", "b, ")
+                    .replace("-bit entries", "b");
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        short,
+                        (l.bytes_per_hash + 0.3, l.query_s * 1e3 * 1.04),
+                        ("sans-serif", 10).into_font().color(&color),
+                    )))
+                    .map_err(|e| err(&e))?;
+            }
+            // 20× FAISS Flat: the speed goal at this size.
+            let goal = r.faiss_flat_s * 1e3 / 20.0;
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(30.0, goal), (xmax * 1.08, goal)],
+                    color.stroke_width(1),
+                ))
+                .map_err(|e| err(&e))?
+                .label(format!("20× FAISS Flat at {} (goal)", r.n))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    std::fs::write(out, svg).with_context(|| format!("writing {}", out.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -40,6 +40,11 @@ pub struct EvalArgs {
     /// none otherwise, which the report says).
     #[arg(long)]
     reference_videos: Option<PathBuf>,
+    /// Every party decodes images by the fast path (JPEG and WebP at reduced size; see
+    /// `scanlab hash --fast-decode`), to measure what it costs in recall and false positives
+    /// beside an exact run of the same seed. Off by default: the exact run is the reference.
+    #[arg(long)]
+    fast_decode: bool,
     /// Print the JSON Schema of results.json (the file in the repository's schema/ folder) and
     /// exit.
     #[arg(long)]
@@ -79,6 +84,10 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         .map(|s| if s.contains(' ') { format!("{s:?}") } else { s })
         .collect::<Vec<_>>()
         .join(" ");
+    if a.fast_decode {
+        // Process-wide, so the list builder and every scheme's halves decode alike.
+        scanlab_imaging::set_fast_decode_default(Some(scanlab_imaging::FastDecode::default()));
+    }
     let registry = scanlab_schemes::registry();
     let cfg = Config {
         corpus,

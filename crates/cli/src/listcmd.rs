@@ -98,6 +98,27 @@ pub enum ListCmd {
         /// The proof bundle from `list prove` (`-` for stdin).
         proof: PathBuf,
     },
+    /// Build the exact Hamming index of a binary list and save it beside the list
+    /// (`LIST.mih`), so that `scanlab match` opens it memory-mapped instead of building it.
+    /// Prints the layout, the build time and the memory per hash as JSON.
+    Index {
+        /// The binary list (`list build --format bin`, or `list export --format bin`).
+        list: PathBuf,
+        /// Where to write the index (default: the list's path with `.mih` appended).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Chunks (tables), 8 to 32; default by the list's size (multi-index hashing's
+        /// `log2 n`-bit chunks: 16 up to 2^19 hashes, 12, 10, then 8).
+        #[arg(long)]
+        chunks: Option<usize>,
+        /// Directory bits of each table (default: ceil(log2 n) - 4).
+        #[arg(long)]
+        dir_bits: Option<u32>,
+        /// Bits of each packed table entry: the position, then as many bits of the chunk as
+        /// fit (default 32).
+        #[arg(long, default_value_t = 32)]
+        entry_bits: u32,
+    },
     /// Convert a list (CSV, JSON lines or binary) to another format, reporting duplicates.
     Export {
         /// The list to read (`-` for stdin).
@@ -327,6 +348,47 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
                 }
             }
         }
+        ListCmd::Index {
+            list,
+            out,
+            chunks,
+            dir_bits,
+            entry_bits,
+        } => {
+            let out = out.unwrap_or_else(|| index_path(&list));
+            let n = binary_len(&list)?.with_context(|| {
+                format!(
+                    "{} is not a binary list: convert it with `scanlab list export --format bin`",
+                    list.display()
+                )
+            })?;
+            let layout = match (chunks, dir_bits, entry_bits) {
+                (None, None, 32) => scanlab_hashlist::index::Layout::for_len(n),
+                (c, d, e) => scanlab_hashlist::index::Layout::new(
+                    n,
+                    c.unwrap_or_else(|| scanlab_hashlist::index::Layout::for_len(n).chunks()),
+                    d,
+                    e,
+                )?,
+            };
+            let t = std::time::Instant::now();
+            let index = MihIndex::build_from_list(&list, Some(layout))?;
+            let build_s = t.elapsed().as_secs_f64();
+            index.save(&out)?;
+            files::outln!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "list": list,
+                    "index": out,
+                    "hashes": n,
+                    "layout": index.layout().describe(),
+                    "build_s": build_s,
+                    "bytes_per_hash": index.memory_bytes() as f64 / n.max(1) as f64,
+                    "index_file_bytes": std::fs::metadata(&out)?.len(),
+                }))?
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         ListCmd::Export { list, format } => {
             let l = read_list(&list)?;
             let stdout = std::io::stdout();
@@ -350,6 +412,10 @@ pub struct MatchArgs {
     /// (0 matches all); each skipped query says so. 50 is ThreatExchange's and HMA's threshold.
     #[arg(long, default_value_t = scanlab_hashlist::list::MIN_QUALITY)]
     min_quality: u8,
+    /// A binary list's saved index (`scanlab list index`). By default `LIST.mih` is used when
+    /// it exists and fits the list; otherwise the index is built in memory.
+    #[arg(long)]
+    index: Option<PathBuf>,
     #[command(flatten)]
     input: QueryInputs,
 }
@@ -388,24 +454,127 @@ struct MatchOut {
     distance: u32,
 }
 
+/// The default path of a list's saved index: the list's own with `.mih` appended.
+pub fn index_path(list: &Path) -> PathBuf {
+    let mut p = list.as_os_str().to_owned();
+    p.push(".mih");
+    PathBuf::from(p)
+}
+
+/// The number of hashes of a binary list file, or `None` when the file is not one (stdin is
+/// never one: it is read, not mapped).
+fn binary_len(path: &Path) -> Result<Option<usize>> {
+    if files::is_dash(path) {
+        return Ok(None);
+    }
+    let mut head = [0u8; 64];
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    if std::io::Read::read_exact(&mut f, &mut head).is_err()
+        || !scanlab_hashlist::list::is_binary(&head)
+    {
+        return Ok(None);
+    }
+    let len = f.metadata()?.len();
+    Ok(Some((len.saturating_sub(64) / 32) as usize))
+}
+
+/// What a match is looked up in: a text list read into entries (ids, qualities) with its
+/// index built; or a binary list, mapped, whose ids are positions, with its saved index
+/// opened (mapped too) when there is one, so a one-off batch pays neither a build nor a copy.
+struct Matchable {
+    index: MihIndex,
+    /// Entries of a text list; `None` for a binary list (ids are positions).
+    entries: Option<Vec<Entry>>,
+}
+
+impl Matchable {
+    fn open(a: &MatchArgs) -> Result<Matchable> {
+        if binary_len(&a.list)?.is_some() {
+            let saved = a.index.clone().unwrap_or_else(|| index_path(&a.list));
+            if saved.exists() {
+                match MihIndex::open(&saved, &a.list) {
+                    Ok(index) => {
+                        return Ok(Matchable {
+                            index,
+                            entries: None,
+                        });
+                    }
+                    Err(e) if a.index.is_some() => {
+                        return Err(e).with_context(|| format!("index {}", saved.display()));
+                    }
+                    Err(e) => files::note!(
+                        "{}: not used, so the index is built in memory ({e})",
+                        saved.display()
+                    ),
+                }
+            } else if a.index.is_some() {
+                bail!(
+                    "no index at {}: build it with `scanlab list index`",
+                    saved.display()
+                );
+            }
+            let index = MihIndex::build_from_list(&a.list, None)
+                .with_context(|| format!("list {}", a.list.display()))?;
+            if index.is_empty() {
+                bail!(scanlab_hashlist::ListError::Empty);
+            }
+            return Ok(Matchable {
+                index,
+                entries: None,
+            });
+        }
+        let mut list = read_list(&a.list)?;
+        let before = list.entries.len();
+        list.entries
+            .retain(|e| e.quality.is_none_or(|q| q >= a.min_quality));
+        if list.entries.len() < before {
+            files::note!(
+                "{} of {before} list entries have quality below --min-quality {} and are left out",
+                before - list.entries.len(),
+                a.min_quality
+            );
+        }
+        Ok(Matchable {
+            index: MihIndex::build(&list.hashes())?,
+            entries: Some(list.entries),
+        })
+    }
+
+    fn hit(&self, position: u32, distance: u32) -> MatchOut {
+        match &self.entries {
+            Some(entries) => {
+                let e = &entries[position as usize];
+                MatchOut {
+                    id: e.id,
+                    hash: e.hash,
+                    distance,
+                }
+            }
+            None => MatchOut {
+                id: position as u64,
+                hash: self.index.hash(position),
+                distance,
+            },
+        }
+    }
+}
+
 /// Exit 0 when anything matched, 1 when nothing did (like grep), 2 on errors.
 pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
-    let mut list = read_list(&a.list)?;
-    let before = list.entries.len();
-    list.entries
-        .retain(|e| e.quality.is_none_or(|q| q >= a.min_quality));
-    if list.entries.len() < before {
-        files::note!(
-            "{} of {before} list entries have quality below --min-quality {} and are left out",
-            before - list.entries.len(),
-            a.min_quality
-        );
-    }
-    let index = MihIndex::build(&list.hashes())?;
     if a.radius > scanlab_hashlist::index::MAX_RADIUS {
         bail!(scanlab_hashlist::IndexError::Radius(a.radius));
     }
+    let list = Matchable::open(&a)?;
     let queries = queries(&a.input)?;
+    // Every hash to look up, queried on all cores at once; answers are printed in order.
+    let lookups: Vec<Hash256> = queries
+        .iter()
+        .filter_map(|(_, h)| match h {
+            Ok((h, q)) if q.is_none_or(|q| q >= a.min_quality) => Some(*h),
+            _ => None,
+        })
+        .collect();
+    let mut answers = list.index.query_batch(&lookups, a.radius)?.into_iter();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut any, mut failed) = (false, 0);
@@ -424,19 +593,12 @@ pub fn run_match(a: MatchArgs) -> Result<ExitCode> {
                 };
                 writeln!(out, "{}", serde_json::to_string(&line)?)?;
             }
-            Ok((h, quality)) => {
-                let hits = index.query(&h, a.radius)?;
+            Ok((_, quality)) => {
+                let hits = answers.next().expect("one answer per lookup");
                 any |= !hits.is_empty();
                 let matches = hits
                     .iter()
-                    .map(|hit| {
-                        let e = &list.entries[hit.position as usize];
-                        MatchOut {
-                            id: e.id,
-                            hash: e.hash,
-                            distance: hit.distance,
-                        }
-                    })
+                    .map(|hit| list.hit(hit.position, hit.distance))
                     .collect();
                 let line = MatchLine {
                     query,

@@ -265,6 +265,11 @@ pub(crate) struct DecodeArgs {
     /// with hashes that tool made.
     #[arg(long, value_enum, default_value = "reference")]
     compat: CompatArg,
+    /// Decode large JPEG and WebP images at reduced size (libjpeg-turbo's DCT scaling,
+    /// libwebp's rescaler): several times faster, but NOT the reference's pixels, so hashes
+    /// differ from Meta's by a few bits. Off by default; never for exactness.
+    #[arg(long)]
+    fast_decode: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -288,6 +293,7 @@ impl DecodeArgs {
                 CompatArg::Reference => scanlab_imaging::Compat::Reference,
                 CompatArg::Threatexchange => scanlab_imaging::Compat::ThreatExchange,
             },
+            fast: self.fast_decode.then(scanlab_imaging::FastDecode::default),
         }
     }
 }

@@ -224,6 +224,32 @@ pub fn signal_hex(field: &str) -> &str {
 /// 16-byte magic of the binary form; the last byte is the format version.
 pub const BINARY_MAGIC: &[u8; 16] = b"scanlab-hashes\0\x01";
 
+/// Whether `b` starts as a binary list does.
+pub fn is_binary(b: &[u8]) -> bool {
+    b.starts_with(BINARY_MAGIC)
+}
+
+/// Checks the header of a binary list and returns where its hashes are (32 bytes each, as
+/// [`Hash256::to_bytes`] lays them out): what an index maps without reading the list into
+/// entries.
+pub fn binary_body(b: &[u8]) -> Result<std::ops::Range<usize>, ListError> {
+    let bad = |m: &str| ListError::Binary(m.to_string());
+    if b.len() < 64 || &b[..16] != BINARY_MAGIC {
+        return Err(bad("missing magic or header (expected version 1)"));
+    }
+    if b[16..20] != 1u32.to_le_bytes() {
+        return Err(bad("unknown hash kind"));
+    }
+    let n = u64::from_le_bytes(b[24..32].try_into().expect("8 bytes"));
+    if !(b.len() - 64).is_multiple_of(32) || ((b.len() - 64) / 32) as u64 != n {
+        return Err(bad(&format!(
+            "header says {n} hashes, body holds {} bytes",
+            b.len() - 64
+        )));
+    }
+    Ok(64..b.len())
+}
+
 impl HashList {
     /// The hashes alone, in entry order (what an index is built from).
     pub fn hashes(&self) -> Vec<Hash256> {
@@ -524,24 +550,31 @@ impl HashList {
         b
     }
 
+    /// A list of these hashes, with ids their positions and no metadata (as the binary form
+    /// reads back).
+    pub fn from_hashes(hashes: &[Hash256]) -> HashList {
+        HashList {
+            entries: hashes
+                .iter()
+                .enumerate()
+                .map(|(i, h)| Entry {
+                    id: i as u64,
+                    kind: HashKind::Pdq,
+                    hash: *h,
+                    label: String::new(),
+                    vouched_by: Vec::new(),
+                    added: 0,
+                    quality: None,
+                })
+                .collect(),
+        }
+    }
+
     /// Reads the binary form: the list (ids are positions) and the log root it carries.
     pub fn from_binary(b: &[u8]) -> Result<(HashList, [u8; 32]), ListError> {
-        let bad = |m: &str| ListError::Binary(m.to_string());
-        if b.len() < 64 || &b[..16] != BINARY_MAGIC {
-            return Err(bad("missing magic or header (expected version 1)"));
-        }
-        if b[16..20] != 1u32.to_le_bytes() {
-            return Err(bad("unknown hash kind"));
-        }
-        let n = u64::from_le_bytes(b[24..32].try_into().expect("8 bytes")) as usize;
+        let body = binary_body(b)?;
         let root: [u8; 32] = b[32..64].try_into().expect("32 bytes");
-        if !(b.len() - 64).is_multiple_of(32) || (b.len() - 64) / 32 != n {
-            return Err(bad(&format!(
-                "header says {n} hashes, body holds {} bytes",
-                b.len() - 64
-            )));
-        }
-        let entries = b[64..]
+        let entries = b[body]
             .chunks_exact(32)
             .enumerate()
             .map(|(i, c)| Entry {

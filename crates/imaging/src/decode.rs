@@ -51,7 +51,7 @@ impl Default for Limits {
 }
 
 /// How to decode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeOptions {
     /// Pixel and byte limits.
     pub limits: Limits,
@@ -59,6 +59,85 @@ pub struct DecodeOptions {
     pub exif_orient: bool,
     /// Whose pixels: the reference's (the default) or another tool's.
     pub compat: Compat,
+    /// Decode large images at reduced size ([`FastDecode`]): **not** the reference's pixels,
+    /// so never where exactness is claimed. `None` (exact) unless the process default was
+    /// changed with [`set_fast_decode_default`].
+    pub fast: Option<FastDecode>,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            limits: Limits::default(),
+            exif_orient: false,
+            compat: Compat::default(),
+            fast: fast_decode_default(),
+        }
+    }
+}
+
+/// The fast decoding path: an image far larger than PDQ's 64×64 working size is decoded at a
+/// reduced size, the shortcut its format offers, so that it costs a fraction of a full decode.
+///
+/// - **JPEG**: libjpeg-turbo's scaled inverse DCT (1/2, 1/4 or 1/8 of each side: at 1/8 each
+///   8×8 block becomes its DC average), with its fast chroma upsampling. The largest reduction
+///   that keeps both sides at least [`FastDecode::min_side`] is taken.
+/// - **WebP** (still): libwebp's own rescaler, which shrinks rows as they are decoded (the VP8
+///   or VP8L bitstream is still decoded whole, so the gain is the colour conversion and memory),
+///   without its deblocking filter and fancy upsampling.
+/// - **PNG and the others**: no shortcut exists (every row must be inflated), so the exact
+///   decode.
+///
+/// Hashes differ from the exact ones by a few bits (`scanlab bench fast-decode` measures the
+/// distribution on a corpus); `scanlab evaluate --fast-decode` measures what it costs in recall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FastDecode {
+    /// The shortest side a reduced image may have.
+    pub min_side: u32,
+}
+
+/// The default [`FastDecode::min_side`]: four times PDQ's 64-pixel working size.
+pub const FAST_MIN_SIDE: u32 = 256;
+
+impl Default for FastDecode {
+    fn default() -> Self {
+        FastDecode {
+            min_side: FAST_MIN_SIDE,
+        }
+    }
+}
+
+impl FastDecode {
+    /// The largest power-of-two reduction (1, 2, 4 or 8) of a `w`×`h` image whose sides both
+    /// stay at least `min_side` (rounded up, as the decoders round).
+    pub fn reduction(&self, w: u32, h: u32) -> u32 {
+        [8, 4, 2]
+            .into_iter()
+            .find(|r| w.div_ceil(*r) >= self.min_side && h.div_ceil(*r) >= self.min_side)
+            .unwrap_or(1)
+    }
+}
+
+/// 0 for none, else the fast path's `min_side`.
+static FAST_DEFAULT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Sets whether [`DecodeOptions::default`] takes the fast path, for the whole process: what
+/// `scanlab evaluate --fast-decode` uses, so that every party that decodes an image (the list
+/// builder, each scheme's device and provider halves) decodes it the same way. Off unless set.
+pub fn set_fast_decode_default(fast: Option<FastDecode>) {
+    FAST_DEFAULT.store(
+        fast.map_or(0, |f| f.min_side.max(1)),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The process default of [`DecodeOptions::fast`] (`None` unless [`set_fast_decode_default`]
+/// changed it).
+pub fn fast_decode_default() -> Option<FastDecode> {
+    match FAST_DEFAULT.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        min_side => Some(FastDecode { min_side }),
+    }
 }
 
 /// Whose conversion to RGB to reproduce.
@@ -345,14 +424,14 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage, ImageError
     let (rgb, orientation) = if let Some(rgb) = te_png {
         (rgb, None)
     } else if format == Format::Jpeg {
-        let rgb = decode_jpeg(bytes, &opts.limits, opts.compat)?;
+        let rgb = decode_jpeg(bytes, &opts.limits, opts.compat, opts.fast)?;
         let orientation = opts
             .exif_orient
             .then(|| orientation(image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))))
             .flatten();
         (rgb, orientation)
     } else if format == Format::WebP {
-        let rgb = crate::webp::decode_webp(bytes, &opts.limits)?;
+        let rgb = crate::webp::decode_webp(bytes, &opts.limits, opts.fast)?;
         let orientation = opts
             .exif_orient
             .then(|| orientation(image::codecs::webp::WebPDecoder::new(Cursor::new(bytes))))
@@ -492,15 +571,37 @@ fn gif_as_threatexchange(bytes: &[u8], limits: &Limits) -> Result<RgbImage, Imag
     Ok(RgbImage::from_raw(w as u32, h as u32, px).expect("3 bytes per pixel"))
 }
 
-fn decode_jpeg(bytes: &[u8], limits: &Limits, compat: Compat) -> Result<RgbImage, ImageError> {
+fn decode_jpeg(
+    bytes: &[u8],
+    limits: &Limits,
+    compat: Compat,
+    fast: Option<FastDecode>,
+) -> Result<RgbImage, ImageError> {
     let corrupt = |e: &dyn std::fmt::Display| ImageError::Corrupt {
         format: Format::Jpeg,
         message: e.to_string(),
     };
     let mut d = turbojpeg::Decompressor::new().map_err(|e| corrupt(&e))?;
     let header = d.read_header(bytes).map_err(|e| corrupt(&e))?;
-    let (w, h) = (header.width, header.height);
-    let _reserved = admit(Format::Jpeg, w as u64, h as u64, limits)?;
+    let _reserved = admit(
+        Format::Jpeg,
+        header.width as u64,
+        header.height as u64,
+        limits,
+    )?;
+    // The fast path: scaled in the DCT domain, fast chroma upsampling (FastDecode's docs).
+    let reduce = fast.map_or(1, |f| {
+        f.reduction(header.width as u32, header.height as u32)
+    });
+    let (w, h) = if reduce > 1 && !header.is_lossless {
+        let factor = turbojpeg::ScalingFactor::new(1, reduce as usize);
+        d.set_scaling_factor(factor).map_err(|e| corrupt(&e))?;
+        d.set_fast_upsample(true).map_err(|e| corrupt(&e))?;
+        let scaled = header.scaled(factor);
+        (scaled.width, scaled.height)
+    } else {
+        (header.width, header.height)
+    };
     let cmyk = matches!(
         header.colorspace,
         turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK

@@ -1,7 +1,9 @@
 //! Everything between an image file and the pixels scanlab hashes.
 //!
 //! - [`decode`]: files to RGB exactly as Pillow's `convert('RGB')` gives them (so the golden
-//!   PDQ values apply), with pixel and byte limits and errors that name the file.
+//!   PDQ values apply), with pixel and byte limits and errors that name the file; and, off by
+//!   default, a fast path that decodes large JPEG and WebP images at reduced size
+//!   ([`FastDecode`]).
 //! - [`edits`]: deterministic, seeded image edits with a strength parameter, for the
 //!   robustness (evasion) experiments.
 //! - [`phash`]: PDQ and the comparison hashes (pHash, dHash, aHash) behind one trait.
@@ -19,8 +21,9 @@ pub mod quality;
 mod webp;
 
 pub use decode::{
-    Compat, DEFAULT_DECODE_BUDGET, DecodeOptions, FileError, Format, ImageError, Limits, decode,
-    decode_budget_peak, decode_file, decode_reader, set_decode_budget,
+    Compat, DEFAULT_DECODE_BUDGET, DecodeOptions, FAST_MIN_SIDE, FastDecode, FileError, Format,
+    ImageError, Limits, decode, decode_budget_peak, decode_file, decode_reader,
+    fast_decode_default, set_decode_budget, set_fast_decode_default,
 };
 pub use edits::{Edit, EditKind};
 pub use image::RgbImage;

@@ -14,7 +14,7 @@
 //! library). Every call is bounded: the size is read from the header first and admitted
 //! against the pixel limit and the decoding budget before any pixel buffer is allocated.
 
-use crate::decode::{Format, ImageError, Limits, admit};
+use crate::decode::{FastDecode, Format, ImageError, Limits, admit};
 use image::RgbImage;
 use libwebp_sys as w;
 
@@ -26,7 +26,11 @@ fn corrupt(message: impl Into<String>) -> ImageError {
 }
 
 /// Decodes a WebP file to RGB, as Pillow's `Image.open(f).convert('RGB')` gives it.
-pub(crate) fn decode_webp(bytes: &[u8], limits: &Limits) -> Result<RgbImage, ImageError> {
+pub(crate) fn decode_webp(
+    bytes: &[u8],
+    limits: &Limits,
+    fast: Option<FastDecode>,
+) -> Result<RgbImage, ImageError> {
     let mut features = std::mem::MaybeUninit::<w::WebPBitstreamFeatures>::zeroed();
     // SAFETY: libwebp reads at most `bytes.len()` bytes and fills the features struct.
     let status = unsafe { w::WebPGetFeatures(bytes.as_ptr(), bytes.len(), features.as_mut_ptr()) };
@@ -44,6 +48,10 @@ pub(crate) fn decode_webp(bytes: &[u8], limits: &Limits) -> Result<RgbImage, Ima
     }
     let (wu, hu) = (width as u32, height as u32);
     let _reserved = admit(Format::WebP, wu as u64, hu as u64, limits)?;
+    let reduce = fast.map_or(1, |f| f.reduction(wu, hu));
+    if reduce > 1 {
+        return scaled(bytes, wu.div_ceil(reduce), hu.div_ceil(reduce));
+    }
     let stride = wu as usize * 3;
     let mut out = vec![0u8; stride * hu as usize];
     // SAFETY: `out` holds `height` rows of `stride` bytes, as the call is told; libwebp writes
@@ -61,6 +69,41 @@ pub(crate) fn decode_webp(bytes: &[u8], limits: &Limits) -> Result<RgbImage, Ima
         return Err(corrupt("libwebp could not decode the image data"));
     }
     RgbImage::from_raw(wu, hu, out).ok_or_else(|| corrupt("buffer size"))
+}
+
+/// The fast path ([`FastDecode`]): a still decoded through libwebp's rescaler straight to
+/// `sw`×`sh` RGB, without the deblocking filter or fancy upsampling.
+fn scaled(bytes: &[u8], sw: u32, sh: u32) -> Result<RgbImage, ImageError> {
+    let mut config = std::mem::MaybeUninit::<w::WebPDecoderConfig>::zeroed();
+    // SAFETY: initialises the struct it is given (and checks libwebp's ABI version).
+    if !unsafe { w::WebPInitDecoderConfig(config.as_mut_ptr()) } {
+        return Err(corrupt("libwebp: decoder ABI mismatch"));
+    }
+    // SAFETY: initialised by the successful call above.
+    let mut config = unsafe { config.assume_init() };
+    let stride = sw as usize * 3;
+    let mut out = vec![0u8; stride * sh as usize];
+    config.options.use_scaling = 1;
+    config.options.scaled_width = sw as i32;
+    config.options.scaled_height = sh as i32;
+    config.options.bypass_filtering = 1;
+    config.options.no_fancy_upsampling = 1;
+    config.output.colorspace = w::WEBP_CSP_MODE::MODE_RGB;
+    config.output.is_external_memory = 1;
+    config.output.u.RGBA = w::WebPRGBABuffer {
+        rgba: out.as_mut_ptr(),
+        stride: stride as i32,
+        size: out.len(),
+    };
+    // SAFETY: libwebp reads at most `bytes.len()` bytes and writes `sh` rows of `stride`
+    // bytes into `out`, as the external buffer it was given says.
+    let status = unsafe { w::WebPDecode(bytes.as_ptr(), bytes.len(), &mut config) };
+    // SAFETY: frees nothing of ours (external memory); releases any private buffer.
+    unsafe { w::WebPFreeDecBuffer(&mut config.output) };
+    if status != w::VP8StatusCode::VP8_STATUS_OK {
+        return Err(corrupt(format!("libwebp: {status:?}")));
+    }
+    RgbImage::from_raw(sw, sh, out).ok_or_else(|| corrupt("buffer size"))
 }
 
 /// Frees the animation decoder however the decode ends.
