@@ -620,7 +620,11 @@ fn decode_jpeg(
         height: h,
         format,
     };
-    d.decompress(bytes, image).map_err(|e| corrupt(&e))?;
+    // At 1/8 a block is its DC coefficient alone, so a progressive file's AC scans can be
+    // left unread: the same pixels for a fraction of the entropy decoding.
+    let dc_only = (reduce == 8).then(|| dc_scans_only(bytes)).flatten();
+    d.decompress(dc_only.as_deref().unwrap_or(bytes), image)
+        .map_err(|e| corrupt(&e))?;
     let rgb = if cmyk && compat == Compat::ThreatExchange {
         // Pillow's CMYK array (Adobe-inverted), its first three channels taken as RGB.
         pixels
@@ -641,6 +645,128 @@ fn decode_jpeg(
         pixels
     };
     Ok(RgbImage::from_raw(w as u32, h as u32, rgb).expect("buffer sized from header"))
+}
+
+/// A progressive JPEG with most of its AC scans left out (every other segment kept, in order,
+/// and an end marker after the last): `None` when the file is not progressive, has no AC scan
+/// to leave out, or is not laid out as expected (then it is decoded whole).
+///
+/// Decoded at 1/8 scale, where libjpeg-turbo's 1×1 inverse DCT reads the DC coefficient alone,
+/// this gives the whole file's pixels. Kept: every segment but AC scans, and the AC scans of a
+/// component that libjpeg-turbo decodes at 1/8 as 2×2 blocks rather than upsample it (4:2:0
+/// chroma), since its 2×2 inverse DCT reads coefficients of every band. One change: each
+/// quantization table's (0, 2) entry is set to 0, which turns off libjpeg-turbo's block
+/// smoothing (it estimates the AC coefficients a file has not supplied, and for a component
+/// with none it smooths the DC too; a zero among the quantizers it divides by turns it off),
+/// and which no 1×1 or 2×2 inverse DCT reads. A file with a component of another size is
+/// decoded whole. The test
+/// `dc_scans_give_the_same_eighth_scale_pixels` checks it on a file, and the ignored test
+/// `dc_scans_on_the_dev_corpus` on every progressive photo of the dev corpus.
+fn dc_scans_only(b: &[u8]) -> Option<Vec<u8>> {
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len() / 4);
+    out.extend_from_slice(&b[..2]);
+    let (mut i, mut progressive, mut dropped) = (2, false, false);
+    // (component id, inverse-DCT size at 1/8); where the quantization tables are in `out`.
+    let mut sizes: Vec<(u8, u8)> = Vec::new();
+    let mut dqt: Vec<(usize, usize)> = Vec::new();
+    loop {
+        if *b.get(i)? != 0xFF {
+            return None;
+        }
+        while *b.get(i)? == 0xFF {
+            i += 1;
+        }
+        let (start, marker) = (i - 1, b[i]);
+        i += 1;
+        match marker {
+            0xD9 => break,
+            0x01 | 0xD0..=0xD7 => {
+                out.extend_from_slice(&[0xFF, marker]);
+                continue;
+            }
+            _ => {}
+        }
+        let len = u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]) as usize;
+        let seg = b.get(i..i + len)?;
+        let mut end = i + len;
+        match marker {
+            0xC2 => {
+                progressive = true;
+                // Each component's inverse-DCT size at 1/8, as libjpeg-turbo chooses it
+                // (jdmaster.c): a subsampled component is scaled up by its IDCT rather than by
+                // upsampling, so a 4:2:0 file's chroma is read as 2×2 blocks, AC included.
+                let nf = *seg.get(7)? as usize;
+                let hv: Vec<(u8, u8, u8)> = (0..nf)
+                    .map(|k| {
+                        let f = *seg.get(9 + 3 * k)?;
+                        Some((*seg.get(8 + 3 * k)?, f >> 4, f & 15))
+                    })
+                    .collect::<Option<_>>()?;
+                let (mh, mv) = hv.iter().fold((1, 1), |(a, b), c| (a.max(c.1), b.max(c.2)));
+                for &(id, h, v) in &hv {
+                    if h == 0 || v == 0 {
+                        return None;
+                    }
+                    let mut k = 1u8;
+                    while k < 8 && mh % (h * k * 2) == 0 && mv % (v * k * 2) == 0 {
+                        k *= 2;
+                    }
+                    if k > 2 {
+                        return None;
+                    }
+                    sizes.push((id, k));
+                }
+            }
+            0xC0 | 0xC1 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+            0xDA => {
+                if !progressive {
+                    return None;
+                }
+                // Entropy-coded data runs to the next marker that is not a stuffed byte or a
+                // restart marker.
+                while !(b.get(end)? == &0xFF && !matches!(b.get(end + 1)?, 0x00 | 0xD0..=0xD7)) {
+                    end += 1;
+                }
+                let ns = *seg.get(2)? as usize;
+                let comps: Vec<u8> = (0..ns)
+                    .map(|k| seg.get(3 + 2 * k).copied())
+                    .collect::<Option<_>>()?;
+                let se = *seg.get(4 + 2 * ns)?;
+                if se > 0 {
+                    // An AC scan has one component: a 1×1 block reads none of its
+                    // coefficients, a 2×2 block reads some of every band.
+                    let c = *comps.first()?;
+                    if sizes.iter().find(|s| s.0 == c)?.1 == 1 {
+                        dropped = true;
+                        i = end;
+                        continue;
+                    }
+                }
+            }
+            0xDB => dqt.push((out.len() + 4, len - 2)),
+            _ => {}
+        }
+        out.extend_from_slice(b.get(start..end)?);
+        i = end;
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    // Block smoothing is turned off by a zero quantizer at (row 0, column 2), one of those it
+    // divides by: a coefficient neither a 1×1 nor libjpeg's 2×2 inverse DCT (which skips
+    // columns 2, 4 and 6) reads. Tables are in zigzag order, where (0, 2) is the sixth.
+    for (mut at, len) in dqt {
+        let stop = at + len;
+        while at < stop {
+            let wide = *out.get(at)? >> 4 == 1;
+            let size = if wide { 128 } else { 64 };
+            let q = at + 1 + if wide { 10 } else { 5 };
+            out.get_mut(q..q + 1 + usize::from(wide))?.fill(0);
+            at += 1 + size;
+        }
+    }
+    (progressive && dropped && !sizes.is_empty()).then_some(out)
 }
 
 /// Pillow's `MULDIV255`: `a·b/255` rounded, with integer arithmetic.
@@ -684,4 +810,155 @@ pub fn to_rgb_like_pillow(img: DynamicImage) -> RgbImage {
         other => return other.into_rgb8(),
     };
     RgbImage::from_raw(w, h, px).expect("3 bytes per pixel")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo(w: u32, h: u32) -> Vec<u8> {
+        // A smooth but detailed seeded picture, so DC and AC both carry information.
+        (0..h)
+            .flat_map(|y| {
+                (0..w).flat_map(move |x| {
+                    let (fx, fy) = (x as f32, y as f32);
+                    let v = |k: f32| {
+                        (128.0 + 90.0 * ((fx * k / 37.0).sin() * (fy / (23.0 + k)).cos())) as u8
+                    };
+                    [v(1.0), v(2.0), v(3.0)]
+                })
+            })
+            .collect()
+    }
+
+    fn jpeg(w: u32, h: u32, progressive: bool) -> Vec<u8> {
+        jpeg_sub(w, h, progressive, turbojpeg::Subsamp::Sub2x2)
+    }
+
+    fn jpeg_sub(w: u32, h: u32, progressive: bool, sub: turbojpeg::Subsamp) -> Vec<u8> {
+        let px = photo(w, h);
+        let img = turbojpeg::Image {
+            pixels: px.as_slice(),
+            width: w as usize,
+            pitch: 3 * w as usize,
+            height: h as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.set_quality(85).unwrap();
+        c.set_progressive(progressive).unwrap();
+        c.set_subsamp(sub).unwrap();
+        c.compress_to_vec(img).unwrap()
+    }
+
+    #[test]
+    fn dc_scans_give_the_same_eighth_scale_pixels() {
+        use turbojpeg::Subsamp::*;
+        for sub in [Sub2x2, None, Sub2x1, Sub1x2, Gray] {
+            same_eighth_scale_pixels(sub);
+        }
+    }
+
+    fn same_eighth_scale_pixels(sub: turbojpeg::Subsamp) {
+        let (w, h) = (2400, 2100);
+        let prog = jpeg_sub(w, h, true, sub);
+        let dc = dc_scans_only(&prog).expect("a progressive file has AC scans to leave out");
+        assert!(dc.len() < prog.len(), "{} of {}", dc.len(), prog.len());
+        let fast = Some(FastDecode::default());
+        assert_eq!(FastDecode::default().reduction(w, h), 8);
+        let limits = Limits::default();
+        let whole = {
+            // The same decode with every scan read.
+            let mut d = turbojpeg::Decompressor::new().unwrap();
+            let f = turbojpeg::ScalingFactor::new(1, 8);
+            d.set_scaling_factor(f).unwrap();
+            d.set_fast_upsample(true).unwrap();
+            let hd = d.read_header(&prog).unwrap().scaled(f);
+            let mut px = vec![0u8; hd.width * hd.height * 3];
+            d.decompress(
+                &prog,
+                turbojpeg::Image {
+                    pixels: px.as_mut_slice(),
+                    width: hd.width,
+                    pitch: 3 * hd.width,
+                    height: hd.height,
+                    format: turbojpeg::PixelFormat::RGB,
+                },
+            )
+            .unwrap();
+            px
+        };
+        let ours = decode_jpeg(&prog, &limits, Compat::Reference, fast).unwrap();
+        assert_eq!((ours.width(), ours.height()), (300, 263));
+        assert!(
+            ours.as_raw() == &whole,
+            "{sub:?}: DC scans alone give the 1/8 pixels"
+        );
+        // Canary: without the AC scans a full-size decode does differ.
+        let full_dc = decode_jpeg(&dc, &limits, Compat::Reference, None).unwrap();
+        let full = decode_jpeg(&prog, &limits, Compat::Reference, None).unwrap();
+        assert!(full_dc != full);
+        // Baseline files, and damaged ones, are left whole.
+        assert!(dc_scans_only(&jpeg(64, 64, false)).is_none());
+        assert!(dc_scans_only(&prog[..prog.len() / 3]).is_none());
+        assert!(dc_scans_only(b"\xFF\xD8\xFF").is_none());
+    }
+
+    /// `cargo test -p scanlab-imaging --lib --release -- --ignored dc_scans_on_the_dev_corpus`
+    /// (the corpus fetched by `scanlab corpus list`, in `$SCANLAB_CACHE` or ~/.cache/scanlab).
+    #[test]
+    #[ignore = "needs the dev corpus"]
+    fn dc_scans_on_the_dev_corpus() {
+        let dir = std::env::var_os("SCANLAB_CACHE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/scanlab")
+            });
+        let mut stack = vec![dir];
+        let (mut checked, mut files) = (0, 0);
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let Ok(b) = std::fs::read(&p) else { continue };
+                files += 1;
+                if dc_scans_only(&b).is_none() {
+                    continue;
+                }
+                let mut d = turbojpeg::Decompressor::new().unwrap();
+                let hd = d.read_header(&b).unwrap();
+                let fast = FastDecode::default();
+                if fast.reduction(hd.width as u32, hd.height as u32) != 8 {
+                    continue;
+                }
+                let f = turbojpeg::ScalingFactor::new(1, 8);
+                d.set_scaling_factor(f).unwrap();
+                d.set_fast_upsample(true).unwrap();
+                let sh = hd.scaled(f);
+                let mut px = vec![0u8; sh.width * sh.height * 3];
+                let img = turbojpeg::Image {
+                    pixels: px.as_mut_slice(),
+                    width: sh.width,
+                    pitch: 3 * sh.width,
+                    height: sh.height,
+                    format: turbojpeg::PixelFormat::RGB,
+                };
+                if hd.colorspace == turbojpeg::Colorspace::CMYK {
+                    continue;
+                }
+                d.decompress(&b, img).unwrap();
+                let ours =
+                    decode_jpeg(&b, &Limits::default(), Compat::Reference, Some(fast)).unwrap();
+                assert!(ours.as_raw() == &px, "{}", p.display());
+                checked += 1;
+            }
+        }
+        eprintln!(
+            "{checked} progressive JPEGs decoded at 1/8 from their DC scans, identical; {files} files looked at"
+        );
+        assert!(checked > 0);
+    }
 }
