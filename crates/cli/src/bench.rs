@@ -64,7 +64,8 @@ pub enum BenchCmd {
         /// Also time a linear scan (slow at 10M).
         #[arg(long)]
         linear: bool,
-        /// Folder to write base.bin, queries.bin and scanlab.json into.
+        /// Folder to write list.bin (a binary list), queries.bin and scanlab.json into; the layouts
+        /// are then built from list.bin, mapped, as `scanlab list index` builds them.
         #[arg(long)]
         dump: Option<PathBuf>,
     },

@@ -719,3 +719,119 @@ fn a_label_with_a_comma_reads_back_whole() {
         assert_eq!(e["vouched_by"], serde_json::json!([]));
     }
 }
+
+#[test]
+fn a_binary_list_matches_the_same_with_its_saved_index_and_without() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("known.csv");
+    let bin = tmp.path().join("known.bin");
+    let dir = shared().join("pdq-reference/images/reg-test-input/dih");
+    let o = scanlab(&[
+        "list",
+        "build",
+        "--out",
+        csv.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = scanlab(&["list", "export", "--format", "bin", csv.to_str().unwrap()]);
+    std::fs::write(&bin, &o.stdout).unwrap();
+    let mods = shared().join("pdq-reference/images/bridge-mods");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["match", "--list", bin.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(mods.to_str().unwrap());
+        let o = scanlab(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        stdout(&o)
+    };
+    let built = run(&[]);
+    // `list index` writes LIST.mih beside the list and says what it built.
+    let o = scanlab(&["list", "index", bin.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["hashes"], 8);
+    let mih = tmp.path().join("known.bin.mih");
+    assert!(mih.exists());
+    assert_eq!(run(&[]), built, "the saved index answers as the built one");
+    assert_eq!(run(&["--index", mih.to_str().unwrap()]), built);
+    // A saved index of another list is not used (a note says so) and the answers stand; named
+    // explicitly, it is an error.
+    let other_csv = tmp.path().join("other.csv");
+    let other = tmp.path().join("other.bin");
+    let o = scanlab(&[
+        "list",
+        "build",
+        "--out",
+        other_csv.to_str().unwrap(),
+        mods.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let o = scanlab(&[
+        "list",
+        "export",
+        "--format",
+        "bin",
+        other_csv.to_str().unwrap(),
+    ]);
+    std::fs::write(&other, &o.stdout).unwrap();
+    let other_mih = tmp.path().join("other.bin.mih");
+    let o = scanlab(&[
+        "list",
+        "index",
+        other.to_str().unwrap(),
+        "--out",
+        other_mih.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    std::fs::copy(&other_mih, &mih).unwrap();
+    let o = scanlab(&[
+        "match",
+        "--list",
+        bin.to_str().unwrap(),
+        mods.to_str().unwrap(),
+    ]);
+    assert_eq!(stdout(&o), built);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not used"));
+    let o = scanlab(&[
+        "match",
+        "--list",
+        bin.to_str().unwrap(),
+        "--index",
+        mih.to_str().unwrap(),
+        mods.to_str().unwrap(),
+    ]);
+    assert_exit(&o, 2);
+    // A text list cannot be indexed: the error says how to convert it.
+    let o = scanlab(&["list", "index", csv.to_str().unwrap()]);
+    assert_exit(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("list export --format bin"));
+}
+
+#[test]
+fn the_fast_decoding_path_is_off_unless_asked_for() {
+    let rel = "images/reg-test-input/exif-rotn/exif-rotn-1.jpg";
+    let path = shared().join("pdq-reference").join(rel);
+    let exact = scanlab(&["hash", path.to_str().unwrap()]);
+    let (hash, quality, _) = golden(rel);
+    assert_eq!(
+        stdout(&exact),
+        format!("{hash},{quality},{}\n", path.display())
+    );
+    let fast = scanlab(&["hash", "--fast-decode", path.to_str().unwrap()]);
+    assert!(fast.status.success());
+    let fast_hash = stdout(&fast).split(',').next().unwrap().to_string();
+    assert_ne!(
+        fast_hash, hash,
+        "a 4032x3024 photo is decoded at 1/8 on the fast path"
+    );
+    let d = scanlab_pdq::Hash256::from_hex(&fast_hash)
+        .unwrap()
+        .distance(&scanlab_pdq::Hash256::from_hex(&hash).unwrap());
+    assert!(d <= 24, "{d} bits from the exact hash");
+}

@@ -755,7 +755,7 @@ impl MihIndex {
 
     pub(crate) fn from_saved(file: Bytes, hashes: Bytes) -> Result<Self, IndexError> {
         let bad = |m: String| IndexError::Saved(m);
-        if file.len() < HEADER || &file[..15] != &MAGIC[..15] {
+        if file.len() < HEADER || file[..15] != MAGIC[..15] {
             return Err(bad("not a scanlab index (no magic)".into()));
         }
         if file[15] != MAGIC[15] {

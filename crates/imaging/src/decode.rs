@@ -727,7 +727,7 @@ fn dc_scans_only(b: &[u8]) -> Option<Vec<u8>> {
                 }
                 // Entropy-coded data runs to the next marker that is not a stuffed byte or a
                 // restart marker.
-                while !(b.get(end)? == &0xFF && !matches!(b.get(end + 1)?, 0x00 | 0xD0..=0xD7)) {
+                while b.get(end)? != &0xFF || matches!(b.get(end + 1)?, 0x00 | 0xD0..=0xD7) {
                     end += 1;
                 }
                 let ns = *seg.get(2)? as usize;
