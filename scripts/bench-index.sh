@@ -26,8 +26,10 @@ for n in "${SIZES[@]}"; do
   for shape in uniform clustered; do
     layouts=(--layout default)
     if [ "$shape" = uniform ]; then
-      # The trade-off: 16, 12 and 10 chunks, and 8 chunks with directories of 2^(p-6)..2^(p-3).
-      layouts+=(--layout 16 --layout 12 --layout 10 --layout "8:$((p - 6))" --layout "8:$((p - 5))" --layout "8:$((p - 4))" --layout "8:$((p - 3))")
+      # The trade-off: 16, 12 and 10 chunks; 8 chunks of 32-bit entries with directories of
+      # 2^(p-6)..2^(p-3); and the default's 8 chunks of p+6 bits with other directories.
+      e=$((p + 6 < 32 ? p + 6 : 32))
+      layouts+=(--layout 16 --layout 12 --layout 10 --layout "8:$((p - 6))" --layout "8:$((p - 5))" --layout "8:$((p - 4))" --layout "8:$((p - 3))" --layout "8:$((p - 6)):$e" --layout "8:$((p - 4)):$e")
     fi
     ./target/release/scanlab -q bench index --n "$n" --shape "$shape" --queries 1000 --radius 31 --threads 2 "${layouts[@]}" --dump "$OUT/$n-$shape"
     OMP_NUM_THREADS=2 "$VENV/bin/python" scripts/bench_index.py "$OUT/$n-$shape" ./target/release/scanlab

@@ -36,39 +36,10 @@ pub enum BenchCmd {
         #[arg(long)]
         homes: PathBuf,
     },
-    /// Times the exact Hamming index on a seeded synthetic list, writing the list and queries
-    /// (32 raw bytes per hash) and the per-query hit counts to --dump for scripts/bench-index.sh.
-    Index {
-        /// List size.
-        #[arg(long, default_value_t = 1_000_000)]
-        n: usize,
-        /// `uniform` or `clustered`.
-        #[arg(long, default_value = "uniform")]
-        shape: String,
-        /// Number of queries.
-        #[arg(long, default_value_t = 1000)]
-        queries: usize,
-        /// Match radius.
-        #[arg(long, default_value_t = 31)]
-        radius: u32,
-        /// Worker threads.
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        /// Seed of the synthetic list.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Layouts to time, each `CHUNKS[:DIR_BITS[:ENTRY_BITS]]` (repeatable); the first is
-        /// the one whose hits are dumped. Default: the layout for the list's size.
-        #[arg(long = "layout")]
-        layouts: Vec<String>,
-        /// Also time a linear scan (slow at 10M).
-        #[arg(long)]
-        linear: bool,
-        /// Folder to write list.bin (a binary list), queries.bin and scanlab.json into; the layouts
-        /// are then built from list.bin, mapped, as `scanlab list index` builds them.
-        #[arg(long)]
-        dump: Option<PathBuf>,
-    },
+    /// Times the exact Hamming index on a seeded synthetic list, one layout or several; with
+    /// --dump, writes the list (a binary list), the queries and the per-query hit counts there
+    /// for scripts/bench-index.sh.
+    Index(IndexBench),
     /// Draws the index trade-off (bytes a hash against query time, one line per list size,
     /// with the 64-byte and 20×-FAISS-Flat goals) from the rows scripts/bench-index.sh writes.
     IndexPlot {
@@ -146,28 +117,8 @@ pub fn run(cmd: BenchCmd) -> Result<ExitCode> {
         BenchCmd::IndexPlot { rows, out } => {
             return index_plot(&rows, &out);
         }
-        BenchCmd::Index {
-            n,
-            shape,
-            queries,
-            radius,
-            threads,
-            seed,
-            layouts,
-            linear,
-            dump,
-        } => {
-            return bench_index(IndexBench {
-                n,
-                shape,
-                nq: queries,
-                radius,
-                threads,
-                seed,
-                layouts,
-                linear,
-                dump,
-            });
+        BenchCmd::Index(b) => {
+            return bench_index(b);
         }
     };
     let files = if paths.is_empty() {
@@ -286,15 +237,37 @@ struct LayoutRun {
     bytes_per_hash: f64,
 }
 
-struct IndexBench {
+/// `scanlab bench index` arguments.
+#[derive(clap::Args)]
+pub struct IndexBench {
+    /// List size.
+    #[arg(long, default_value_t = 1_000_000)]
     n: usize,
+    /// `uniform` or `clustered`.
+    #[arg(long, default_value = "uniform")]
     shape: String,
-    nq: usize,
+    /// Number of queries.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Match radius.
+    #[arg(long, default_value_t = 31)]
     radius: u32,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Seed of the synthetic list.
+    #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Layouts to time, each `CHUNKS[:DIR_BITS[:ENTRY_BITS]]` (repeatable); the first is
+    /// the one whose hits are dumped. Default: the layout for the list's size.
+    #[arg(long = "layout")]
     layouts: Vec<String>,
+    /// Also time a linear scan (slow at 10M).
+    #[arg(long)]
     linear: bool,
+    /// Folder to write list.bin (a binary list), queries.bin and scanlab.json into; the layouts
+    /// are then built from list.bin, mapped, as `scanlab list index` builds them.
+    #[arg(long)]
     dump: Option<PathBuf>,
 }
 
@@ -335,7 +308,7 @@ fn bench_index(b: IndexBench) -> Result<ExitCode> {
     };
     let n = b.n;
     let mut list = synth::list(n, shape, b.seed);
-    let qs = synth::queries(&list, b.nq, b.seed);
+    let qs = synth::queries(&list, b.queries, b.seed);
     let layouts = if b.layouts.is_empty() {
         vec![Layout::for_len(n)]
     } else {
@@ -423,7 +396,7 @@ fn bench_index(b: IndexBench) -> Result<ExitCode> {
         scanlab_version: env!("CARGO_PKG_VERSION"),
         n,
         shape,
-        queries: b.nq,
+        queries: b.queries,
         radius: b.radius,
         threads: b.threads,
         layout: runs[0].layout.clone(),
@@ -511,25 +484,30 @@ fn index_plot(rows: &std::path::Path, out: &std::path::Path) -> Result<ExitCode>
         chart
             .draw_series(LineSeries::new(
                 vec![(64.0, ymin * 0.7), (64.0, ymax * 1.4)],
-                BLACK.mix(0.5).stroke_width(1),
+                BLACK.stroke_width(2),
             ))
             .map_err(|e| err(&e))?
             .label("64 bytes a hash (goal)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5)));
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(2)));
         for (k, r) in rows.iter().enumerate() {
             let color = Palette99::pick(k).to_rgba();
-            let mut pts: Vec<(f64, f64)> = r
+            // A layout timed twice (the default is also in the sweep) is drawn once.
+            let mut seen = std::collections::HashSet::new();
+            let layouts: Vec<&PlotLayout> = r
                 .layouts
+                .iter()
+                .filter(|l| seen.insert(l.layout.as_str()))
+                .collect();
+            let pts: Vec<(f64, f64)> = layouts
                 .iter()
                 .map(|l| (l.bytes_per_hash, l.query_s * 1e3))
                 .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
                 .map_err(|e| err(&e))?
                 .label(format!("{} hashes ({})", r.n, r.shape))
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
-            for l in &r.layouts {
+            for l in &layouts {
                 let short = l
                     .layout
                     .replace(" chunks of ", "×")
@@ -557,7 +535,7 @@ fn index_plot(rows: &std::path::Path, out: &std::path::Path) -> Result<ExitCode>
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
