@@ -25,7 +25,7 @@ for n in "${SIZES[@]}"; do
   p=$(python3 -c "print(max(1, ($n - 1).bit_length()))")
   for shape in uniform clustered; do
     layouts=(--layout default)
-    if [ "$shape" = uniform ]; then
+    if [ "$shape" = uniform ] && [ "$p" -ge 14 ]; then
       # The trade-off: 16, 12 and 10 chunks; 8 chunks of 32-bit entries with directories of
       # 2^(p-6)..2^(p-3); and the default's 8 chunks of p+6 bits with other directories.
       e=$((p + 6 < 32 ? p + 6 : 32))

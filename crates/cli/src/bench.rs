@@ -274,7 +274,7 @@ pub struct IndexBench {
 /// `CHUNKS[:DIR_BITS[:ENTRY_BITS]]` for a list of `n`, or `default`.
 fn parse_layout(n: usize, spec: &str) -> Result<scanlab_hashlist::index::Layout> {
     if spec == "default" {
-        return Ok(scanlab_hashlist::index::Layout::for_len(n));
+        return Ok(scanlab_hashlist::index::Layout::for_len(n)?);
     }
     let mut it = spec.split(':');
     let num = |s: Option<&str>| -> Result<Option<u32>> {
@@ -310,7 +310,7 @@ fn bench_index(b: IndexBench) -> Result<ExitCode> {
     let mut list = synth::list(n, shape, b.seed);
     let qs = synth::queries(&list, b.queries, b.seed);
     let layouts = if b.layouts.is_empty() {
-        vec![Layout::for_len(n)]
+        vec![Layout::for_len(n)?]
     } else {
         b.layouts
             .iter()

@@ -107,17 +107,19 @@ pub enum ListCmd {
         /// Where to write the index (default: the list's path with `.mih` appended).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Chunks (tables), 8 to 32; default by the list's size (multi-index hashing's
-        /// `log2 n`-bit chunks: 16 up to 2^19 hashes, 12, 10, then 8).
+        /// Chunks (tables), 8 to 32. Default by the list's size: 16 chunks up to 2^21 hashes,
+        /// then 8 (multi-index hashing's chunks of about log2 n bits).
         #[arg(long)]
         chunks: Option<usize>,
-        /// Directory bits of each table (default: ceil(log2 n) - 4).
+        /// Directory bits of each table. Default: p - 4 with 16 chunks, p - 5 with 8, where p is
+        /// the bits of a position (ceil(log2 n)).
         #[arg(long)]
         dir_bits: Option<u32>,
         /// Bits of each packed table entry: the position, then as many bits of the chunk as
-        /// fit (default 32).
-        #[arg(long, default_value_t = 32)]
-        entry_bits: u32,
+        /// fit. Default: 32 with 16 chunks, p + 6 (at most 32) with 8; 32 when other options
+        /// are given.
+        #[arg(long)]
+        entry_bits: Option<u32>,
     },
     /// Convert a list (CSV, JSON lines or binary) to another format, reporting duplicates.
     Export {
@@ -355,21 +357,29 @@ pub fn run(cmd: ListCmd) -> Result<ExitCode> {
             dir_bits,
             entry_bits,
         } => {
+            use scanlab_hashlist::index::Layout;
             let out = out.unwrap_or_else(|| index_path(&list));
+            if let (Ok(o), Ok(l)) = (std::fs::canonicalize(&out), std::fs::canonicalize(&list))
+                && o == l
+            {
+                bail!(
+                    "--out {} is the list itself: name another file",
+                    out.display()
+                );
+            }
             let n = binary_len(&list)?.with_context(|| {
                 format!(
                     "{} is not a binary list: convert it with `scanlab list export --format bin`",
                     list.display()
                 )
             })?;
+            if n == 0 {
+                bail!(scanlab_hashlist::ListError::Empty);
+            }
+            let default = Layout::for_len(n)?;
             let layout = match (chunks, dir_bits, entry_bits) {
-                (None, None, 32) => scanlab_hashlist::index::Layout::for_len(n),
-                (c, d, e) => scanlab_hashlist::index::Layout::new(
-                    n,
-                    c.unwrap_or_else(|| scanlab_hashlist::index::Layout::for_len(n).chunks()),
-                    d,
-                    e,
-                )?,
+                (None, None, None) => default,
+                (c, d, e) => Layout::new(n, c.unwrap_or(default.chunks()), d, e.unwrap_or(32))?,
             };
             let t = std::time::Instant::now();
             let index = MihIndex::build_from_list(&list, Some(layout))?;
@@ -493,6 +503,7 @@ impl Matchable {
             let saved = a.index.clone().unwrap_or_else(|| index_path(&a.list));
             if saved.exists() {
                 match MihIndex::open(&saved, &a.list) {
+                    Ok(index) if index.is_empty() => bail!(scanlab_hashlist::ListError::Empty),
                     Ok(index) => {
                         return Ok(Matchable {
                             index,
@@ -522,6 +533,13 @@ impl Matchable {
                 index,
                 entries: None,
             });
+        }
+        if let Some(index) = &a.index {
+            bail!(
+                "--index {} is for a binary list; {} is not one (convert it with `scanlab list export --format bin`)",
+                index.display(),
+                a.list.display()
+            );
         }
         let mut list = read_list(&a.list)?;
         let before = list.entries.len();

@@ -115,6 +115,9 @@ pub enum IndexError {
     /// A saved index that is damaged, of another version, or not of this list.
     #[error("{0}\n  rebuild it with `scanlab list index`")]
     Saved(String),
+    /// The list is not a binary list, or is damaged.
+    #[error("{0}\n  an index is built from a binary list: `scanlab list export --format bin`")]
+    List(String),
     /// Reading or writing a saved index.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -196,9 +199,11 @@ impl Bytes {
     pub(crate) fn map(path: &Path) -> Result<Bytes, IndexError> {
         let file = std::fs::File::open(path)?;
         // SAFETY: the map is read-only and every read through it is bounds-checked against
-        // its length at open. A file truncated by another process while mapped is the one
-        // thing this cannot guard against (SIGBUS); scanlab never writes a list or an index
-        // in place (it writes a new file and renames it).
+        // its length at open. What this cannot guard against is another process changing the
+        // file while it is mapped: truncating it ends this process with SIGBUS, and rewriting
+        // it in place (a shell's `> list.bin`) can change directory offsets after they were
+        // checked, which then panics on a slice bound. scanlab itself never writes a list or
+        // an index in place (it writes a new file and renames it); the module docs say so.
         let map = unsafe { memmap2::Mmap::map(&file)? };
         let len = map.len();
         Ok(Bytes::Mapped {
@@ -254,7 +259,7 @@ impl Layout {
     /// fastest here); beyond 2^21, entries of the position's `p` bits and 6 more (at most 32)
     /// and directories of `2^(p-5)` buckets, so that a 10M list costs under 64 bytes a hash,
     /// the hash included.
-    pub fn for_len(n: usize) -> Layout {
+    pub fn for_len(n: usize) -> Result<Layout, IndexError> {
         let log = bits_for(n);
         // Measured (scripts/bench-index.sh, README): at 1M hashes 16 chunks answer in half
         // the time of 12 or 8; at 10M and 100M 8 chunks of 32 bits are the fastest for their
@@ -262,12 +267,11 @@ impl Layout {
         // entries hold 6 suffix bits (at most 32 bits in all) and the directories 2^(p-5)
         // buckets: at 10M, 63.7 bytes a hash in all, within the 64 that a list on a device
         // can afford; `Layout::new(n, 8, Some(20), 32)` is twice as fast there at 67.4.
-        let layout = if log <= 21 {
+        if log <= 21 {
             Layout::new(n, 16, None, 32)
         } else {
             Layout::new(n, 8, Some(log - 5), (log + 6).min(32))
-        };
-        layout.expect("the default layouts are valid")
+        }
     }
 
     /// A layout of `chunks` tables (8–32) for `n` hashes, with directories over `dir_bits` top
@@ -507,7 +511,7 @@ const SAMPLES: usize = 4096;
 impl MihIndex {
     /// Builds the index of `hashes` with the layout for their number ([`Layout::for_len`]).
     pub fn build(hashes: &[Hash256]) -> Result<Self, IndexError> {
-        Self::build_with(hashes, Layout::for_len(hashes.len()))
+        Self::build_with(hashes, Layout::for_len(hashes.len())?)
     }
 
     /// Builds the index of `hashes` with a given layout (which must be for their number).
@@ -521,7 +525,11 @@ impl MihIndex {
     pub fn build_from_list(path: &Path, layout: Option<Layout>) -> Result<Self, IndexError> {
         let hashes = list_hashes(path)?;
         let n = hashes.len() / 32;
-        Self::build_bytes(hashes, layout.unwrap_or_else(|| Layout::for_len(n)))
+        let layout = match layout {
+            Some(l) => l,
+            None => Layout::for_len(n)?,
+        };
+        Self::build_bytes(hashes, layout)
     }
 
     pub(crate) fn build_bytes(hashes: Bytes, layout: Layout) -> Result<Self, IndexError> {
@@ -710,6 +718,8 @@ impl MihIndex {
             }
         }
         out.sort_unstable();
+        // Only a damaged table names a position twice; it must not report a hit twice.
+        out.dedup();
         Ok(out)
     }
 
@@ -721,9 +731,21 @@ impl MihIndex {
     /// Writes the tables (not the hashes, which stay in the list) to `path`, through a
     /// temporary file renamed into place.
     pub fn save(&self, path: &Path) -> Result<(), IndexError> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{}.tmp", std::process::id()));
+        let tmp = std::path::PathBuf::from(name);
+        let written = self
+            .write_to(&tmp)
+            .and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    fn write_to(&self, tmp: &Path) -> Result<(), IndexError> {
         use std::io::Write;
-        let tmp = path.with_extension("mih.tmp");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(tmp)?);
         let mut header = Vec::with_capacity(HEADER);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&(self.n as u64).to_le_bytes());
@@ -746,7 +768,6 @@ impl MihIndex {
             }
         }
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)?;
         Ok(())
     }
 
@@ -754,6 +775,17 @@ impl MihIndex {
     /// index must have been saved from this list (its count, and a fingerprint of 4,096 of its
     /// hashes spread over the list, are checked).
     pub fn open(index: &Path, list: &Path) -> Result<Self, IndexError> {
+        // A list changed after its index was saved (a shell's `> list.bin` keeps the old index
+        // beside it) is refused by time, as `make` would: the fingerprint samples 4,096
+        // hashes, so an edit between samples would otherwise go unseen (and such hashes could
+        // then not be found; a wrong hit is impossible either way).
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
+        if modified(list)? > modified(index)? {
+            return Err(IndexError::Saved(format!(
+                "the list {} changed after its index was saved",
+                list.display()
+            )));
+        }
         let hashes = list_hashes(list)?;
         let file = Bytes::map(index)?;
         Self::from_saved(file, hashes)
@@ -882,7 +914,7 @@ fn fingerprint(hashes: &[u8]) -> [u8; 32] {
 /// The hashes of a binary list file, mapped: its body after the 64-byte header.
 fn list_hashes(path: &Path) -> Result<Bytes, IndexError> {
     let map = Bytes::map(path)?;
-    let body = crate::list::binary_body(&map).map_err(|e| IndexError::Saved(e.to_string()))?;
+    let body = crate::list::binary_body(&map).map_err(|e| IndexError::List(e.to_string()))?;
     Ok(map.slice(body.start, body.len()))
 }
 
@@ -975,21 +1007,21 @@ mod tests {
 
     #[test]
     fn default_layout_follows_list_size() {
-        assert_eq!(Layout::for_len(1000).chunks(), 16);
-        assert_eq!(Layout::for_len(1_000_000).chunks(), 16);
-        assert_eq!(Layout::for_len(3_000_000).chunks(), 8);
-        assert_eq!(Layout::for_len(10_000_000).chunks(), 8);
-        assert_eq!(Layout::for_len(100_000_000).chunks(), 8);
+        assert_eq!(Layout::for_len(1000).unwrap().chunks(), 16);
+        assert_eq!(Layout::for_len(1_000_000).unwrap().chunks(), 16);
+        assert_eq!(Layout::for_len(3_000_000).unwrap().chunks(), 8);
+        assert_eq!(Layout::for_len(10_000_000).unwrap().chunks(), 8);
+        assert_eq!(Layout::for_len(100_000_000).unwrap().chunks(), 8);
         // At 10M: 24-bit positions and 6 bits of suffix, 2^19-bucket directories.
-        let l = Layout::for_len(10_000_000);
+        let l = Layout::for_len(10_000_000).unwrap();
         assert_eq!((l.entry_bits(), l.dir_bits()), (30, 19));
-        let idx = MihIndex::build_with(&[Hash256::ZERO; 3], Layout::for_len(3)).unwrap();
+        let idx = MihIndex::build_with(&[Hash256::ZERO; 3], Layout::for_len(3).unwrap()).unwrap();
         assert_eq!(idx.layout().chunks(), 16);
         // Under 64 bytes a hash at 10M, hashes, entries and directories counted.
         let bytes = 32.0 + 8.0 * 30.0 / 8.0 + 8.0 * 4.0 * f64::from(1u32 << 19) / 1e7;
         assert!(bytes < 64.0, "{bytes}");
         // At 100M: 27-bit positions in 32-bit entries, 2^22-bucket directories.
-        let l = Layout::for_len(100_000_000);
+        let l = Layout::for_len(100_000_000).unwrap();
         assert_eq!((l.entry_bits(), l.dir_bits()), (32, 22));
         assert!(Layout::new(10, 7, None, 32).is_err());
         assert!(Layout::new(1 << 20, 8, None, 19).is_err());
@@ -1000,7 +1032,7 @@ mod tests {
     fn layouts(n: usize) -> Vec<Layout> {
         let p = bits_for(n);
         vec![
-            Layout::for_len(n),
+            Layout::for_len(n).unwrap(),
             Layout::new(n, 16, None, 32).unwrap(),
             Layout::new(n, 8, Some(6), p + 3).unwrap(),
             Layout::new(n, 10, None, p).unwrap(),
@@ -1090,7 +1122,7 @@ mod tests {
         let hashes = clustered(5000, 9);
         let list = write_list(&dir, &hashes);
         for layout in [
-            Layout::for_len(5000),
+            Layout::for_len(5000).unwrap(),
             Layout::new(5000, 8, None, 32).unwrap(),
         ] {
             let built = MihIndex::build_from_list(&list, Some(layout)).unwrap();
@@ -1138,30 +1170,38 @@ mod tests {
         assert!(open(&v2).unwrap_err().to_string().contains("version 2"));
         // A directory offset out of range.
         let mut bad_dir = good.clone();
-        let first_dir = HEADER + 8 * Layout::for_len(3000).chunks();
+        let first_dir = HEADER + 8 * Layout::for_len(3000).unwrap().chunks();
         bad_dir[first_dir + 4..first_dir + 8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(open(&bad_dir).is_err());
         // A position beyond the list: a typed error at query time, not a panic.
         let mut bad_pos = good.clone();
-        let entries =
-            (first_dir + 4 * ((1 << Layout::for_len(3000).dir_bits()) + 1)).next_multiple_of(8);
+        let entries = (first_dir + 4 * ((1 << Layout::for_len(3000).unwrap().dir_bits()) + 1))
+            .next_multiple_of(8);
         bad_pos[entries..entries + 8].copy_from_slice(&[0xFF; 8]);
         let idx_bad = open(&bad_pos).unwrap();
         // A query whose first chunk is 0x00FF: directory key 0 and suffix 0xFF, as the
         // damaged first entries now read (16 chunks, 8 directory bits at this size).
-        assert_eq!(Layout::for_len(3000).chunks(), 16);
+        assert_eq!(Layout::for_len(3000).unwrap().chunks(), 16);
         assert!(matches!(
             idx_bad.query(&Hash256([0x00FF << 48, 0, 0, 0]), 31),
             Err(IndexError::Saved(_))
         ));
-        // The index of another list (same size) is refused.
+        // The index of another list (same size, older than the index) is refused.
         let other = write_list(&tempdir("other"), &clustered(3000, 99));
-        assert!(
-            MihIndex::open(&idx, &other)
-                .unwrap_err()
-                .to_string()
-                .contains("another list")
-        );
+        MihIndex::build_from_list(&list, None)
+            .unwrap()
+            .save(&idx)
+            .unwrap();
+        let err = MihIndex::open(&idx, &other).unwrap_err().to_string();
+        assert!(err.contains("another list"), "{err}");
+        // A list rewritten after its index was saved is refused by time, even where the
+        // sampled fingerprint would not see the change (an unsampled hash changed).
+        let mut changed = clustered(3000, 2);
+        changed[1] = Hash256([1, 2, 3, 4]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let list = write_list(&dir, &changed);
+        let err = MihIndex::open(&idx, &list).unwrap_err().to_string();
+        assert!(err.contains("changed after its index was saved"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

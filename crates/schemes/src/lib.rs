@@ -173,7 +173,9 @@ pub fn read_list(path: &std::path::Path) -> Result<scanlab_hashlist::HashList, S
         .map_err(|e| SchemeError::Config(format!("parsing the list {}: {e}", path.display())))
 }
 
-/// Decodes an image as the hash expects it (Pillow-exact RGB, default limits).
+/// Decodes an image as the hash expects it: Pillow-exact RGB with default limits, unless the
+/// process default was switched to the fast path (`scanlab evaluate --fast-decode`, through
+/// [`scanlab_imaging::set_fast_decode_default`]).
 pub fn decode_image(bytes: &[u8]) -> Result<scanlab_imaging::RgbImage, SchemeError> {
     Ok(scanlab_imaging::decode(
         bytes,
