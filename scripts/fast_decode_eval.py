@@ -28,8 +28,17 @@ print("PDQ at the hash (the evaluation's comparison: as-sent list images and edi
 pe = next(h for h in exact["comparison"]["hashes"] if h["hash"] == "pdq")
 pf = next(h for h in fast["comparison"]["hashes"] if h["hash"] == "pdq")
 print(f"{'':34} {'exact':>22} {'fast':>22}")
-for key, name in [("recall", "recall, as sent"), ("recall_edited", "recall, edited copies")]:
-    print(f"{name:34} {pe[key]:22.4f} {pf[key]:22.4f}")
+
+
+def pooled(h, as_sent):
+    pts = [p for p in h["recall"] if (p["edit"] == "as sent") == as_sent]
+    k, n = sum(p["matched"] for p in pts), sum(p["copies"] for p in pts)
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} = {k / max(n, 1):.4f} [{lo:.3f}, {hi:.3f}]"
+
+
+for as_sent, name in [(True, "recall, as sent"), (False, "recall, edited copies (pooled)")]:
+    print(f"{name:34} {pooled(pe, as_sent):>22} {pooled(pf, as_sent):>22}")
 print(
     f"{'unrelated pairs within radius':34} {pe['pairs_within']:>12} of {pe['pairs']:<7} {pf['pairs_within']:>12} of {pf['pairs']:<7}"
 )
