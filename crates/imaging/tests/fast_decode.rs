@@ -82,7 +82,11 @@ fn reduction_keeps_both_sides_at_least_min_side() {
     let f = FastDecode { min_side: 256 };
     assert_eq!(f.reduction(4000, 3000), 8);
     assert_eq!(f.reduction(2048, 2048), 8);
-    assert_eq!(f.reduction(2041, 2041), 8, "rounded up, as the decoders round");
+    assert_eq!(
+        f.reduction(2041, 2041),
+        8,
+        "rounded up, as the decoders round"
+    );
     assert_eq!(f.reduction(2040, 2040), 4);
     assert_eq!(f.reduction(640, 480), 1);
     assert_eq!(f.reduction(1024, 512), 2);
