@@ -20,6 +20,14 @@ def wilson(k, n, z=1.96):
     return (max(0.0, c - h), min(1.0, c + h))
 
 
+# The pooled intervals below use this Wilson interval; check it first against the intervals
+# scanlab itself recorded (its tested Wilson) for every per-edit recall point of both runs.
+for run in (exact, fast):
+    for h in run["comparison"]["hashes"]:
+        for p in h["recall"]:
+            lo, hi = wilson(p["matched"], p["copies"])
+            assert abs(lo - p["ci95"][0]) < 1e-9 and abs(hi - p["ci95"][1]) < 1e-9, p
+
 print(f"scanlab {exact['version']}; seed {exact['seed']} (exact) and {fast['seed']} (fast)")
 print(f"exact: {exact['command']}")
 print(f"fast:  {fast['command']}")

@@ -300,7 +300,7 @@ fn parse_layout(n: usize, spec: &str) -> Result<scanlab_hashlist::index::Layout>
 /// hashes in memory); without, from the hashes in memory.
 fn bench_index(b: IndexBench) -> Result<ExitCode> {
     use scanlab_hashlist::index::Layout;
-    use scanlab_hashlist::{HashList, LinearIndex, MihIndex, synth};
+    use scanlab_hashlist::{LinearIndex, MihIndex, synth};
     let shape = match b.shape.as_str() {
         "uniform" => synth::Shape::Uniform,
         "clustered" => synth::Shape::Clustered,
@@ -328,10 +328,7 @@ fn bench_index(b: IndexBench) -> Result<ExitCode> {
             let path = dir.join("list.bin");
             let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
             // The binary list's header, then the hashes, without a second copy in memory.
-            let header = HashList::from_hashes(&list[..0]).to_binary([0; 32]);
-            w.write_all(&header[..24])?;
-            w.write_all(&(n as u64).to_le_bytes())?;
-            w.write_all(&header[32..64])?;
+            w.write_all(&scanlab_hashlist::list::binary_header(n as u64, [0; 32]))?;
             for h in &list {
                 w.write_all(&h.to_bytes())?;
             }

@@ -501,31 +501,33 @@ impl Matchable {
     fn open(a: &MatchArgs) -> Result<Matchable> {
         if binary_len(&a.list)?.is_some() {
             let saved = a.index.clone().unwrap_or_else(|| index_path(&a.list));
-            if saved.exists() {
+            let opened = if saved.exists() {
                 match MihIndex::open(&saved, &a.list) {
-                    Ok(index) if index.is_empty() => bail!(scanlab_hashlist::ListError::Empty),
-                    Ok(index) => {
-                        return Ok(Matchable {
-                            index,
-                            entries: None,
-                        });
-                    }
+                    Ok(index) => Some(index),
                     Err(e) if a.index.is_some() => {
                         return Err(e).with_context(|| format!("index {}", saved.display()));
                     }
-                    Err(e) => files::note!(
-                        "{}: not used, so the index is built in memory ({e})",
-                        saved.display()
-                    ),
+                    Err(e) => {
+                        files::note!(
+                            "{}: not used, so the index is built in memory ({e})",
+                            saved.display()
+                        );
+                        None
+                    }
                 }
             } else if a.index.is_some() {
                 bail!(
                     "no index at {}: build it with `scanlab list index`",
                     saved.display()
                 );
-            }
-            let index = MihIndex::build_from_list(&a.list, None)
-                .with_context(|| format!("list {}", a.list.display()))?;
+            } else {
+                None
+            };
+            let index = match opened {
+                Some(index) => index,
+                None => MihIndex::build_from_list(&a.list, None)
+                    .with_context(|| format!("list {}", a.list.display()))?,
+            };
             if index.is_empty() {
                 bail!(scanlab_hashlist::ListError::Empty);
             }

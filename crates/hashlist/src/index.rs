@@ -80,8 +80,7 @@ fn distance(a: &[u64; 4], b: &[u64; 4]) -> u32 {
 /// The hash at `i` of a buffer of 32-byte hashes, as [`Hash256::to_bytes`] lays them out.
 #[inline(always)]
 fn words(bytes: &[u8], i: usize) -> [u64; 4] {
-    let b = &bytes[32 * i..32 * i + 32];
-    std::array::from_fn(|k| u64::from_be_bytes(b[8 * k..8 * k + 8].try_into().expect("8 bytes")))
+    Hash256::from_bytes(bytes[32 * i..32 * i + 32].try_into().expect("32 bytes")).0
 }
 
 /// Bits `start .. start + width` of a hash (bit 0 the first hex digit's top bit), `width ≤ 32`.

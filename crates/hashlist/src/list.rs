@@ -224,6 +224,17 @@ pub fn signal_hex(field: &str) -> &str {
 /// 16-byte magic of the binary form; the last byte is the format version.
 pub const BINARY_MAGIC: &[u8; 16] = b"scanlab-hashes\0\x01";
 
+/// The 64-byte header of a binary list of `count` hashes committing to `root`: what a writer
+/// that streams the hashes (and so holds no [`HashList`]) puts first.
+pub fn binary_header(count: u64, root: [u8; 32]) -> [u8; 64] {
+    let mut h = [0u8; 64];
+    h[..16].copy_from_slice(BINARY_MAGIC);
+    h[16..20].copy_from_slice(&1u32.to_le_bytes()); // hash kind: PDQ
+    h[24..32].copy_from_slice(&count.to_le_bytes());
+    h[32..].copy_from_slice(&root);
+    h
+}
+
 /// Whether `b` starts as a binary list does.
 pub fn is_binary(b: &[u8]) -> bool {
     b.starts_with(BINARY_MAGIC)
@@ -539,11 +550,7 @@ impl HashList {
     /// The binary form, committing to `root` (all zeros when the list is not logged).
     pub fn to_binary(&self, root: [u8; 32]) -> Vec<u8> {
         let mut b = Vec::with_capacity(64 + 32 * self.entries.len());
-        b.extend_from_slice(BINARY_MAGIC);
-        b.extend_from_slice(&1u32.to_le_bytes()); // hash kind: PDQ
-        b.extend_from_slice(&[0u8; 4]);
-        b.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        b.extend_from_slice(&root);
+        b.extend_from_slice(&binary_header(self.entries.len() as u64, root));
         for e in &self.entries {
             b.extend_from_slice(&e.hash.to_bytes());
         }
